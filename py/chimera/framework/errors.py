@@ -1,0 +1,67 @@
+"""Error types a handler raises to answer with a specific gRPC status.
+
+Handlers raise these instead of calling ``context.abort`` so that service code
+stays free of transport details and so that every layer words its errors the
+same way. The error-mapping interceptor turns them into statuses; anything else
+a handler raises becomes INTERNAL with a request id, never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NoReturn
+
+import grpc
+
+__all__ = [
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
+    "ResourceExhausted",
+    "ServiceError",
+    "abort_with",
+]
+
+
+class ServiceError(Exception):
+    """Base class: an expected failure with a status code and a client-safe message."""
+
+    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(ServiceError):
+    """The request breaks a rule; ``field`` is its path (``task.priority``, ``kpis[2].latency_ms``)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"field '{field}' {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class FailedPrecondition(ServiceError):
+    """The system is not in a state that allows the operation (e.g. plan not validated)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NotFound(ServiceError):
+    """The named entity does not exist."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class ResourceExhausted(ServiceError):
+    """A bounded resource (queue, pool, budget) is full."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def abort_with(context: grpc.ServicerContext, error: ServiceError) -> NoReturn:
+    """Ends the RPC with the error's code and message (``context.abort`` raises)."""
+    context.abort(error.code, error.message)
+    raise AssertionError("grpc.ServicerContext.abort returned")  # pragma: no cover

@@ -1,0 +1,19 @@
+"""requirement(): the label of a locked third-party distribution."""
+
+_PIP_REPOSITORY = "pypi"
+
+def requirement(name):
+    """Returns the @pypi target of a distribution, by any spelling of its name (PEP 503).
+
+    Args:
+      name: project name as on PyPI, e.g. "grpcio-tools" or "PyYAML".
+
+    Returns:
+      a label string such as "@pypi//:grpcio-tools".
+    """
+    normalized = name.lower().replace("_", "-").replace(".", "-")
+    for _ in range(len(normalized)):
+        if "--" not in normalized:
+            break
+        normalized = normalized.replace("--", "-")
+    return "@%s//:%s" % (_PIP_REPOSITORY, normalized)

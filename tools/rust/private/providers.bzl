@@ -1,0 +1,32 @@
+"""Providers shared by Chimera's Rust rules."""
+
+CrateInfo = provider(
+    doc = "A Rust crate: enough to compile it again (as a test, a linted crate, or for another target).",
+    fields = {
+        "deps": "DepInfo: the crates this crate's sources depend on.",
+        "edition": "string: Rust edition, e.g. \"2021\".",
+        "name": "string: crate name as used in `extern crate` / `use`.",
+        "output": "File: the compiled artifact (.rlib, executable, .so or .wasm).",
+        "root": "File: the crate root (lib.rs / main.rs).",
+        "rustc_flags": "list of strings: extra rustc flags the crate was declared with.",
+        "srcs": "depset of Files: every source file of the crate.",
+        "type": "string: rustc --crate-type (rlib, bin, cdylib, ...).",
+    },
+)
+
+DepInfo = provider(
+    doc = "What compiling against a set of crates needs: `--extern` for direct deps, `-L` for all.",
+    fields = {
+        "direct_crates": "list of structs(name, rlib): crates passed with --extern.",
+        "transitive_rlibs": "depset of Files: every rlib reachable, needed as inputs and search paths.",
+    },
+)
+
+WasmModuleInfo = provider(
+    doc = "A WebAssembly module built from a Rust crate.",
+    fields = {
+        "crate_name": "string: the crate the module was built from.",
+        "target_triple": "string: wasm32-unknown-unknown or wasm32-wasi.",
+        "wasm": "File: the .wasm module.",
+    },
+)

@@ -1,0 +1,76 @@
+"""Locates Debian's rustc by absolute path, checks its version, and registers it.
+
+Whatever rustc comes first on PATH (rustup's, here) is never used: the
+toolchain lives at fixed Debian paths and must report the pinned version.
+"""
+
+_DEBIAN_PACKAGES = "rustc libstd-rust-dev-wasm32 rust-clippy rustfmt"
+
+_TOOLS = {
+    "clippy_driver": "/usr/bin/clippy-driver",
+    "rustc": "/usr/bin/rustc",
+    "rustfmt": "/usr/bin/rustfmt",
+}
+
+_WASM_TRIPLES = ["wasm32-unknown-unknown", "wasm32-wasi"]
+
+def _fail_setup(message):
+    fail("\n\nRust toolchain set-up: %s\nFix: run tools/bootstrap.sh (installs Debian packages: %s).\n" % (message, _DEBIAN_PACKAGES))
+
+def _version_of(rctx, tool):
+    result = rctx.execute([tool, "--version"])
+    if result.return_code != 0:
+        _fail_setup("`%s --version` failed: %s" % (tool, result.stderr.strip()))
+    return result.stdout.strip()
+
+def _rust_toolchain_repository_impl(rctx):
+    version = rctx.attr.version
+    for name, path in _TOOLS.items():
+        if not rctx.path(path).exists:
+            _fail_setup("%s not found at %s" % (name, path))
+    rustc_version = _version_of(rctx, _TOOLS["rustc"])
+    if not rustc_version.startswith("rustc %s" % version):
+        _fail_setup("%s reports `%s`, but Chimera pins rustc %s" % (_TOOLS["rustc"], rustc_version, version))
+
+    sysroot = rctx.execute([_TOOLS["rustc"], "--print", "sysroot"]).stdout.strip()
+    for triple in _WASM_TRIPLES:
+        if not rctx.path("%s/lib/rustlib/%s/lib" % (sysroot, triple)).exists:
+            _fail_setup("the %s standard library is missing from %s" % (triple, sysroot))
+
+    linker = rctx.which("cc")
+    if linker == None:
+        _fail_setup("no C compiler `cc` to link native Rust binaries (Debian package gcc)")
+
+    for name, path in _TOOLS.items():
+        rctx.symlink(path, "bin/" + name)
+
+    rctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % rctx.name)
+    rctx.template(
+        "BUILD",
+        rctx.attr._build_template,
+        substitutions = {
+            "{linker}": str(linker.realpath),
+            "{version}": version,
+        },
+        executable = False,
+    )
+
+rust_toolchain_repository = repository_rule(
+    implementation = _rust_toolchain_repository_impl,
+    doc = "Wraps Debian's rustc, clippy-driver and rustfmt after checking the pinned version and the wasm32 std.",
+    attrs = {
+        "version": attr.string(mandatory = True, doc = "Exact rustc version, e.g. 1.63.0."),
+        "_build_template": attr.label(default = "//tools/rust/private:toolchain.BUILD.tpl"),
+    },
+    # Re-checked when the machine's toolchain may have changed.
+    environ = ["PATH"],
+)
+
+def rust_register_toolchains(version):
+    """Creates @rust_toolchain and registers it.
+
+    Args:
+      version: the exact rustc version Chimera is pinned to.
+    """
+    rust_toolchain_repository(name = "rust_toolchain", version = version)
+    native.register_toolchains("@rust_toolchain//:toolchain")

@@ -1,0 +1,119 @@
+"""The one place that turns a crate description into a rustc command line."""
+
+load(":providers.bzl", "CrateInfo", "DepInfo")
+
+TOOLCHAIN_TYPE = "//tools/rust:toolchain_type"
+
+# WASM modules ship to a sandbox where size and speed matter more than build time.
+_WASM_RELEASE_FLAGS = [
+    "-Copt-level=3",
+    "-Ccodegen-units=1",
+    "-Cpanic=abort",
+]
+
+_WASM_LINK_FLAGS = [
+    "-Clto=fat",
+    "-Cstrip=symbols",
+]
+
+_MODE_FLAGS = {
+    "dbg": ["-Copt-level=0", "-Cdebuginfo=2"],
+    "fastbuild": ["-Copt-level=0", "-Cdebuginfo=0"],
+    "opt": ["-Copt-level=3", "-Cdebuginfo=0"],
+}
+
+# Link and lint actions get this fixed PATH (never the client's) so `cc` can find `ld`.
+ACTION_ENV = {"PATH": "/usr/bin:/bin"}
+
+def is_wasm(target_triple):
+    return target_triple.startswith("wasm32")
+
+def merge_deps(dep_targets):
+    """Builds the DepInfo a crate with these direct dependencies compiles against.
+
+    Args:
+      dep_targets: targets providing CrateInfo and DepInfo.
+
+    Returns:
+      DepInfo
+    """
+    return DepInfo(
+        direct_crates = [struct(name = d[CrateInfo].name, rlib = d[CrateInfo].output) for d in dep_targets],
+        transitive_rlibs = depset(
+            direct = [d[CrateInfo].output for d in dep_targets],
+            transitive = [d[DepInfo].transitive_rlibs for d in dep_targets],
+        ),
+    )
+
+def crate_name_from_label(name):
+    return name.replace("-", "_")
+
+def find_crate_root(srcs, crate_root, crate_type):
+    """Picks the crate root the way rules_rust does: explicit, then lib.rs/main.rs, then a lone source."""
+    if crate_root:
+        return crate_root
+    wanted = "main.rs" if crate_type == "bin" else "lib.rs"
+    candidates = [f for f in srcs if f.basename == wanted]
+    if candidates:
+        return sorted(candidates, key = _path_length)[0]
+    if len(srcs) == 1:
+        return srcs[0]
+    fail("cannot pick a crate root among %d sources: set crate_root (or add %s)" % (len(srcs), wanted))
+
+def _path_length(file):
+    return len(file.path)
+
+def rustc_args(ctx, toolchain, crate_name, crate_type, root, deps, edition, target_triple, rustc_flags, is_test = False):
+    """Command-line arguments common to compiling and linting one crate.
+
+    Returns:
+      an Args object (without -o / --emit, which the caller adds).
+    """
+    args = ctx.actions.args()
+    args.add(root)
+    args.add("--crate-name", crate_name)
+    args.add("--crate-type", crate_type)
+    args.add("--edition", edition)
+    if is_test:
+        args.add("--test")
+
+    # Distinct symbol names for same-named crates from different packages.
+    args.add("-Cmetadata=%d" % hash(str(ctx.label)))
+    if target_triple:
+        args.add("--target", target_triple)
+    if is_wasm(target_triple):
+        args.add_all(_WASM_RELEASE_FLAGS)
+        if crate_type in ("cdylib", "bin"):
+            args.add_all(_WASM_LINK_FLAGS)
+    else:
+        args.add_all(_MODE_FLAGS[ctx.var["COMPILATION_MODE"]])
+        args.add("-Clinker=" + toolchain.linker)
+    args.add_all(
+        deps.transitive_rlibs,
+        map_each = _search_path,
+        uniquify = True,
+        format_each = "-Ldependency=%s",
+    )
+    args.add_all(["--extern=%s=%s" % (c.name, c.rlib.path) for c in deps.direct_crates])
+    args.add_all(rustc_flags)
+    return args
+
+def _search_path(rlib):
+    return rlib.dirname
+
+def compile_crate(ctx, crate_name, crate_type, root, srcs, deps, edition, target_triple, rustc_flags, output, is_test = False):
+    """Registers the rustc action that produces `output`."""
+    toolchain = ctx.toolchains[TOOLCHAIN_TYPE]
+    args = rustc_args(ctx, toolchain, crate_name, crate_type, root, deps, edition, target_triple, rustc_flags, is_test)
+    args.add("--emit=link")
+    args.add("-o", output)
+    ctx.actions.run(
+        executable = ctx.executable._process_wrapper,
+        arguments = [toolchain.rustc.path, args],
+        inputs = depset([root], transitive = [srcs, deps.transitive_rlibs]),
+        tools = [toolchain.rustc],
+        outputs = [output],
+        env = dict(ACTION_ENV, RUSTC_VERSION = toolchain.version),
+        mnemonic = "Rustc",
+        progress_message = "Compiling Rust %s %s (%s)" % (crate_type, ctx.label, target_triple or "host"),
+    )

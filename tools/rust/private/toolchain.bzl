@@ -1,0 +1,28 @@
+"""Rust toolchain rule: the compiler, linters and linker one build uses."""
+
+def _rust_toolchain_impl(ctx):
+    return [platform_common.ToolchainInfo(
+        clippy_driver = ctx.file.clippy_driver,
+        linker = ctx.attr.linker,
+        rustc = ctx.file.rustc,
+        rustfmt = ctx.file.rustfmt,
+        version = ctx.attr.version,
+    )]
+
+rust_toolchain = rule(
+    implementation = _rust_toolchain_impl,
+    doc = """Declares a Rust toolchain.
+
+Provides `platform_common.ToolchainInfo` with fields:
+  rustc, clippy_driver, rustfmt: File, the tools (inputs of every action that runs them);
+  linker: string, absolute path of the C compiler driver used to link native outputs;
+  version: string, the rustc version (part of every compile action's key).
+""",
+    attrs = {
+        "clippy_driver": attr.label(allow_single_file = True, mandatory = True),
+        "linker": attr.string(mandatory = True),
+        "rustc": attr.label(allow_single_file = True, mandatory = True),
+        "rustfmt": attr.label(allow_single_file = True, mandatory = True),
+        "version": attr.string(mandatory = True),
+    },
+)
