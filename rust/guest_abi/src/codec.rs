@@ -29,7 +29,7 @@ pub const MAX_ENTRIES: usize = 4096;
 pub const MAX_NAME_LEN: usize = 255;
 
 /// Why bytes could not be decoded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     /// An `f64` array whose length is not a multiple of 8.
     NotF64Aligned(usize),
@@ -69,7 +69,7 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Why a [`GuestOutput`] cannot be encoded (the same rules decoding enforces).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodeError(pub String);
 
 impl fmt::Display for EncodeError {
@@ -126,7 +126,10 @@ impl GuestOutput {
 
     /// The value of a metric by name.
     pub fn get(&self, name: &str) -> Option<f64> {
-        self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+        self.metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
     }
 
     /// Encodes the record, enforcing the format's rules.
@@ -286,7 +289,10 @@ mod tests {
         assert_eq!(out.get("missing"), None);
         let empty = GuestOutput::default();
         assert_eq!(empty.encode().unwrap().len(), 12);
-        assert_eq!(GuestOutput::decode(&empty.encode().unwrap()).unwrap(), empty);
+        assert_eq!(
+            GuestOutput::decode(&empty.encode().unwrap()).unwrap(),
+            empty
+        );
     }
 
     #[test]
@@ -331,7 +337,7 @@ mod tests {
             GuestOutput::decode(&nan),
             Err(DecodeError::NonFinite(_))
         ));
-        let mut huge = good.clone();
+        let mut huge = good;
         huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(
             GuestOutput::decode(&huge),

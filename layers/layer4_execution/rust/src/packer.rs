@@ -484,7 +484,12 @@ mod tests {
         cheap[7] = 0.0;
         let lo = place(&inst, &genome(cheap));
         let hi = place(&inst, &genome(GOOD_GENOME));
-        assert!(hi.evaluations > 5 * lo.evaluations, "{} vs {}", hi.evaluations, lo.evaluations);
+        assert!(
+            hi.evaluations > 5 * lo.evaluations,
+            "{} vs {}",
+            hi.evaluations,
+            lo.evaluations
+        );
         assert!(hi.report(&inst).quality >= lo.report(&inst).quality);
     }
 
@@ -508,8 +513,9 @@ mod tests {
 
     #[test]
     fn small_instance_by_hand() {
-        // Two machines of 10; jobs 6,4 (long) and 5,5 (short): the best plan pairs
-        // 6+4 and 5+5; one long and one short machine.
+        // Two machines of 10; jobs 6,4 (long) and 5,5 (short): the only plan
+        // keeping every job pairs 6+4 and 5+5 -- one long and one short machine.
+        // Tight fit + duration-aware weights find it (traced by hand: 5, 5, 6, 4).
         let inst = Instance {
             capacity: 10.0,
             max_machines: 2,
@@ -536,8 +542,10 @@ mod tests {
                 },
             ],
         };
-        let pl = place(&inst, &genome(GOOD_GENOME));
+        let pl = place(&inst, &genome([2.0, 3.0, 0.0, 0.0, 1.0, -1.0, 1.0, 1.0]));
         pl.check(&inst).unwrap();
+        assert_eq!(pl.machines[0].jobs, vec![1, 3]);
+        assert_eq!(pl.machines[1].jobs, vec![0, 2]);
         let r = pl.report(&inst);
         assert_eq!(r.machines_used, 2.0);
         assert_eq!(r.rejected_jobs, 0.0);

@@ -1,0 +1,5 @@
+import sys
+
+from chimera.cli.main import main
+
+sys.exit(main())
