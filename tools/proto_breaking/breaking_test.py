@@ -54,9 +54,9 @@ def _run(
     tmp_path: Path, current: descriptor_pb2.FileDescriptorSet, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, list[str]]:
     """Runs main() on the baseline and `current`; returns the exit status and stdout lines."""
-    rc = breaking.main(
-        ["--baseline", _write(tmp_path, "old.pb", _baseline()), "--current", _write(tmp_path, "new.pb", current)]
-    )
+    old = _write(tmp_path, "old.pb", _baseline())
+    new = _write(tmp_path, "new.pb", current)
+    rc = breaking.main(["--baseline", old, "--current", new])
     return rc, capsys.readouterr().out.splitlines()
 
 
@@ -144,7 +144,9 @@ def test_streaming_change_fails(tmp_path: Path, capsys: pytest.CaptureFixture[st
     cur.file[0].service[0].method[1].server_streaming = False
     rc, out = _run(tmp_path, cur, capsys)
     assert rc == 1
-    assert out == [f"{FILE}: service demo.v1.JobService: rpc Watch server streaming changed from true to false"]
+    assert out == [
+        f"{FILE}: service demo.v1.JobService: rpc Watch server streaming changed from true to false"
+    ]
 
 
 def test_enum_value_changes_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
