@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 
 from chimera.framework import (
+    ChimeraServer,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -19,6 +20,9 @@ from chimera.framework import (
 from chimera.testing.v1 import echo_pb2, echo_pb2_grpc
 
 SERVICE = echo_pb2.DESCRIPTOR.services_by_name["EchoService"].full_name
+
+# The ``start_server`` fixture's type: keyword ServerConfig overrides -> a started server.
+StartServer = Callable[..., ChimeraServer]
 
 
 class EchoServicer(echo_pb2_grpc.EchoServiceServicer):

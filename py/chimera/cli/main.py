@@ -89,11 +89,18 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         return _fail(EXIT_RPC, f"rpc failed: {_rpc_error_text(exc)}")
     except KeyboardInterrupt:
         return _fail(130, "interrupted")
+    except Exception as exc:  # noqa: BLE001 - a CLI reports, it never dumps a traceback
+        return _fail(EXIT_RPC, f"error: {type(exc).__name__}: {exc}")
 
 
 def _health(channel: grpc.Channel, service: str, out: TextIO) -> int:
     stub = health_pb2_grpc.HealthStub(channel)
-    reply = stub.Check(health_pb2.HealthCheckRequest(service=service))
+    try:
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=service))
+    except grpc.RpcError as exc:
+        if not (isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.NOT_FOUND):
+            raise
+        reply = health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVICE_UNKNOWN)
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     print(json.dumps({"service": service, "status": status}), file=out)
     return EXIT_OK if reply.status == health_pb2.HealthCheckResponse.SERVING else EXIT_RPC

@@ -1,22 +1,30 @@
 """The shared gRPC service framework every Chimera layer builds its service on.
 
-A layer service::
+A layer service (validation from the contract's ``(chimera.v1.rules)``,
+deadlines, error mapping, JSON access log, metrics, health and reflection all
+come with ``ChimeraServer``)::
 
-    from chimera.framework import ChimeraServer, ServerConfig, ServiceRegistration, serve
-    from chimera.framework.errors import NotFound
+    from chimera.framework import MetricsRegistry, ServerConfig, ServiceRegistration, serve
 
     registry = MetricsRegistry()
     tasks = registry.counter("layer4_tasks_total", "Tasks by final status.", ("status",))
     serve(
         ServerConfig.from_env("LAYER4_", base=ServerConfig(port=50054)),
-        ServiceRegistration(add_ExecutionServiceServicer_to_server, servicer, "chimera.v1.ExecutionService"),
+        ServiceRegistration(
+            execution_pb2_grpc.add_ExecutionServiceServicer_to_server,
+            ExecutionServicer(tasks),
+            "chimera.v1.ExecutionService",
+        ),
         metrics=registry,
     )
 
-and a caller::
+Handlers raise ``NotFound(...)``, ``FailedPrecondition(...)``, ``InvalidArgument(field, rule)``
+or ``ResourceExhausted(...)``; anything else becomes INTERNAL with a request id.
+
+A caller::
 
     with ChimeraClient(ClientConfig(idempotent_methods=("chimera.v1.ExecutionService/GetTask",))) as client:
-        stub = client.stub(ExecutionServiceStub, "127.0.0.1:50054")
+        stub = client.stub(execution_pb2_grpc.ExecutionServiceStub, "127.0.0.1:50054")
 """
 
 from chimera.framework.breaker import (

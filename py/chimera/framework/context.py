@@ -96,6 +96,11 @@ class CallContext:
         self._inner.abort(status.code, status.details)
 
 
+# Handlers receive a CallContext where grpc would pass a ServicerContext; it
+# delegates everything it does not override, so it is one by interface.
+grpc.ServicerContext.register(CallContext)
+
+
 def _request_id_from(metadata: Metadata | None) -> str:
     """The caller's ``x-request-id`` if it is printable and short, else a fresh one."""
     for key, value in metadata or ():

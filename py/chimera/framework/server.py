@@ -5,6 +5,12 @@ contract validation, deadlines, error mapping, a JSON access log, Prometheus
 metrics, the standard health service (per-service status) and server
 reflection. Shutdown is graceful: health turns NOT_SERVING, new RPCs are
 refused, in-flight RPCs get ``grace_seconds`` to finish, then metrics stop.
+
+Requests larger than ``max_message_bytes`` are refused by gRPC's transport
+with RESOURCE_EXHAUSTED ("Received message larger than max (N vs. M)") before
+any handler or interceptor runs: that is the standard code for the case, and
+the message is never read into memory. Oversized *fields* within the limit are
+INVALID_ARGUMENT through their ``max_len`` rules.
 """
 
 from __future__ import annotations
@@ -238,11 +244,22 @@ def serve(
     *services: Registration,
     metrics: MetricsRegistry | None = None,
     logger: logging.Logger | None = None,
+    ready: Callable[[ChimeraServer], None] | None = None,
 ) -> None:
-    """Runs a server until SIGTERM/SIGINT, then drains and returns (call from the main thread)."""
+    """Runs a server until SIGTERM/SIGINT, then drains and returns (call from the main thread).
+
+    ``ready`` is called once the server is serving, e.g. to publish the port
+    picked for ``port=0``. As a process entry point this also sends INFO logs
+    (the JSON access log) to stderr when the application has not configured
+    logging itself.
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     server = ChimeraServer(config, services, metrics=metrics, logger=logger)
     server.start()
     server.install_signal_handlers()
+    if ready is not None:
+        ready(server)
     server.wait()
 
 

@@ -213,10 +213,17 @@ def _check_length(
     if rules.required and length == 0:
         return Violation(path, "is required")
     if rules.HasField("min_len") and length < rules.min_len:
-        return Violation(path, f"must have at least {rules.min_len} {unit} (got {length})")
+        return Violation(path, f"must have at least {_count(rules.min_len, unit)} (got {length})")
     if rules.HasField("max_len") and length > rules.max_len:
-        return Violation(path, f"must have at most {rules.max_len} {unit} (got {length})")
+        return Violation(path, f"must have at most {_count(rules.max_len, unit)} (got {length})")
     return None
+
+
+_SINGULAR = {"characters": "character", "bytes": "byte", "elements": "element", "entries": "entry"}
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {_SINGULAR[unit] if n == 1 else unit}"
 
 
 def _check_number(rules: validate_pb2.FieldRules, path: str, value: float) -> Violation | None:
