@@ -10,10 +10,6 @@ use crate::codec::{decode_f64s, GuestOutput};
 use crate::Status;
 use std::cell::RefCell;
 
-/// Largest buffer `chimera_alloc` hands out (the store's memory limit is the
-/// real bound; this only keeps the `i32` arithmetic honest).
-pub const MAX_BUFFER_LEN: usize = i32::MAX as usize;
-
 /// A kernel failure: the status to return and a message for the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelError {

@@ -4,6 +4,8 @@ load(":requirement.bzl", "requirement")
 
 _RUNNER = "//tools/python/private:pytest_main.py"
 
+_PYTEST = requirement("pytest")
+
 def py_pytest_test(name, srcs, deps = [], args = [], **kwargs):
     """Runs pytest over `srcs` under `bazel test`, with JUnit XML for Bazel's test report.
 
@@ -19,7 +21,7 @@ def py_pytest_test(name, srcs, deps = [], args = [], **kwargs):
         srcs = srcs + [_RUNNER],
         main = _RUNNER,
         args = ["$(rootpath %s)" % src for src in srcs] + args,
-        deps = deps + [requirement("pytest")],
+        deps = deps + [_PYTEST] if _PYTEST not in deps else deps,
         python_version = "PY3",
         srcs_version = "PY3",
         **kwargs

@@ -63,5 +63,5 @@ def install(store: wasmtime.Store, should_stop: Callable[[], str | None]) -> Any
         return 0
 
     callback = _CALLBACK(on_deadline)
-    _install(store.ptr(), callback, None, ctypes.cast(None, _FINALIZER))
+    _install(store.ptr(), callback, None, _FINALIZER())  # NULL finalizer
     return callback
