@@ -50,6 +50,7 @@ def _rust_toolchain_repository_impl(rctx):
         rctx.attr._build_template,
         substitutions = {
             "{linker}": str(linker.realpath),
+            "{sysroot}": sysroot,
             "{version}": version,
         },
         executable = False,

@@ -74,6 +74,7 @@ def rustc_args(ctx, toolchain, crate_name, crate_type, root, deps, edition, targ
     args.add("--crate-name", crate_name)
     args.add("--crate-type", crate_type)
     args.add("--edition", edition)
+    args.add("--sysroot", toolchain.sysroot)
     if is_test:
         args.add("--test")
 

@@ -9,6 +9,7 @@ rust_toolchain(
     linker = "{linker}",
     rustc = "bin/rustc",
     rustfmt = "bin/rustfmt",
+    sysroot = "{sysroot}",
     version = "{version}",
 )
 

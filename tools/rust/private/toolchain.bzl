@@ -6,6 +6,7 @@ def _rust_toolchain_impl(ctx):
         linker = ctx.attr.linker,
         rustc = ctx.file.rustc,
         rustfmt = ctx.file.rustfmt,
+        sysroot = ctx.attr.sysroot,
         version = ctx.attr.version,
     )]
 
@@ -16,6 +17,8 @@ rust_toolchain = rule(
 Provides `platform_common.ToolchainInfo` with fields:
   rustc, clippy_driver, rustfmt: File, the tools (inputs of every action that runs them);
   linker: string, absolute path of the C compiler driver used to link native outputs;
+  sysroot: string, the standard libraries' root, passed explicitly so clippy-driver
+    never falls back to another toolchain's std;
   version: string, the rustc version (part of every compile action's key).
 """,
     attrs = {
@@ -23,6 +26,7 @@ Provides `platform_common.ToolchainInfo` with fields:
         "linker": attr.string(mandatory = True),
         "rustc": attr.label(allow_single_file = True, mandatory = True),
         "rustfmt": attr.label(allow_single_file = True, mandatory = True),
+        "sysroot": attr.string(mandatory = True),
         "version": attr.string(mandatory = True),
     },
 )
