@@ -3,6 +3,8 @@
 # Idempotent: packages already present at the pinned version are left alone.
 # Exit status 2 with one message naming the problem and the fix when set-up
 # cannot be completed.
+#
+# Usage: tools/bootstrap.sh [--check]   (--check: report, never install)
 set -euo pipefail
 
 # Debian package -> required version prefix ("" = any version).
@@ -41,7 +43,7 @@ missing_packages() {
 
 install_packages() {
   local missing=("$@")
-  if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+  if [[ "$CHECK_ONLY" == 1 ]] || [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
     die "missing Debian packages: ${missing[*]}" "sudo apt-get install ${missing[*]}"
   fi
   echo "bootstrap: installing ${missing[*]}"
@@ -70,6 +72,12 @@ check_python() {
 }
 
 main() {
+  CHECK_ONLY=0
+  case "${1:-}" in
+    "") ;;
+    --check) CHECK_ONLY=1 ;;
+    *) die "unknown argument: $1" "usage: tools/bootstrap.sh [--check]" ;;
+  esac
   local missing
   mapfile -t missing < <(missing_packages)
   if ((${#missing[@]})); then

@@ -1,0 +1,221 @@
+"""The dashboard: PNG plots (matplotlib, Agg backend) and a static index.html that opens
+from disk with no server."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+from tools.metrics.report.layers import group_order  # noqa: E402
+
+_BUILD = "#4C72B0"
+_TEST = "#DD8452"
+_CACHED = "#55A868"
+_OTHER = "#8C8C8C"
+_DPI = 100
+
+
+def _save(fig: Any, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI, metadata={"Software": None})
+    plt.close(fig)
+    return path.name
+
+
+def _groups(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    groups = list(report["layers"].items()) + list(report.get("other_groups", {}).items())
+    return sorted(groups, key=lambda kv: group_order(kv[0]))
+
+
+def plot_layer_times(report: dict[str, Any], path: Path) -> str:
+    groups = _groups(report)
+    names = [n for n, _ in groups]
+    build = [g["build_time_seconds"] for _, g in groups]
+    test = [g["test_time_seconds"] for _, g in groups]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], build, width=0.4, label="build (executed actions)", color=_BUILD)
+    ax.bar([x + 0.2 for x in xs], test, width=0.4, label="test", color=_TEST)
+    for x, (_, g) in zip(xs, groups):
+        if g["status"] in ("missing", "failed", "cached"):
+            ax.annotate(g["status"], (x, 0), xytext=(0, 3), textcoords="offset points",
+                        ha="center", fontsize=8, rotation=90, va="bottom",
+                        color="#C44E52" if g["status"] == "failed" else "#555555")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(names, rotation=30, ha="right")
+    ax.set_ylabel("seconds")
+    ax.set_title(f"Build and test time per layer — {report['project_status']}")
+    ax.legend()
+    return _save(fig, path)
+
+
+def _top(report: dict[str, Any], key: Any, n: int) -> list[tuple[str, dict[str, Any]]]:
+    rows = [(label, t) for label, t in report["targets"].items() if key(t) > 0]
+    rows.sort(key=lambda kv: key(kv[1]), reverse=True)
+    return rows[:n]
+
+
+def plot_top_time(report: dict[str, Any], path: Path, n: int = 15) -> str:
+    def total(t: dict[str, Any]) -> float:
+        return t["build_time_seconds"] + t.get("test_time_seconds", 0.0)
+
+    rows = _top(report, total, n)[::-1]
+    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.35 * len(rows) + 1.2)))
+    labels = [label for label, _ in rows]
+    build = [t["build_time_seconds"] for _, t in rows]
+    test = [t.get("test_time_seconds", 0.0) for _, t in rows]
+    ax.barh(labels, build, color=_BUILD, label="build")
+    ax.barh(labels, test, left=build, color=_TEST, label="test")
+    ax.set_xlabel("seconds")
+    ax.set_title(f"Top {len(rows)} targets by build + test time")
+    ax.tick_params(axis="y", labelsize=8)
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_top_size(report: dict[str, Any], path: Path, n: int = 15) -> str:
+    rows = _top(report, lambda t: t["output_bytes"], n)[::-1]
+    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.35 * len(rows) + 1.2)))
+    labels = [label for label, _ in rows]
+    sizes = [t["output_bytes"] / 1024 for _, t in rows]
+    colors = [_BUILD if t["deliverable"] else _OTHER for _, t in rows]
+    ax.barh(labels, sizes, color=colors)
+    ax.set_xlabel("KiB of default outputs (blue: deliverable, counted in binary_size_mb)")
+    ax.set_title(f"Top {len(rows)} targets by output size")
+    ax.tick_params(axis="y", labelsize=8)
+    return _save(fig, path)
+
+
+def plot_cache(report: dict[str, Any], path: Path) -> str:
+    cache = report["cache"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    executed = cache["actions_executed"]
+    hits = cache["actions_remote_cache_hit"]
+    skipped = cache["actions_skipped"]
+    left.bar(["executed", "remote cache hit", "local action cache /\nnot needed"],
+             [executed, hits, skipped], color=[_BUILD, _CACHED, _OTHER])
+    rate = cache.get("hit_rate")
+    left.set_title("Actions" + (f" — remote hit rate {rate:.1%}" if rate is not None else ""))
+    left.set_ylabel("actions")
+    tests = cache["tests"]
+    cached = cache["tests_cached_locally"] + cache["tests_cached_remotely"]
+    right.bar(["run", "cached locally", "cached remotely"],
+              [tests - cached, cache["tests_cached_locally"], cache["tests_cached_remotely"]],
+              color=[_TEST, _OTHER, _CACHED])
+    trate = cache.get("test_cache_hit_rate")
+    right.set_title("Tests" + (f" — cached {trate:.1%}" if trate is not None else ""))
+    return _save(fig, path)
+
+
+def _short(description: str, width: int = 70) -> str:
+    if description.startswith("action '") and description.endswith("'"):
+        description = description[len("action '"):-1]
+    return description if len(description) <= width else description[: width - 1] + "…"
+
+
+def plot_critical_path(report: dict[str, Any], path: Path) -> str:
+    steps = report["critical_path"]["components"]
+    fig, ax = plt.subplots(figsize=(10, max(2.5, 0.35 * len(steps) + 1.2)))
+    labels = [_short(s["description"]) for s in steps]
+    ax.barh(range(len(steps)), [s["seconds"] for s in steps], color=_BUILD)
+    ax.set_yticks(range(len(steps)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds")
+    ax.set_title(f"Critical path: {report['critical_path']['seconds']:.2f} s in {len(steps)} steps (first at the top)")
+    return _save(fig, path)
+
+
+def plot_trends(history: list[dict[str, Any]], path: Path) -> str:
+    xs = list(range(1, len(history) + 1))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    for key, color, name in (
+        ("wall_time_seconds", _OTHER, "wall"),
+        ("build_time_seconds", _BUILD, "build (sum of actions)"),
+        ("test_time_seconds", _TEST, "test"),
+        ("critical_path_seconds", "#8172B3", "critical path"),
+    ):
+        top.plot(xs, [h.get("total_times", {}).get(key, 0) or 0 for h in history], marker="o", color=color, label=name)
+    top.set_ylabel("seconds")
+    top.legend(fontsize=8)
+    top.set_title(f"Trends over {len(history)} reports")
+    rates = [h.get("cache_hit_rate") for h in history]
+    bottom.plot(xs, [r * 100 if r is not None else float("nan") for r in rates], marker="o", color=_CACHED, label="remote cache hit rate")
+    effs = [h.get("parallel_build_efficiency") for h in history]
+    bottom.plot(xs, [e * 100 if e is not None else float("nan") for e in effs], marker="s", color=_BUILD, label="parallel build efficiency")
+    bottom.set_ylabel("%")
+    bottom.set_xlabel("report # (see history.jsonl)")
+    bottom.legend(fontsize=8)
+    bottom.set_xticks(xs)
+    return _save(fig, path)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_CSS = """body{font-family:sans-serif;margin:2em;max-width:1100px}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+td:first-child,th:first-child{text-align:left}.failed{color:#C44E52}img{max-width:100%;border:1px solid #eee}"""
+
+
+def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_n: int = 15) -> list[Path]:
+    """Writes the PNGs and index.html into `out`; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    images = [
+        ("Build and test time per layer", plot_layer_times(report, out / "layer_times.png")),
+        ("Top targets by time", plot_top_time(report, out / "top_targets_time.png", top_n)),
+        ("Top targets by size", plot_top_size(report, out / "top_targets_size.png", top_n)),
+        ("Cache", plot_cache(report, out / "cache.png")),
+        ("Critical path", plot_critical_path(report, out / "critical_path.png")),
+    ]
+    if history:
+        images.append(("Trends", plot_trends(history, out / "trends.png")))
+
+    layer_rows = [
+        [name, g["status"], g["build_time_seconds"], g["test_time_seconds"], g["binary_size_mb"],
+         g["targets"], f"{g.get('tests_passed', 0)}/{g['tests']}"]
+        for name, g in _groups(report)
+    ]
+    totals = report["total_times"]
+    system = report["system_metrics"]
+    cache = report["cache"]
+    summary = [
+        ["project status", report["project_status"]],
+        ["wall time (s)", totals["wall_time_seconds"]],
+        ["build time, executed actions (s)", totals["build_time_seconds"]],
+        ["test time (s)", totals["test_time_seconds"]],
+        ["critical path (s)", totals["critical_path_seconds"]],
+        ["parallel build efficiency", system["parallel_build_efficiency"]],
+        ["jobs", f"{system['jobs']} ({system['jobs_source']})"],
+        ["remote cache hit rate", cache.get("hit_rate")],
+        ["machine", f"{system.get('nproc', '?')} x {system.get('cpu_model', '?')}"],
+    ]
+    figures = "".join(
+        f"<h2>{html.escape(title)}</h2><img src=\"{html.escape(name)}\" alt=\"{html.escape(title)}\">"
+        for title, name in images
+    )
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Chimera build metrics</title><style>{_CSS}</style></head>
+<body><h1>Chimera build metrics</h1>
+<p>Generated {html.escape(report['generated_at'])} from <code>bazel {html.escape(report.get('command', ''))}</code>;
+raw data: <code>build_metrics.json</code>.</p>
+{_table(["figure", "value"], summary)}
+<h2>Layers</h2>
+{_table(["layer", "status", "build s", "test s", "binary MB", "targets", "tests passed"], layer_rows)}
+{figures}
+</body></html>
+"""
+    index = out / "index.html"
+    index.write_text(page)
+    return [out / name for _, name in images] + [index]

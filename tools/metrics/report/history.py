@@ -1,0 +1,46 @@
+"""The history file: one JSON line per report, the basis of the dashboard's trends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def summary(report: dict[str, Any], commit: str = "") -> dict[str, Any]:
+    """The figures of a report worth tracking over time."""
+    return {
+        "generated_at": report.get("generated_at", ""),
+        "commit": commit,
+        "command": report.get("command", ""),
+        "project_status": report.get("project_status", ""),
+        "total_times": report.get("total_times", {}),
+        "parallel_build_efficiency": report.get("system_metrics", {}).get("parallel_build_efficiency"),
+        "cache_hit_rate": report.get("cache", {}).get("hit_rate"),
+        "test_cache_hit_rate": report.get("cache", {}).get("test_cache_hit_rate"),
+        "layers": {
+            name: {k: layer.get(k) for k in ("build_time_seconds", "test_time_seconds", "status", "binary_size_mb")}
+            for name, layer in report.get("layers", {}).items()
+        },
+    }
+
+
+def append(path: Path, entry: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    """Entries in file order; unreadable lines are skipped (a history is advisory)."""
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries

@@ -1,0 +1,117 @@
+"""bazel run //tools/metrics:report -- --profile P --bep B [--aspect-dir D] [--exec-log E] --out DIR
+
+Joins a JSON profile, the BEP and the metrics aspect's files into DIR/build_metrics.json,
+appends a line to the history, and writes the dashboard (DIR/dashboard/index.html).
+Exit status: 0 written, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from tools.metrics.report import aspect, bep, compute, execlog, history, profile, provenance
+
+
+def _path(value: str) -> Path:
+    """Paths are relative to where `bazel run` was started, not to the runfiles tree."""
+    base = os.environ.get("BUILD_WORKING_DIRECTORY", "")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() or not base else Path(base) / path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="report", description=__doc__.split("\n\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", type=_path, required=True, help="JSON trace profile (--profile)")
+    p.add_argument("--bep", type=_path, required=True, help="BEP JSON file (--build_event_json_file)")
+    p.add_argument("--aspect-dir", type=_path,
+                   help="folder holding the aspect's _metrics/*.json (default: the files the BEP names)")
+    p.add_argument("--exec-log", type=_path, help="execution log (--execution_log_json_file), for exact cache misses")
+    p.add_argument("--out", type=_path, required=True, help="output folder")
+    p.add_argument("--history", type=_path, help="history file (default: OUT/history.jsonl)")
+    p.add_argument("--no-history", action="store_true", help="do not append to the history")
+    p.add_argument("--jobs", type=int, help="--jobs of the build (default: from the BEP, else nproc)")
+    p.add_argument("--commit", default=os.environ.get("METRICS_COMMIT", ""), help="commit to record in the history")
+    p.add_argument("--no-dashboard", action="store_true", help="skip the PNGs and index.html")
+    p.add_argument("--no-outputs", action="store_true", help="omit per-output file lists from the per-target detail")
+    p.add_argument("--top", type=int, default=15, help="targets in the top-N plots")
+    return p
+
+
+def _aspect_files(args: argparse.Namespace, events: bep.BuildEvents) -> tuple[list[Path], Path | None]:
+    if args.aspect_dir:
+        if not args.aspect_dir.is_dir():
+            raise ValueError(f"--aspect-dir {args.aspect_dir}: not a folder")
+        return aspect.find_files(args.aspect_dir), args.aspect_dir
+    # Keep a copy next to the report so it can be recomputed after bazel-out changes.
+    copy_root = args.out / "raw" / "aspect"
+    copies = []
+    for src in events.aspect_files:
+        if not src.exists():
+            raise ValueError(f"aspect file named by the BEP is gone: {src} (pass --aspect-dir)")
+        parts = src.parts
+        rel = Path(*parts[parts.index("bin") + 1:]) if "bin" in parts else Path(src.name)
+        dst = copy_root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        copies.append(dst)
+    return copies, copy_root
+
+
+def run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        for name in ("profile", "bep", "exec_log"):
+            path = getattr(args, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"--{name.replace('_', '-')} {path}: no such file")
+        args.out.mkdir(parents=True, exist_ok=True)
+        prof = profile.parse(args.profile)
+        events = bep.parse(args.bep)
+        spawns = execlog.parse(args.exec_log) if args.exec_log else None
+        if spawns is not None:
+            prof = profile.with_executions(prof, execlog.executions(spawns))
+        files, aspect_root = _aspect_files(args, events)
+        targets = aspect.load(files)
+    except (ValueError, OSError, json.JSONDecodeError) as err:
+        print(f"report: bad input: {err}", file=sys.stderr)
+        return 2
+
+    inputs = {
+        "profile": provenance.describe_file(args.profile),
+        "bep": provenance.describe_file(args.bep),
+        "aspect": {"root": str(aspect_root or ""), **provenance.describe_files(files, aspect_root)},
+    }
+    if args.exec_log:
+        inputs["exec_log"] = provenance.describe_file(args.exec_log)
+    report = compute.compute(
+        prof, events, targets, spawns=spawns, jobs=args.jobs, machine=provenance.machine(),
+        inputs=inputs, include_outputs=not args.no_outputs,
+    )
+    out_file = args.out / "build_metrics.json"
+    out_file.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+
+    history_file = args.history or args.out / "history.jsonl"
+    if not args.no_history:
+        history.append(history_file, history.summary(report, args.commit))
+    if not args.no_dashboard:
+        from tools.metrics.report import dashboard  # matplotlib only when drawing
+
+        dashboard.write(report, history.read(history_file), args.out / "dashboard", args.top)
+
+    print(f"{out_file}: {report['project_status']}; wall {report['total_times']['wall_time_seconds']} s, "
+          f"critical path {report['critical_path']['seconds']} s, cache hit rate {report['cache']['hit_rate']}")
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
