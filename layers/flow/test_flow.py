@@ -1,0 +1,223 @@
+"""Goal -> plan -> verdicts -> execution, across four real services on loopback.
+
+1. Planning asks Discovery (over gRPC) for the host's capacity and plans
+   the goal "deploy and run the packer module" from its template.
+2. Validation checks the plan, then vets the execution kernel's WASM.
+3. Execution admits the module only with that verdict (its gate calls
+   ValidationService.GetVerdict over gRPC and compares digests), deploys a
+   genome, and runs the plan's run_module task on a packing instance.
+4. The gate refuses tampered bytes and plan verdicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+
+from chimera.discovery.config import DiscoveryConfig
+from chimera.discovery.main import build_server as build_discovery
+from chimera.execution.artifacts import kernel_wasm_bytes
+from chimera.execution.gate import VerdictGate
+from chimera.execution.server import ExecutionServer
+from chimera.execution.service import ExecutionOptions
+from chimera.execution.workload import GOOD_GENOME, generate_instance
+from chimera.framework import ServerConfig
+from chimera.planning.main import Options, build_server as build_planning
+from chimera.validation.main import build_server as build_validation
+from chimera.validation.policy import Policy
+from chimera.v1 import (
+    common_pb2,
+    discovery_pb2_grpc,
+    execution_pb2,
+    execution_pb2_grpc,
+    planning_pb2,
+    planning_pb2_grpc,
+    validation_pb2,
+    validation_pb2_grpc,
+)
+
+LOOPBACK = ServerConfig(port=0, metrics_port=None)
+TERMINAL = {
+    common_pb2.TASK_STATUS_SUCCEEDED,
+    common_pb2.TASK_STATUS_DEAD_LETTERED,
+    common_pb2.TASK_STATUS_CANCELLED,
+}
+
+
+@dataclass
+class Stack:
+    discovery: discovery_pb2_grpc.DiscoveryServiceStub
+    planning: planning_pb2_grpc.PlanningServiceStub
+    validation: validation_pb2_grpc.ValidationServiceStub
+    execution: execution_pb2_grpc.ExecutionServiceStub
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    config = DiscoveryConfig.from_mapping({"collection_interval_ms": 0})
+    discovery, _ = build_discovery(LOOPBACK, config)
+    validation, _ = build_validation(LOOPBACK, Policy.load())
+    with discovery, validation:
+        planning = build_planning(LOOPBACK, Options(discovery_target=discovery.target))
+        execution = ExecutionServer(LOOPBACK, ExecutionOptions(), VerdictGate(validation.target))
+        with planning, execution:
+            servers = (discovery, planning, validation, execution)
+            channels = [grpc.insecure_channel(s.target) for s in servers]
+            try:
+                yield Stack(
+                    discovery_pb2_grpc.DiscoveryServiceStub(channels[0]),
+                    planning_pb2_grpc.PlanningServiceStub(channels[1]),
+                    validation_pb2_grpc.ValidationServiceStub(channels[2]),
+                    execution_pb2_grpc.ExecutionServiceStub(channels[3]),
+                )
+            finally:
+                for channel in channels:
+                    channel.close()
+
+
+def wait_terminal(
+    stub: execution_pb2_grpc.ExecutionServiceStub, task_id: str
+) -> execution_pb2.TaskRecord:
+    deadline = time.monotonic() + 20
+    while True:
+        record = stub.GetTask(execution_pb2.GetTaskRequest(task_id=task_id))
+        if record.status in TERMINAL or time.monotonic() > deadline:
+            return record
+        time.sleep(0.02)
+
+
+def test_goal_to_execution(stack: Stack) -> None:
+    # 1 -> 2: planning sizes the plan from discovery's measurement of this host.
+    goal = planning_pb2.Goal(
+        description="Deploy and run the packer module",
+        priority=common_pb2.PRIORITY_HIGH,
+        constraints=planning_pb2.GoalConstraints(extra={"module_name": "packer"}),
+    )
+    plan = stack.planning.CreatePlan(planning_pb2.CreatePlanRequest(goal=goal), timeout=30)
+    assert [t.id for t in plan.tasks] == [
+        "validate_module", "deploy_module", "run_module", "collect_kpis",
+    ]
+    assert "capacity.unknown" not in {r.id for r in plan.risks}
+    usable = len(os.sched_getaffinity(0))
+    assert plan.tasks[0].resource_requirements.cpu_cores == float(usable)
+
+    # 2 -> 3: the plan passes policy; its verdict is kept under its digest.
+    plan_verdict = stack.validation.ValidatePlan(
+        validation_pb2.ValidatePlanRequest(plan=plan, context={"requested_by": "flow_test"})
+    )
+    assert plan_verdict.is_valid, list(plan_verdict.findings)
+    assert plan_verdict.subject_id == plan.id
+    assert plan_verdict.subject_sha256 == hashlib.sha256(
+        plan.SerializeToString(deterministic=True)
+    ).hexdigest()
+
+    # 3 -> 4: the plan's tasks, in order, drive the module through the gate.
+    wasm = kernel_wasm_bytes()
+    record = None
+    for task in plan.tasks:
+        name = task.parameters.get("module_name", "packer")
+        if task.operation == "validate_module":
+            module_verdict = stack.validation.ValidateModule(
+                validation_pb2.ValidateModuleRequest(
+                    module_name=name,
+                    wasm=wasm,
+                    expected_sha256=hashlib.sha256(wasm).hexdigest(),
+                    required_exports=["chimera_run", "chimera_alloc"],
+                )
+            )
+            assert module_verdict.is_valid, list(module_verdict.findings)
+            assert module_verdict.module_facts.size_bytes == len(wasm)
+            assert "chimera_run" in module_verdict.module_facts.exports
+            assert list(module_verdict.module_facts.imports) == []
+        elif task.operation == "deploy_module":
+            deployment = stack.execution.DeployModule(
+                execution_pb2.DeployModuleRequest(
+                    module_name=name, wasm=wasm, verdict_id=module_verdict.verdict_id,
+                    activate=True,
+                )
+            )
+            assert deployment.module_sha256 == module_verdict.subject_sha256
+            genome = stack.execution.DeployGenome(
+                execution_pb2.DeployGenomeRequest(
+                    module_name=name,
+                    genome=common_pb2.AgentGenome(
+                        id="g-good", agent_id="flow", parameters=GOOD_GENOME
+                    ),
+                )
+            )
+            assert genome.active and genome.verdict_id == module_verdict.verdict_id
+        elif task.operation == "run_module":
+            handle = stack.execution.SubmitTask(
+                execution_pb2.TaskSpec(
+                    module_name=name,
+                    input=generate_instance(5, 12).encode(),
+                    priority=task.priority,
+                    labels={"plan_id": plan.id, "task_id": task.id},
+                )
+            )
+            record = wait_terminal(stack.execution, handle.task_id)
+            assert record.status == common_pb2.TASK_STATUS_SUCCEEDED, record.last_error
+        elif task.operation == "analyze_kpis":
+            assert record is not None
+            kpi = record.last_kpi
+            assert kpi.status == common_pb2.RUN_OUTCOME_SUCCESS
+            assert kpi.genome_id == "g-good" and kpi.module_name == "packer"
+            assert kpi.fuel_consumed > 0 and "quality" in kpi.metrics
+
+
+def test_gate_refuses_tampered_bytes_and_plan_verdicts(stack: Stack) -> None:
+    wasm = kernel_wasm_bytes()
+    verdict = stack.validation.ValidateModule(
+        validation_pb2.ValidateModuleRequest(module_name="packer2", wasm=wasm)
+    )
+    assert verdict.is_valid
+    tampered = wasm + b"\0\x05\x04junk"  # a trailing custom section: still valid WASM
+    with pytest.raises(grpc.RpcError) as err:
+        stack.execution.DeployModule(
+            execution_pb2.DeployModuleRequest(
+                module_name="packer2", wasm=tampered, verdict_id=verdict.verdict_id
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "SHA-256" in err.value.details()
+
+    plan = stack.planning.CreatePlan(
+        planning_pb2.CreatePlanRequest(goal=planning_pb2.Goal(description="benchmark it"))
+    )
+    plan_verdict = stack.validation.ValidatePlan(validation_pb2.ValidatePlanRequest(plan=plan))
+    with pytest.raises(grpc.RpcError) as err:
+        stack.execution.DeployModule(
+            execution_pb2.DeployModuleRequest(
+                module_name="packer2", wasm=wasm, verdict_id=plan_verdict.verdict_id
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "plan verdict" in err.value.details()
+
+
+def test_invalid_module_verdict_is_refused(stack: Stack) -> None:
+    # Bytes layer 4 would accept on its own, but layer 3 says no (a required export is missing).
+    wasm = kernel_wasm_bytes()
+    verdict = stack.validation.ValidateModule(
+        validation_pb2.ValidateModuleRequest(
+            module_name="strict", wasm=wasm, required_exports=["optimize_v2"]
+        )
+    )
+    assert not verdict.is_valid
+    assert [f.rule for f in verdict.findings if f.severity == common_pb2.SEVERITY_CRITICAL] == [
+        "module.missing_export"
+    ]
+    with pytest.raises(grpc.RpcError) as err:
+        stack.execution.DeployModule(
+            execution_pb2.DeployModuleRequest(
+                module_name="strict", wasm=wasm, verdict_id=verdict.verdict_id
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "not valid" in err.value.details() and "module.missing_export" in err.value.details()

@@ -1,0 +1,104 @@
+"""``server``: runs the discovery service until SIGTERM/SIGINT.
+
+Settings come from ``LAYER1_*`` environment variables (see
+``chimera.framework.ServerConfig.from_env``), then flags; the service binds
+127.0.0.1:50051 unless told otherwise::
+
+    bazel run //layers/layer1_discovery:server -- --port 50051 --config my.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from chimera.discovery.alerts import AlertLog
+from chimera.discovery.config import DiscoveryConfig
+from chimera.discovery.core import DiscoveryCore
+from chimera.discovery.service import (
+    SERVICE_NAME,
+    BackgroundCollector,
+    Discovery,
+    DiscoveryServicer,
+)
+from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.v1 import discovery_pb2_grpc
+
+__all__ = ["build_server", "main", "parse_args"]
+
+DEFAULT_PORT = 50051
+ENV_PREFIX = "LAYER1_"
+
+
+def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Path | None]:
+    """ServerConfig (environment, then flags) and the config file path."""
+    parser = argparse.ArgumentParser(prog="discovery-server", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help=f"gRPC port; 0 picks one (default {DEFAULT_PORT})")
+    parser.add_argument("--metrics-port", help="Prometheus port; 0 picks one, 'off' disables")
+    parser.add_argument("--max-workers", type=int, help="handler threads")
+    parser.add_argument(
+        "--config", type=Path, help="thresholds/collection JSON (default: the layer's)"
+    )
+    args = parser.parse_args(list(argv))
+    config = ServerConfig.from_env(ENV_PREFIX, base=ServerConfig(port=DEFAULT_PORT))
+    changes: dict[str, object] = {}
+    if args.host is not None:
+        changes["host"] = args.host
+    if args.port is not None:
+        changes["port"] = args.port
+    if args.metrics_port is not None:
+        off = args.metrics_port.strip().lower() in ("off", "none", "disabled")
+        changes["metrics_port"] = None if off else int(args.metrics_port)
+    if args.max_workers is not None:
+        changes["max_workers"] = args.max_workers
+    try:
+        config = dataclasses.replace(config, **changes)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return config, args.config
+
+
+def build_server(
+    server_config: ServerConfig,
+    config: DiscoveryConfig,
+    core: DiscoveryCore | None = None,
+) -> tuple[ChimeraServer, BackgroundCollector]:
+    """The server and its (not yet started) background collector."""
+    metrics = MetricsRegistry()
+    discovery = Discovery(config, core or DiscoveryCore.load(), metrics=metrics)
+    log = AlertLog(config.alert_retention)
+    servicer = DiscoveryServicer(discovery, log)
+    server = ChimeraServer(
+        server_config,
+        [
+            ServiceRegistration(
+                discovery_pb2_grpc.add_DiscoveryServiceServicer_to_server, servicer, SERVICE_NAME
+            )
+        ],
+        metrics=metrics,
+    )
+    return server, BackgroundCollector(discovery, log)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    server_config, config_path = parse_args(sys.argv[1:] if argv is None else argv)
+    config = DiscoveryConfig.load(config_path)
+    server, collector = build_server(server_config, config)
+    server.start()
+    collector.start()
+    server.install_signal_handlers()
+    try:
+        server.wait()
+    finally:
+        collector.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

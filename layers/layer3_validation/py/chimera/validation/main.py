@@ -1,0 +1,89 @@
+"""``server``: runs the validation service until SIGTERM/SIGINT.
+
+Settings come from ``LAYER3_*`` environment variables (see
+``chimera.framework.ServerConfig.from_env``), then flags; the service binds
+127.0.0.1:50053 unless told otherwise::
+
+    bazel run //layers/layer3_validation:server -- --policy /path/to/policy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.validation.core import ValidationCore
+from chimera.validation.policy import Policy
+from chimera.validation.service import SERVICE_NAME, ValidationServicer
+from chimera.v1 import validation_pb2_grpc
+
+__all__ = ["build_server", "main", "parse_args"]
+
+DEFAULT_PORT = 50053
+ENV_PREFIX = "LAYER3_"
+
+
+def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Path | None]:
+    """ServerConfig (environment, then flags) and the policy file path."""
+    parser = argparse.ArgumentParser(prog="validation-server", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help=f"gRPC port; 0 picks one (default {DEFAULT_PORT})")
+    parser.add_argument("--metrics-port", help="Prometheus port; 0 picks one, 'off' disables")
+    parser.add_argument("--max-workers", type=int, help="handler threads")
+    parser.add_argument(
+        "--policy", type=Path, help="policy JSON (default: the layer's policy.json)"
+    )
+    args = parser.parse_args(list(argv))
+    config = ServerConfig.from_env(ENV_PREFIX, base=ServerConfig(port=DEFAULT_PORT))
+    changes: dict[str, object] = {}
+    if args.host is not None:
+        changes["host"] = args.host
+    if args.port is not None:
+        changes["port"] = args.port
+    if args.metrics_port is not None:
+        off = args.metrics_port.strip().lower() in ("off", "none", "disabled")
+        changes["metrics_port"] = None if off else int(args.metrics_port)
+    if args.max_workers is not None:
+        changes["max_workers"] = args.max_workers
+    try:
+        config = dataclasses.replace(config, **changes)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return config, args.policy
+
+
+def build_server(
+    server_config: ServerConfig, policy: Policy, core: ValidationCore | None = None
+) -> tuple[ChimeraServer, ValidationServicer]:
+    """The validation server (not started) and its servicer."""
+    metrics = MetricsRegistry()
+    servicer = ValidationServicer(policy, core or ValidationCore.load(), metrics=metrics)
+    server = ChimeraServer(
+        server_config,
+        [
+            ServiceRegistration(
+                validation_pb2_grpc.add_ValidationServiceServicer_to_server, servicer, SERVICE_NAME
+            )
+        ],
+        metrics=metrics,
+    )
+    return server, servicer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    server_config, policy_path = parse_args(sys.argv[1:] if argv is None else argv)
+    server, _ = build_server(server_config, Policy.load(policy_path))
+    server.start()
+    server.install_signal_handlers()
+    server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
