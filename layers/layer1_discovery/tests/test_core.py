@@ -10,7 +10,7 @@ import pytest
 import wasmtime
 
 from chimera.discovery.core import DiscoveryCore, Rule
-from chimera.discovery.wasm_core import CoreError, Reader, WireError, Writer
+from chimera.wasm import CoreError, Reader, WireError, Writer
 
 ABOVE, BELOW = 1, 2
 INFO, WARNING, CRITICAL = 1, 2, 3

@@ -97,8 +97,10 @@ impl Arena {
         Some(&mut self.buffers[i][..len])
     }
 
-    /// Removes the buffer at `addr` and returns its first `len` bytes.
-    fn take(&mut self, addr: i32, len: i32) -> Option<Vec<u8>> {
+    /// Removes the buffer at `addr` and returns its first `len` bytes; `None`
+    /// (and nothing removed) unless `alloc` handed out `addr` with at least
+    /// `len` bytes.
+    pub fn take(&mut self, addr: i32, len: i32) -> Option<Vec<u8>> {
         let n = usize::try_from(len).ok()?;
         let i = self.find(addr, n)?;
         let mut buf = self.buffers.swap_remove(i);
@@ -124,6 +126,13 @@ impl Arena {
     /// The last result bytes.
     pub fn result(&self) -> &[u8] {
         &self.result
+    }
+
+    /// Replaces the result bytes with a copy of `bytes`.
+    pub fn set_result(&mut self, bytes: &[u8]) {
+        // A one-byte reserve keeps an empty result's address distinct and non-null.
+        self.result = Vec::with_capacity(bytes.len().max(1));
+        self.result.extend_from_slice(bytes);
     }
 
     /// Runs `kernel` on the two buffers, stores its encoded output (or error
@@ -154,9 +163,7 @@ impl Arena {
             Ok(bytes) => (Status::Ok, bytes),
             Err(e) => (e.status, e.message.into_bytes()),
         };
-        // A one-byte reserve keeps an empty result's address distinct and non-null.
-        self.result = Vec::with_capacity(bytes.len().max(1));
-        self.result.extend_from_slice(&bytes);
+        self.set_result(&bytes);
         status.code()
     }
 }
@@ -258,6 +265,23 @@ mod tests {
         let status = a.run(p, 16, i, 4, sum_kernel);
         assert_eq!(status, Status::UnknownBuffer.code());
         assert!(a.result_ptr() != 0);
+    }
+
+    #[test]
+    fn take_and_set_result_serve_other_call_shapes() {
+        let mut a = Arena::new();
+        let p = a.alloc(3);
+        a.buffer_mut(p, 3).unwrap().copy_from_slice(b"abc");
+        assert!(a.take(p, 4).is_none(), "longer than allocated");
+        assert_eq!(a.live_buffers(), 1);
+        assert_eq!(a.take(p, 2).unwrap(), b"ab");
+        assert_eq!(a.live_buffers(), 0);
+        assert!(a.take(p, 2).is_none(), "taken once");
+        a.set_result(b"");
+        assert_eq!(a.result_len(), 0);
+        assert!(a.result_ptr() != 0, "an empty result still has an address");
+        a.set_result(b"xyz");
+        assert_eq!(a.result(), b"xyz");
     }
 
     #[test]

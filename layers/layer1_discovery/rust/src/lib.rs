@@ -10,7 +10,9 @@
 pub mod api;
 pub mod threshold;
 pub mod window;
-pub mod wire;
+
+/// The byte format of requests and responses (the shared `chimera_wire` crate).
+pub use chimera_wire as wire;
 
 pub use threshold::{evaluate, Alert, Comparison, Observation, Severity, Threshold};
 pub use window::{SlidingWindow, WindowError, WindowStats};

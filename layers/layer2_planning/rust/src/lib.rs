@@ -13,7 +13,9 @@ pub mod dag;
 pub mod resources;
 pub mod risk;
 pub mod schedule;
-pub mod wire;
+
+/// The byte format of requests and responses (the shared `chimera_wire` crate).
+pub use chimera_wire as wire;
 
 pub use dag::{Dag, DagError, TaskSpec};
 pub use resources::{parallel_limit, peak_by_layer, size_tasks, Capacity, Resources};

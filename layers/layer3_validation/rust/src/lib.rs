@@ -15,7 +15,9 @@ pub mod module_policy;
 pub mod plan_checks;
 pub mod sha256;
 pub mod wasm;
-pub mod wire;
+
+/// The byte format of requests and responses (the shared `chimera_wire` crate).
+pub use chimera_wire as wire;
 
 pub use findings::{Family, Finding, Severity};
 pub use module_policy::{vet, ModulePolicy, Vetting};

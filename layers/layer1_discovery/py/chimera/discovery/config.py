@@ -9,7 +9,6 @@ value and a severity (``info``/``warning``/``critical``).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -75,11 +74,7 @@ class DiscoveryConfig:
     @classmethod
     def load(cls, path: Path | None = None) -> DiscoveryConfig:
         """Reads and checks a config file (the layer's default when ``path`` is None)."""
-        source = Path(path) if path is not None else artifacts.locate(artifacts.DEFAULT_CONFIG)
-        try:
-            data = json.loads(source.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{source}: not valid JSON: {exc}") from None
+        data, source = artifacts.load_json(path, artifacts.DEFAULT_CONFIG)
         return cls.from_mapping(data, where=str(source))
 
     @classmethod

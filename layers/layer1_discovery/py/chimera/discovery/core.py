@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chimera.discovery import artifacts
-from chimera.discovery.wasm_core import CoreModule, Reader, Writer
+from chimera.wasm import CoreModule, Reader, Writer
 
 __all__ = ["CoreAlert", "DiscoveryCore", "Rule", "WindowStats"]
 

@@ -10,7 +10,6 @@ Settings come from ``LAYER1_*`` environment variables (see
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from chimera.discovery.service import (
     DiscoveryServicer,
 )
 from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.v1 import discovery_pb2_grpc
 
 __all__ = ["build_server", "main", "parse_args"]
@@ -37,29 +37,12 @@ ENV_PREFIX = "LAYER1_"
 def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Path | None]:
     """ServerConfig (environment, then flags) and the config file path."""
     parser = argparse.ArgumentParser(prog="discovery-server", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help=f"gRPC port; 0 picks one (default {DEFAULT_PORT})")
-    parser.add_argument("--metrics-port", help="Prometheus port; 0 picks one, 'off' disables")
-    parser.add_argument("--max-workers", type=int, help="handler threads")
+    add_server_flags(parser, DEFAULT_PORT)
     parser.add_argument(
         "--config", type=Path, help="thresholds/collection JSON (default: the layer's)"
     )
     args = parser.parse_args(list(argv))
-    config = ServerConfig.from_env(ENV_PREFIX, base=ServerConfig(port=DEFAULT_PORT))
-    changes: dict[str, object] = {}
-    if args.host is not None:
-        changes["host"] = args.host
-    if args.port is not None:
-        changes["port"] = args.port
-    if args.metrics_port is not None:
-        off = args.metrics_port.strip().lower() in ("off", "none", "disabled")
-        changes["metrics_port"] = None if off else int(args.metrics_port)
-    if args.max_workers is not None:
-        changes["max_workers"] = args.max_workers
-    try:
-        config = dataclasses.replace(config, **changes)
-    except ValueError as exc:
-        parser.error(str(exc))
+    config = server_config_from_flags(parser, args, ENV_PREFIX, DEFAULT_PORT)
     return config, args.config
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chimera.planning import artifacts
-from chimera.planning.wasm_core import CoreError, CoreModule, Reader, Writer
+from chimera.wasm import CoreError, CoreModule, Reader, Writer
 
 __all__ = [
     "STATUS_CYCLE",

@@ -12,7 +12,6 @@ carries no observations::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.planning.capacity import DiscoverySource
 from chimera.planning.core import PlanningCore
 from chimera.planning.planner import Planner, check_templates
@@ -46,31 +46,17 @@ class Options:
 def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
     """ServerConfig (environment, then flags) and the planner options."""
     parser = argparse.ArgumentParser(prog="planning-server", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help=f"gRPC port; 0 picks one (default {DEFAULT_PORT})")
-    parser.add_argument("--metrics-port", help="Prometheus port; 0 picks one, 'off' disables")
-    parser.add_argument("--max-workers", type=int, help="handler threads")
+    add_server_flags(parser, DEFAULT_PORT)
     parser.add_argument("--templates", type=Path, help="decomposition templates JSON")
     parser.add_argument("--discovery-target", help="DiscoveryService address for capacity")
     parser.add_argument("--plan-retention", type=int, default=1000, help="plans kept for GetPlan")
     args = parser.parse_args(list(argv))
-    config = ServerConfig.from_env(ENV_PREFIX, base=ServerConfig(port=DEFAULT_PORT))
-    changes: dict[str, object] = {}
-    if args.host is not None:
-        changes["host"] = args.host
-    if args.port is not None:
-        changes["port"] = args.port
-    if args.metrics_port is not None:
-        off = args.metrics_port.strip().lower() in ("off", "none", "disabled")
-        changes["metrics_port"] = None if off else int(args.metrics_port)
-    if args.max_workers is not None:
-        changes["max_workers"] = args.max_workers
-    if args.plan_retention < 1:
-        parser.error("--plan-retention must be at least 1")
-    try:
-        config = dataclasses.replace(config, **changes)
-    except ValueError as exc:
-        parser.error(str(exc))
+
+    def check() -> None:
+        if args.plan_retention < 1:
+            parser.error("--plan-retention must be at least 1")
+
+    config = server_config_from_flags(parser, args, ENV_PREFIX, DEFAULT_PORT, check)
     return config, Options(args.templates, args.discovery_target, args.plan_retention)
 
 

@@ -16,7 +16,6 @@ The same goal therefore always gives the same tasks.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -75,11 +74,7 @@ class TemplateSet:
 
     @classmethod
     def load(cls, path: Path | None = None) -> TemplateSet:
-        source = Path(path) if path is not None else artifacts.locate(artifacts.TEMPLATES)
-        try:
-            data = json.loads(source.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{source}: not valid JSON: {exc}") from None
+        data, source = artifacts.load_json(path, artifacts.TEMPLATES)
         return cls.from_mapping(data, str(source))
 
     @classmethod

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chimera.validation import artifacts
 from chimera.validation.policy import ModulePolicy
-from chimera.validation.wasm_core import CoreModule, Reader, Writer
+from chimera.wasm import CoreModule, Reader, Writer
 
 __all__ = ["CoreFinding", "MemoryFacts", "ModuleReport", "ValidationCore"]
 

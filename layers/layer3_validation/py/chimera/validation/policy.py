@@ -20,7 +20,6 @@ The file is checked at start-up; a mistake fails with the key at fault.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,11 +68,7 @@ class Policy:
 
     @classmethod
     def load(cls, path: Path | None = None) -> Policy:
-        source = Path(path) if path is not None else artifacts.locate(artifacts.POLICY)
-        try:
-            data = json.loads(source.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{source}: not valid JSON: {exc}") from None
+        data, source = artifacts.load_json(path, artifacts.POLICY)
         return cls.from_mapping(data, str(source))
 
     @classmethod

@@ -1,15 +1,19 @@
-//! The byte format of requests and responses crossing the WASM boundary.
+//! The byte format of requests and responses crossing the WASM boundary of
+//! the layer cores (layers 1-3, the Chimera core ABI).
 //!
 //! Everything is little-endian and self-delimiting, so the Python host
-//! (`chimera.discovery.wasm_core`) mirrors it with `struct`:
+//! (`chimera.wasm.wire`) mirrors it with `struct`:
 //!
 //! * `u8`, `u32`, `u64`: fixed width;
 //! * `f64`: IEEE 754 binary64;
-//! * `str`: `u32` byte length, then UTF-8 bytes.
+//! * `str`: `u32` byte length, then UTF-8 bytes;
+//! * `bytes`: `u32` length, then raw bytes.
 //!
 //! A reader must consume its input exactly: trailing bytes are an error, so a
 //! host and guest that disagree on a layout fail loudly instead of silently
 //! misreading numbers.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::fmt;
 
@@ -96,6 +100,12 @@ impl<'a> Reader<'a> {
         let b = self.take(n, "string")?;
         String::from_utf8(b.to_vec())
             .map_err(|_| WireError(format!("string at offset {} is not UTF-8", self.pos - n)))
+    }
+
+    /// A length-prefixed byte string.
+    pub fn bytes(&mut self) -> Result<&'a [u8], WireError> {
+        let n = self.u32()? as usize;
+        self.take(n, "bytes")
     }
 
     /// Fails unless every byte was consumed.
@@ -226,6 +236,10 @@ mod tests {
         assert_eq!(r.u64().unwrap(), u64::MAX);
         assert_eq!(r.f64().unwrap(), -1.5);
         assert_eq!(r.str().unwrap(), "héllo");
+        r.finish().unwrap();
+        let raw = [3, 0, 0, 0, 0, 0xff, 7];
+        let mut r = Reader::new(&raw);
+        assert_eq!(r.bytes().unwrap(), &[0, 0xff, 7]);
         r.finish().unwrap();
     }
 
