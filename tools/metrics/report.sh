@@ -36,7 +36,7 @@ while (($#)); do
     --commit) commit="$2"; shift 2 ;;
     --commit=*) commit="${1#*=}"; shift ;;
     --) shift; extra+=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) extra+=("$1"); shift ;;
   esac
 done

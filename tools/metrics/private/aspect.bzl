@@ -48,9 +48,7 @@ def _metrics_aspect_impl(target, ctx):
     tags = getattr(ctx.rule.attr, "tags", []) or []
     layer = layer_of(target.label)
     outputs = target[DefaultInfo].files.to_list()
-    name = "_metrics/%s" % ctx.label.name
-
-    static = ctx.actions.declare_file(name + ".static.json")
+    static = ctx.actions.declare_file("_metrics_static/%s.json" % ctx.label.name)
     ctx.actions.write(static, json.encode(struct(
         label = str(target.label),
         kind = kind,
@@ -64,7 +62,7 @@ def _metrics_aspect_impl(target, ctx):
         bin_dir = ctx.bin_dir.path,
     )))
 
-    report = ctx.actions.declare_file(name + ".json")
+    report = ctx.actions.declare_file("_metrics/%s.json" % ctx.label.name)
     args = ctx.actions.args()
     args.add(report)
     args.add(static)
@@ -78,6 +76,9 @@ def _metrics_aspect_impl(target, ctx):
         outputs = [report],
         mnemonic = "MeasureOutputs",
         progress_message = "Measuring outputs of %s" % target.label,
+        # It reads only its declared inputs, by path: a sandbox would cost more than the
+        # measurement (about 0.1 s per target on 2 cores). Still cached, locally and remotely.
+        execution_requirements = {"no-sandbox": "1"},
     )
     return [
         TargetMetricsInfo(json = report, layer = layer),

@@ -19,10 +19,10 @@ sep=""
     file="$2"
     shift 2
     if [ -d "$file" ]; then
-      kind=directory
+      kind="directory"
       size="$(find -L "$file" -type f -exec stat -L -c %s {} + | awk '{ s += $1 } END { printf "%d", s }')"
     else
-      kind=file
+      kind="file"
       size="$(stat -L -c %s "$file")"
     fi
     total=$((total + size))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-STATIC_SUFFIX = ".static.json"
+METRICS_DIR = "_metrics"
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,11 @@ class TargetInfo:
 
 
 def find_files(directory: Path) -> list[Path]:
-    """Every aspect JSON under `directory` (files in a `_metrics` folder, not the static halves)."""
+    """Every aspect JSON under `directory`: <package>/_metrics/<target name>.json (a target
+    name may hold slashes, so the file can sit deeper below `_metrics`)."""
     return sorted(
         p for p in directory.rglob("*.json")
-        if p.parent.name == "_metrics" and not p.name.endswith(STATIC_SUFFIX)
+        if METRICS_DIR in p.relative_to(directory).parts[:-1]
     )
 
 

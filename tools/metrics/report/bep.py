@@ -56,6 +56,7 @@ class BuildEvents:
     target_success: dict[str, bool] = field(default_factory=dict)  # label -> built?
     tests: list[TestResult] = field(default_factory=list)
     aspect_files: list[Path] = field(default_factory=list)  # metrics JSON of each target
+    exec_root: str = ""  # workspaceInfo.localExecRoot
 
     @property
     def remote_cache_hits(self) -> int:
@@ -119,6 +120,8 @@ def parse(path: Path) -> BuildEvents:
             started = event.get("started", {})
             out.command = started.get("command", "")
             out.start_ms = int(started.get("startTimeMillis", 0))
+        elif kind == "workspace":
+            out.exec_root = event.get("workspaceInfo", {}).get("localExecRoot", "")
         elif kind == "optionsParsed":
             out.options = list(event.get("optionsParsed", {}).get("cmdLine", []))
             out.jobs = _jobs(out.options)
@@ -178,11 +181,22 @@ def parse(path: Path) -> BuildEvents:
             ))
     if not out.wall_time_s and out.finish_ms and out.start_ms:
         out.wall_time_s = (out.finish_ms - out.start_ms) / 1000
-    out.aspect_files = _files_of(metrics_sets, named_sets)
+    out.aspect_files = _files_of(metrics_sets, named_sets, out.exec_root)
     return out
 
 
-def _files_of(set_ids: list[str], named_sets: dict[str, dict[str, Any]]) -> list[Path]:
+def _local_path(entry: dict[str, Any], exec_root: str) -> Path | None:
+    """Where a BEP file entry is on disk: its file:// URI, or, when the URI points at a
+    remote cache (bytestream://), the exec root + pathPrefix + name."""
+    path = _uri_path(entry.get("uri", ""))
+    if path is not None:
+        return path
+    if exec_root and entry.get("name"):
+        return Path(exec_root, *entry.get("pathPrefix", []), entry["name"])
+    return None
+
+
+def _files_of(set_ids: list[str], named_sets: dict[str, dict[str, Any]], exec_root: str = "") -> list[Path]:
     files: dict[Path, None] = {}
     seen: set[str] = set()
     stack = list(set_ids)
@@ -193,7 +207,7 @@ def _files_of(set_ids: list[str], named_sets: dict[str, dict[str, Any]]) -> list
         seen.add(set_id)
         named = named_sets.get(set_id, {})
         for f in named.get("files", []):
-            path = _uri_path(f.get("uri", ""))
+            path = _local_path(f, exec_root)
             if path is not None:
                 files[path] = None
         stack.extend(fs["id"] for fs in named.get("fileSets", []))

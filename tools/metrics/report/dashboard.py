@@ -79,16 +79,22 @@ def plot_top_time(report: dict[str, Any], path: Path, n: int = 15) -> str:
     return _save(fig, path)
 
 
-def plot_top_size(report: dict[str, Any], path: Path, n: int = 15) -> str:
-    rows = _top(report, lambda t: t["output_bytes"], n)[::-1]
-    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.35 * len(rows) + 1.2)))
-    labels = [label for label, _ in rows]
-    sizes = [t["output_bytes"] / 1024 for _, t in rows]
-    colors = [_BUILD if t["deliverable"] else _OTHER for _, t in rows]
-    ax.barh(labels, sizes, color=colors)
-    ax.set_xlabel("KiB of default outputs (blue: deliverable, counted in binary_size_mb)")
-    ax.set_title(f"Top {len(rows)} targets by output size")
+def _size_panel(ax: Any, rows: list[tuple[str, dict[str, Any]]], title: str, color: str) -> None:
+    rows = rows[::-1]
+    ax.barh([label for label, _ in rows], [t["output_bytes"] / 1024 for _, t in rows], color=color)
+    ax.set_title(title)
+    ax.set_xlabel("KiB of default outputs")
     ax.tick_params(axis="y", labelsize=8)
+
+
+def plot_top_size(report: dict[str, Any], path: Path, n: int = 15) -> str:
+    deliverables = _top(report, lambda t: t["output_bytes"] if t["deliverable"] else 0, n)
+    everything = _top(report, lambda t: t["output_bytes"], n)
+    height = max(2.5, 0.3 * len(deliverables) + 1.2) + max(2.5, 0.3 * len(everything) + 1.2)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, height),
+                                      gridspec_kw={"height_ratios": [max(1, len(deliverables)), max(1, len(everything))]})
+    _size_panel(top, deliverables, f"Top {len(deliverables)} deliverables (what binary_size_mb sums)", _BUILD)
+    _size_panel(bottom, everything, f"Top {len(everything)} targets by output size (tests and libraries too)", _OTHER)
     return _save(fig, path)
 
 
@@ -150,9 +156,10 @@ def plot_trends(history: list[dict[str, Any]], path: Path) -> str:
     effs = [h.get("parallel_build_efficiency") for h in history]
     bottom.plot(xs, [e * 100 if e is not None else float("nan") for e in effs], marker="s", color=_BUILD, label="parallel build efficiency")
     bottom.set_ylabel("%")
-    bottom.set_xlabel("report # (see history.jsonl)")
+    bottom.set_xlabel("report (UTC time it was generated; history.jsonl)")
     bottom.legend(fontsize=8)
     bottom.set_xticks(xs)
+    bottom.set_xticklabels([f"{i}\n{str(h.get('generated_at', ''))[11:16]}" for i, h in zip(xs, history)], fontsize=8)
     return _save(fig, path)
 
 

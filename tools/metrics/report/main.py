@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dashboard", action="store_true", help="skip the PNGs and index.html")
     p.add_argument("--no-outputs", action="store_true", help="omit per-output file lists from the per-target detail")
     p.add_argument("--top", type=int, default=15, help="targets in the top-N plots")
+    p.add_argument("--attach", action="append", default=[], metavar="KEY=FILE",
+                   help="embed a JSON file in the report under attachments.KEY (e.g. the cache's /status)")
+    p.add_argument("--require-hit-rate", type=float, metavar="R",
+                   help="exit 1 (after writing everything) when the remote cache hit rate is below R, "
+                        "listing the actions that missed")
     return p
 
 
@@ -78,6 +83,12 @@ def run(argv: list[str]) -> int:
             prof = profile.with_executions(prof, execlog.executions(spawns))
         files, aspect_root = _aspect_files(args, events)
         targets = aspect.load(files)
+        attachments = {}
+        for item in args.attach:
+            key, sep, name = item.partition("=")
+            if not sep or not key:
+                raise ValueError(f"--attach {item}: expected KEY=FILE")
+            attachments[key] = json.loads(_path(name).read_text())
     except (ValueError, OSError, json.JSONDecodeError) as err:
         print(f"report: bad input: {err}", file=sys.stderr)
         return 2
@@ -93,6 +104,12 @@ def run(argv: list[str]) -> int:
         prof, events, targets, spawns=spawns, jobs=args.jobs, machine=provenance.machine(),
         inputs=inputs, include_outputs=not args.no_outputs,
     )
+    if attachments:
+        report["attachments"] = attachments
+    verdict = _hit_rate_verdict(report, args.require_hit_rate)
+    if verdict is not None:
+        report["cache"]["required_hit_rate"] = args.require_hit_rate
+        report["cache"]["hit_rate_ok"] = verdict
     out_file = args.out / "build_metrics.json"
     out_file.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
 
@@ -106,7 +123,23 @@ def run(argv: list[str]) -> int:
 
     print(f"{out_file}: {report['project_status']}; wall {report['total_times']['wall_time_seconds']} s, "
           f"critical path {report['critical_path']['seconds']} s, cache hit rate {report['cache']['hit_rate']}")
+    if verdict is False:
+        cache = report["cache"]
+        print(f"report: remote cache hit rate {cache['hit_rate']} < required {args.require_hit_rate} "
+              f"({cache['hit_rate_source']}); missed:", file=sys.stderr)
+        for miss in cache.get("misses", []):
+            print(f"  {miss['mnemonic']}: {miss['progress_message']} -> {miss['primary_output']}", file=sys.stderr)
+        if "misses" not in cache:
+            print("  (pass --exec-log to list the missed actions)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _hit_rate_verdict(report: dict, required: float | None) -> bool | None:
+    if required is None:
+        return None
+    rate = report["cache"].get("hit_rate")
+    return rate is not None and rate >= required
 
 
 def main() -> None:

@@ -55,7 +55,7 @@ class Action:
     @property
     def is_metrics(self) -> bool:
         """An action of the metrics aspect itself (its overhead, not the target's build)."""
-        return "/_metrics/" in self.primary_output
+        return "/_metrics/" in self.primary_output or "/_metrics_static/" in self.primary_output
 
 
 @dataclass(frozen=True)

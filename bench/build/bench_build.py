@@ -1,0 +1,213 @@
+"""Build benchmarks (design.md §5): the metrics aspect + profile overhead, and a cold
+build against a fully cached one. Results go to bench/results/*.json with the machine.
+
+    python3 bench/build/bench_build.py aspect-overhead [--runs 3] [--command build]
+    python3 bench/build/bench_build.py cold-vs-cached [--runs 2]
+
+Each benchmark works in its own clone of the repository (with the caller's uncommitted
+files) and its own output base, so it neither disturbs nor is disturbed by other Bazel
+servers and edits; both are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "bench" / "results"
+BAZEL = os.environ.get("BAZEL", "bazel")
+METRICS_FLAGS = [
+    "--noslim_profile",
+    "--experimental_profile_include_target_label",
+    "--experimental_profile_include_primary_output",
+    "--aspects=//tools/metrics:defs.bzl%metrics_aspect",
+    "--output_groups=+metrics",
+]
+COMMON = ["--symlink_prefix=/", "--keep_going"]
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), 0)
+    version = subprocess.run([BAZEL, "--version"], capture_output=True, text=True).stdout.strip()
+    package = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "bazel-bootstrap"],
+                             capture_output=True, text=True).stdout.strip()
+    if package:
+        version = f"bazel-bootstrap {package}"
+    return {"nproc": os.cpu_count(), "cpu_model": model, "mem_gib": round(mem_kb / 2**20, 1),
+            "os": f"{platform.system()} {platform.release()}", "bazel": version}
+
+
+def loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+
+def checkout(dest: Path) -> None:
+    """A clone plus the caller's uncommitted and untracked (not ignored) files."""
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(dest)], check=True)
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, check=True).stdout.split(b"\0")
+    for raw in listed:
+        if not raw:
+            continue
+        src = REPO / os.fsdecode(raw)
+        if src.is_file() or src.is_symlink():
+            target = dest / os.fsdecode(raw)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target, follow_symlinks=False)
+
+
+class Bazel:
+    def __init__(self, workspace: Path, output_base: Path) -> None:
+        self.workspace = workspace
+        self.startup = [f"--output_base={output_base}"]
+
+    def run(self, *args: str, check: bool = False) -> tuple[float, int, str]:
+        start = time.monotonic()
+        proc = subprocess.run([BAZEL, *self.startup, *args], cwd=self.workspace, capture_output=True, text=True)
+        elapsed = time.monotonic() - start
+        if check and proc.returncode != 0:
+            sys.stderr.write(proc.stderr[-4000:])
+            raise SystemExit(f"bazel {' '.join(args[:2])} failed ({proc.returncode})")
+        summary = next((line for line in reversed(proc.stderr.splitlines()) if " process" in line and "INFO:" in line), "")
+        return elapsed, proc.returncode, summary
+
+    def shutdown(self) -> None:
+        subprocess.run([BAZEL, *self.startup, "shutdown"], cwd=self.workspace, capture_output=True)
+
+
+def write(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {"median_s": round(statistics.median(values), 3), "min_s": round(min(values), 3),
+            "max_s": round(max(values), 3), "runs_s": [round(v, 3) for v in values]}
+
+
+def aspect_overhead(args: argparse.Namespace, bazel: Bazel, tmp: Path) -> dict[str, Any]:
+    """Clean build of the targets, alternating without and with the aspect + profile flags."""
+    bazel.run("build", *COMMON, "--nobuild", *args.targets, check=False)  # fetch + load once
+    plain: list[float] = []
+    metrics: list[float] = []
+    summaries: dict[str, str] = {}
+    for i in range(args.runs):
+        for label, extra in (("plain", []), ("metrics", METRICS_FLAGS + [f"--profile={tmp}/profile{i}.json"])):
+            bazel.run("clean")
+            elapsed, rc, summary = bazel.run(args.command, *COMMON, *extra, "--", *args.targets)
+            (plain if label == "plain" else metrics).append(elapsed)
+            summaries[label] = summary
+            print(f"  run {i + 1} {label}: {elapsed:.1f} s (exit {rc}) {summary}", flush=True)
+    return {
+        "what": f"clean `bazel {args.command}` of {' '.join(args.targets)}, without vs with the metrics "
+                "aspect (--output_groups=+metrics) and the JSON profile with target labels",
+        "plain": _summary(plain),
+        "with_aspect_and_profile": _summary(metrics),
+        "ratio_median": round(statistics.median(metrics) / statistics.median(plain), 3),
+        "process_summary": summaries,
+    }
+
+
+def cold_vs_cached(args: argparse.Namespace, bazel: Bazel, tmp: Path) -> dict[str, Any]:
+    """Cold (clean, no cache) vs no-op (nothing changed) vs a fresh output base fully served
+    by the remote cache."""
+    env_cache = {**os.environ, "REMOTE_CACHE_DIR": str(tmp / "cache")}
+    # Cold builds upload but never read the cache, so every run is really cold.
+    upload_only = ["--config=remote-cache", "--noremote_accept_cached"]
+    bazel.run("build", *COMMON, "--nobuild", *args.targets)
+    cold: list[float] = []
+    noop: list[float] = []
+    remote: list[float] = []
+    summaries: dict[str, str] = {}
+    subprocess.run([str(REPO / "ci" / "remote_cache.sh"), "start"], env=env_cache, check=True)
+    try:
+        for i in range(args.runs):
+            bazel.run("clean")
+            elapsed, rc, summaries["cold"] = bazel.run("build", *COMMON, *upload_only, "--", *args.targets)
+            cold.append(elapsed)
+            print(f"  run {i + 1} cold (uploading): {elapsed:.1f} s (exit {rc}) {summaries['cold']}", flush=True)
+            elapsed, rc, summaries["noop"] = bazel.run("build", *COMMON, *upload_only, "--", *args.targets)
+            noop.append(elapsed)
+            print(f"  run {i + 1} no-op: {elapsed:.1f} s (exit {rc}) {summaries['noop']}", flush=True)
+            fresh = Bazel(bazel.workspace, tmp / f"ob_remote{i}")
+            fresh.run("build", *COMMON, "--nobuild", *args.targets)  # repositories + loading, not timed
+            elapsed, rc, summaries["remote"] = fresh.run("build", *COMMON, "--config=remote-cache", "--", *args.targets)
+            remote.append(elapsed)
+            print(f"  run {i + 1} fresh output base, remote cache: {elapsed:.1f} s (exit {rc}) {summaries['remote']}",
+                  flush=True)
+            fresh.shutdown()
+            shutil.rmtree(tmp / f"ob_remote{i}", ignore_errors=True)
+    finally:
+        subprocess.run([str(REPO / "ci" / "remote_cache.sh"), "stop"], env=env_cache)
+    return {
+        "what": f"`bazel build {' '.join(args.targets)}`: cold (after clean, uploading to the remote cache) vs "
+                "no-op (again, nothing changed) vs a fresh output base served by the remote cache "
+                "(repositories fetched and packages loaded before timing)",
+        "cold": _summary(cold),
+        "noop": _summary(noop),
+        "remote_cache_fresh_output_base": _summary(remote),
+        "ratio_cold_over_remote_cached": round(statistics.median(cold) / statistics.median(remote), 3),
+        "ratio_cold_over_noop": round(statistics.median(cold) / statistics.median(noop), 3),
+        "process_summary": summaries,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("benchmark", choices=["aspect-overhead", "cold-vs-cached"])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--command", choices=["build", "test"], default="build")
+    p.add_argument("--targets", nargs="+", default=["//..."])
+    args = p.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="chimera-bench."))
+    workspace = tmp / "chimera"
+    bazel = Bazel(workspace, tmp / "output_base")
+    load_before = loadavg()
+    try:
+        checkout(workspace)
+        run = aspect_overhead if args.benchmark == "aspect-overhead" else cold_vs_cached
+        result = run(args, bazel, tmp)
+        result["loadavg_1min"] = {"before": load_before, "after": loadavg(),
+                                  "note": "other work on the machine (e.g. other Bazel servers) adds noise"}
+    finally:
+        bazel.shutdown()
+        subprocess.run(["chmod", "-R", "u+w", str(tmp)], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    write(f"build_{args.benchmark.replace('-', '_')}", {
+        "benchmark": args.benchmark,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit(),
+        "runs": args.runs,
+        "machine": machine(),
+        "command": " ".join(sys.argv),
+        **result,
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The regression gate passes a report against itself, fails deliberately inflated
+reports (size, time), ignores small or cached timing noise and rejects bad input."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tools.metrics.gate import gate
+from tools.metrics.report import aspect, bep, compute, execlog, profile
+
+RUNFILES = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera")
+SAMPLE = RUNFILES / "tools/metrics/testdata/sample/local"
+BASELINE = RUNFILES / "ci/metrics_baseline.json"
+
+
+@pytest.fixture(scope="module")
+def sample_report() -> dict:
+    prof = profile.parse(SAMPLE / "profile.json")
+    spawns = execlog.parse(SAMPLE / "exec_log.json")
+    return compute.compute(profile.with_executions(prof, execlog.executions(spawns)), bep.parse(SAMPLE / "bep.json"),
+                           aspect.load(aspect.find_files(SAMPLE / "aspect")), spawns=spawns, jobs=2)
+
+
+def _run(tmp_path: Path, baseline: dict, report: dict, *flags: str) -> int:
+    b, r = tmp_path / "baseline.json", tmp_path / "report.json"
+    b.write_text(json.dumps(baseline))
+    r.write_text(json.dumps(report))
+    return gate.run(["--baseline", str(b), "--report", str(r), *flags])
+
+
+def test_passes_on_itself(tmp_path: Path, sample_report: dict) -> None:
+    assert _run(tmp_path, sample_report, sample_report) == 0
+
+
+def test_committed_baseline_passes_on_itself_and_fails_inflated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    baseline = json.loads(BASELINE.read_text())
+    assert gate.run(["--baseline", str(BASELINE), "--report", str(BASELINE)]) == 0
+    inflated = copy.deepcopy(baseline)
+    gated = [n for n, layer in baseline["layers"].items() if layer["status"] != "missing"]
+    assert gated, "the committed baseline should have at least one built layer"
+    for name in gated:
+        inflated["layers"][name]["binary_size_mb"] = baseline["layers"][name]["binary_size_mb"] * 2 + 1
+        inflated["layers"][name]["test_time_seconds"] = baseline["layers"][name]["test_time_seconds"] * 3 + 60
+    assert _run(tmp_path, baseline, inflated) == 1
+    assert "REGRESSION" in capsys.readouterr().out
+
+
+def test_size_growth_fails_and_names_the_target(tmp_path: Path, sample_report: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    bigger = copy.deepcopy(sample_report)
+    bigger["layers"]["layer1"]["binary_size_mb"] = 0.0056  # +12%
+    bigger["targets"]["//layers/layer1_alpha:blob"]["output_bytes"] = 5600
+    assert _run(tmp_path, sample_report, bigger, "--max-size-growth-pct", "10") == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION: layer1.binary_size_mb: 0.005 -> 0.0056" in out
+    assert "//layers/layer1_alpha:blob: 0.005 -> 0.0056" in out
+    assert _run(tmp_path, sample_report, bigger, "--max-size-growth-pct", "15") == 0
+
+
+def test_time_needs_ratio_and_margin(tmp_path: Path, sample_report: dict) -> None:
+    slower = copy.deepcopy(sample_report)
+    slower["layers"]["layer1"]["build_time_seconds"] = 0.449 * 3  # x3 but only +0.9 s
+    assert _run(tmp_path, sample_report, slower) == 0  # default margin: 10 s
+    assert _run(tmp_path, sample_report, slower, "--min-time-delta-seconds", "0.5") == 1
+    assert _run(tmp_path, sample_report, slower, "--min-time-delta-seconds", "0.5", "--max-time-ratio", "4") == 0
+
+
+def test_cached_build_time_and_new_layers_are_not_gated(tmp_path: Path, sample_report: dict,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    later = copy.deepcopy(sample_report)
+    later["layers"]["layer1"]["status"] = "cached"
+    later["layers"]["layer1"]["build_time_seconds"] = 1000.0
+    later["layers"]["layer5"] = {"status": "success", "build_time_seconds": 99.0, "test_time_seconds": 9.0,
+                                 "binary_size_mb": 50.0}
+    assert _run(tmp_path, sample_report, later) == 0
+    assert "layer5: new layer" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"layers": {"layer1": {"binary_size_mb": "big"}}}'])
+def test_bad_input_exits_2(tmp_path: Path, content: str, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert gate.run(["--baseline", str(bad), "--report", str(BASELINE)]) == 2
+    assert gate.run(["--baseline", str(BASELINE), "--report", str(tmp_path / "absent.json")]) == 2
+    assert "bad input" in capsys.readouterr().err
