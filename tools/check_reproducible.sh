@@ -13,7 +13,8 @@ trap 'for base in "$work"/base-*; do bazel --output_base="$base" shutdown >/dev/
 
 digests() {
   local base="$1" out="$2"
-  bazel --output_base="$base" build --nobuild_runfile_links "${patterns[@]}" >"$out.log" 2>&1 || {
+  # --symlink_prefix=/: leave the tree's bazel-* links pointing at the developer's output base.
+  bazel --output_base="$base" build --symlink_prefix=/ --nobuild_runfile_links "${patterns[@]}" >"$out.log" 2>&1 || {
     tail -20 "$out.log" >&2
     echo "check_reproducible: build in $base failed" >&2
     exit 2

@@ -29,6 +29,8 @@ class KpiRecord:
     status: str
     metrics: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     recorded_at: float = field(default_factory=time.time)
+    module_name: str = ""
+    genome_id: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))

@@ -48,6 +48,8 @@ from chimera.execution.cancel import CancelToken
 #: Module bytes as callers hold them (wasmtime.wat2wasm returns a bytearray).
 WasmBytes = bytes | bytearray | memoryview
 
+#: The guest ABI's default entrypoint.
+RUN_EXPORT = "chimera_run"
 WASM_MAGIC = b"\0asm"
 WASM_VERSION_1 = b"\x01\0\0\0"
 WASM_PAGE = 65536
@@ -149,6 +151,14 @@ def check_interface(module: wasmtime.Module, allowed_imports: Iterable[str] = ()
             )
 
 
+def has_entrypoint(module: wasmtime.Module, name: str) -> bool:
+    """True when ``module`` exports ``name`` with ``chimera_run``'s signature (4 i32 -> i32)."""
+    for export in module.exports:
+        if export.name == name:
+            return _func_arity(export.type) == REQUIRED_FUNCTIONS[RUN_EXPORT]
+    return False
+
+
 def check_header(wasm: WasmBytes, max_bytes: int = DEFAULT_MAX_MODULE_BYTES) -> None:
     """Cheap checks before handing bytes to wasmtime: type, size, magic, version."""
     if not isinstance(wasm, (bytes, bytearray, memoryview)):
@@ -248,6 +258,15 @@ class ModuleCache:
                 with self._lock:
                     self._compiling.pop(digest, None)
         return found
+
+    def discard(self, digest: str) -> bool:
+        """Forgets a compiled module (memory only), e.g. one whose deploy was refused.
+
+        Holders of the :class:`CompiledModule` keep it; a later :meth:`get`
+        compiles it again. Returns whether it was cached.
+        """
+        with self._lock:
+            return self._modules.pop(digest, None) is not None
 
     def _load(self, digest: str, data: bytes) -> wasmtime.Module:
         path = self._dir / f"{digest}.cwasm" if self._dir is not None else None
@@ -409,10 +428,13 @@ class Sandbox:
         input: bytes,
         limits: Limits | None = None,
         cancel: CancelToken | None = None,
+        entrypoint: str = RUN_EXPORT,
     ) -> RunResult:
         """Runs ``module`` once on (params, input) in a fresh store and reports the outcome.
 
-        Never raises for guest misbehaviour: every failure is a status.
+        ``entrypoint`` is the exported function called with the buffers (same
+        signature as ``chimera_run``). Never raises for guest misbehaviour:
+        every failure is a status.
         """
         lim = limits if limits is not None else self.default_limits
         start = self._clock()
@@ -470,7 +492,7 @@ class Sandbox:
                 raise _GuestError("export 'memory' is not a memory")
             memory = mem_export
             output, guest_status = self._call(
-                store, exports, memory, params_bytes, input, lim.memory_bytes
+                store, exports, memory, params_bytes, input, lim.memory_bytes, entrypoint
             )
         except wasmtime.Trap as trap:
             status, message = self._classify_trap(trap, watch)
@@ -532,6 +554,7 @@ class Sandbox:
         params: bytes,
         input: bytes,
         memory_limit: int,
+        entrypoint: str = RUN_EXPORT,
     ) -> tuple[GuestResult, int]:
         def fn(name: str) -> wasmtime.Func:
             f = exports[name]
@@ -567,7 +590,7 @@ class Sandbox:
 
         p = put(params)
         i = put(bytes(input))
-        code = fn("chimera_run")(store, p, len(params), i, len(input))
+        code = fn(entrypoint)(store, p, len(params), i, len(input))
         ptr = fn("chimera_result_ptr")(store) & 0xFFFFFFFF
         length = fn("chimera_result_len")(store) & 0xFFFFFFFF
         if ptr + length > memory.data_len(store):

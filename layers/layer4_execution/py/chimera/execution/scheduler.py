@@ -10,8 +10,9 @@ Semantics (design §2, row 4):
 * Each attempt gets a :class:`~chimera.execution.cancel.CancelToken` whose
   deadline is the task's timeout; the sandbox enforces it.
 * A failed attempt that ``classify`` calls retryable is retried after
-  ``base * factor**n`` seconds (capped), up to ``max_retries`` times, then the
-  task is dead-lettered; non-retryable failures end as FAILED.
+  ``base * factor**n`` seconds (capped), up to ``max_retries`` times (the
+  policy's, or the task's own from :meth:`Scheduler.submit`), then the task is
+  dead-lettered; non-retryable failures end as FAILED.
 * Cancelling a queued task ends it at once; cancelling a running task trips
   its token (the sandbox stops the guest at the next epoch tick).
 * Every task ends with exactly one :class:`CompletionRecord`, delivered to
@@ -129,6 +130,26 @@ class CompletionRecord:
     payload: Any = None
 
 
+@dataclass(frozen=True)
+class TaskSnapshot:
+    """A task's state at one moment, for status queries (times on the scheduler clock).
+
+    ``started_at`` is the first attempt's start, ``attempt_started_at`` the
+    latest one's; ``ready_at`` is when a RETRY_WAIT task may run again.
+    """
+
+    task_id: str
+    state: TaskState
+    priority: int
+    attempts: int
+    submitted_at: float
+    started_at: float | None
+    attempt_started_at: float | None
+    ready_at: float | None
+    last_error: str
+    finished_at: float | None
+
+
 @dataclass
 class _Task:
     task_id: str
@@ -146,6 +167,8 @@ class _Task:
     last_error: str = ""
     last_value: Any = None
     retry_delays: list[float] = field(default_factory=list)
+    max_retries: int | None = None
+    attempt_started_at: float | None = None
     done: threading.Event = field(default_factory=threading.Event)
     record: CompletionRecord | None = None
 
@@ -286,8 +309,12 @@ class Scheduler:
         *,
         priority: int = Priority.NORMAL,
         timeout_s: float | None = None,
+        max_retries: int | None = None,
     ) -> TaskHandle:
-        """Queues a task; raises QueueFull, DuplicateTask, SchedulerClosed or ValueError."""
+        """Queues a task; raises QueueFull, DuplicateTask, SchedulerClosed or ValueError.
+
+        ``max_retries`` overrides the retry policy's for this task.
+        """
         prio = int(priority)
         if not 1 <= prio <= 100:
             raise ValueError(f"priority must be in 1..=100, got {prio}")
@@ -295,6 +322,8 @@ class Scheduler:
             raise ValueError("task_id must be a non-empty string")
         if timeout_s is not None and not timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if max_retries is not None and (isinstance(max_retries, bool) or max_retries < 0):
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         with self._cond:
             if self._closed:
                 raise SchedulerClosed("scheduler is shut down")
@@ -311,6 +340,7 @@ class Scheduler:
                 seq,
                 timeout_s if timeout_s is not None else self.default_timeout_s,
                 self._clock(),
+                max_retries=max_retries,
             )
             self._tasks[task_id] = task
             self._waiting += 1
@@ -337,6 +367,25 @@ class Scheduler:
         with self._cond:
             task = self._tasks.get(task_id)
             return task.state if task is not None else None
+
+    def snapshot(self, task_id: str) -> TaskSnapshot | None:
+        """A consistent view of a task, or None if unknown (or no longer retained)."""
+        with self._cond:
+            task = self._tasks.get(task_id)
+            if task is None:
+                return None
+            return TaskSnapshot(
+                task_id=task.task_id,
+                state=task.state,
+                priority=task.priority,
+                attempts=task.attempts,
+                submitted_at=task.submitted_at,
+                started_at=task.started_at,
+                attempt_started_at=task.attempt_started_at,
+                ready_at=task.ready_at if task.state is TaskState.RETRY_WAIT else None,
+                last_error=task.record.error if task.record is not None else task.last_error,
+                finished_at=task.record.finished_at if task.record is not None else None,
+            )
 
     def dead_letters(self) -> list[CompletionRecord]:
         """Dead-lettered tasks, oldest first."""
@@ -435,6 +484,7 @@ class Scheduler:
                 now = self._clock()
                 if task.started_at is None:
                     task.started_at = now
+                task.attempt_started_at = now
                 deadline = time.monotonic() + task.timeout_s if task.timeout_s else None
                 token = CancelToken(deadline)
                 if task.cancel_requested:
@@ -469,7 +519,9 @@ class Scheduler:
                 self._finish_locked(task, TaskState.SUCCEEDED, "")
             elif verdict is Verdict.FAIL:
                 self._finish_locked(task, TaskState.FAILED, error)
-            elif task.attempts > self.retry.max_retries:
+            elif task.attempts > (
+                task.max_retries if task.max_retries is not None else self.retry.max_retries
+            ):
                 self._finish_locked(
                     task,
                     TaskState.DEAD_LETTERED,
@@ -509,6 +561,7 @@ __all__ = [
     "Scheduler",
     "SchedulerClosed",
     "TaskHandle",
+    "TaskSnapshot",
     "TaskState",
     "Verdict",
     "default_classify",

@@ -1,0 +1,259 @@
+"""Named module slots with versioned deployments, atomic activation and rollback.
+
+This is the service-side registry behind ``DeployModule``, ``DeployGenome``,
+``RollbackGenome`` and ``ListVersions`` (execution.proto). It differs from
+:class:`~chimera.execution.registry.ModuleRegistry` (one unnamed slot, a
+rollback stack) in what the contract needs: many slots, modules that are
+stored without being activated, a genome deployed onto any module already in
+the slot, rollback to a chosen version, and optimistic concurrency.
+
+Why the shape:
+
+* A :class:`Deployment` is immutable; a task resolves one when its attempt
+  starts and runs on it to the end, so activation is only a change of which
+  version number is active, made under one lock (atomic hot swap).
+* ``previous_version`` follows the contract literally: the version that was
+  active when this one *last became* active. Re-activating a version by
+  rollback therefore records the version it replaced, and a second rollback
+  with ``to_version = 0`` undoes the first.
+* Genomes are opaque here (the service stores its ``AgentGenome`` message);
+  only their parameters, id and agent matter to running tasks.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from chimera.execution.sandbox import CompiledModule
+
+__all__ = [
+    "Deployment",
+    "DeploymentStore",
+    "DeploymentView",
+    "ModuleNotInSlot",
+    "NoActiveDeployment",
+    "NothingToRollBack",
+    "SlotNotFound",
+    "VersionConflict",
+    "VersionNotFound",
+]
+
+
+class SlotNotFound(LookupError):
+    """No module was ever deployed under this name."""
+
+
+class VersionNotFound(LookupError):
+    """The slot has no deployment with this version number."""
+
+
+class ModuleNotInSlot(LookupError):
+    """No deployment of the slot uses a module with this digest."""
+
+
+class NoActiveDeployment(RuntimeError):
+    """The slot holds modules but none is active yet."""
+
+
+class NothingToRollBack(RuntimeError):
+    """The active deployment has no previous version."""
+
+
+class VersionConflict(RuntimeError):
+    """``expected_active_version`` no longer matches the active version."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"expected active version {expected}, but {actual} is active")
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One immutable version of a slot: a compiled module plus optional genome."""
+
+    module_name: str
+    version: int
+    module: CompiledModule
+    verdict_id: str
+    params: tuple[float, ...] = ()
+    genome_id: str = ""
+    genome_agent_id: str = ""
+    genome: object | None = None  # the service's AgentGenome message, returned as is
+    deployed_at: float = field(default_factory=time.time)
+
+    @property
+    def module_sha256(self) -> str:
+        """SHA-256 of the module bytes."""
+        return self.module.digest
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    """A deployment with the slot state the contract reports alongside it."""
+
+    deployment: Deployment
+    active: bool
+    previous_version: int
+
+
+@dataclass
+class _Slot:
+    deployments: list[Deployment] = field(default_factory=list)
+    active: int = 0
+    previous_of: dict[int, int] = field(default_factory=dict)
+
+
+class DeploymentStore:
+    """All slots; every mutation and every read of the active version takes one lock."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._slots: dict[str, _Slot] = {}
+
+    # -- mutations -------------------------------------------------------
+
+    def add_module(
+        self, module_name: str, module: CompiledModule, verdict_id: str, *, activate: bool
+    ) -> DeploymentView:
+        """Stores a module (no genome) as the slot's next version, creating the slot."""
+        with self._lock:
+            slot = self._slots.setdefault(module_name, _Slot())
+            dep = Deployment(
+                module_name,
+                len(slot.deployments) + 1,
+                module,
+                verdict_id,
+                deployed_at=self._clock(),
+            )
+            slot.deployments.append(dep)
+            if activate:
+                self._activate(slot, dep.version)
+            return self._view(slot, dep)
+
+    def deploy_genome(
+        self,
+        module_name: str,
+        params: Sequence[float],
+        *,
+        genome_id: str = "",
+        genome_agent_id: str = "",
+        genome: object | None = None,
+        module_sha256: str = "",
+        expected_active_version: int = 0,
+    ) -> DeploymentView:
+        """Activates a new deployment: ``params`` on the named (or active) module.
+
+        Raises :class:`SlotNotFound`, :class:`ModuleNotInSlot`,
+        :class:`NoActiveDeployment` or :class:`VersionConflict`.
+        """
+        values = tuple(float(p) for p in params)
+        with self._lock:
+            slot = self._slot(module_name)
+            self._check_expected(slot, expected_active_version)
+            if module_sha256:
+                source = next(
+                    (d for d in reversed(slot.deployments) if d.module_sha256 == module_sha256),
+                    None,
+                )
+                if source is None:
+                    raise ModuleNotInSlot(
+                        f"slot {module_name!r} has no module with SHA-256 {module_sha256}"
+                    )
+            else:
+                if slot.active == 0:
+                    raise NoActiveDeployment(
+                        f"slot {module_name!r} has no active deployment; name a module_sha256"
+                    )
+                source = slot.deployments[slot.active - 1]
+            dep = Deployment(
+                module_name,
+                len(slot.deployments) + 1,
+                source.module,
+                source.verdict_id,
+                values,
+                genome_id,
+                genome_agent_id,
+                genome,
+                self._clock(),
+            )
+            slot.deployments.append(dep)
+            self._activate(slot, dep.version)
+            return self._view(slot, dep)
+
+    def rollback(self, module_name: str, to_version: int = 0) -> DeploymentView:
+        """Re-activates ``to_version`` (0: the active deployment's previous version)."""
+        with self._lock:
+            slot = self._slot(module_name)
+            if to_version == 0:
+                target = slot.previous_of.get(slot.active, 0) if slot.active else 0
+                if target == 0:
+                    raise NothingToRollBack(
+                        f"slot {module_name!r}: the active deployment has no previous version"
+                    )
+            else:
+                if not 1 <= to_version <= len(slot.deployments):
+                    raise VersionNotFound(f"slot {module_name!r} has no version {to_version}")
+                target = to_version
+            if target != slot.active:
+                self._activate(slot, target)
+            return self._view(slot, slot.deployments[target - 1])
+
+    # -- reads -----------------------------------------------------------
+
+    def resolve(self, module_name: str, version: int = 0) -> Deployment:
+        """The deployment a task runs on: ``version``, or the active one for 0."""
+        with self._lock:
+            slot = self._slot(module_name)
+            if version == 0:
+                if slot.active == 0:
+                    raise NoActiveDeployment(f"slot {module_name!r} has no active deployment")
+                return slot.deployments[slot.active - 1]
+            if not 1 <= version <= len(slot.deployments):
+                raise VersionNotFound(f"slot {module_name!r} has no version {version}")
+            return slot.deployments[version - 1]
+
+    def list(self, module_name: str, limit: int) -> tuple[list[DeploymentView], int]:
+        """Up to ``limit`` deployments, newest first, and the active version (0 = none)."""
+        with self._lock:
+            slot = self._slot(module_name)
+            newest = slot.deployments[::-1][:limit]
+            return [self._view(slot, d) for d in newest], slot.active
+
+    def uses_module(self, digest: str) -> bool:
+        """True when any deployment of any slot runs the module with this digest."""
+        with self._lock:
+            return any(
+                d.module_sha256 == digest for s in self._slots.values() for d in s.deployments
+            )
+
+    def active_count(self) -> int:
+        """Number of slots with an active deployment."""
+        with self._lock:
+            return sum(1 for s in self._slots.values() if s.active)
+
+    # -- internals -------------------------------------------------------
+
+    def _slot(self, module_name: str) -> _Slot:
+        slot = self._slots.get(module_name)
+        if slot is None:
+            raise SlotNotFound(f"no module is deployed under {module_name!r}")
+        return slot
+
+    @staticmethod
+    def _check_expected(slot: _Slot, expected: int) -> None:
+        if expected and expected != slot.active:
+            raise VersionConflict(expected, slot.active)
+
+    @staticmethod
+    def _activate(slot: _Slot, version: int) -> None:
+        slot.previous_of[version] = slot.active
+        slot.active = version
+
+    @staticmethod
+    def _view(slot: _Slot, dep: Deployment) -> DeploymentView:
+        return DeploymentView(dep, dep.version == slot.active, slot.previous_of.get(dep.version, 0))

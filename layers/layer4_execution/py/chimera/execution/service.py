@@ -1,0 +1,767 @@
+"""The Execution gRPC service (execution.proto) on the shared framework.
+
+``ExecutionServicer`` wires the layer-4 core together:
+
+* ``DeployModule`` validates the bytes in the sandbox's engine (magic,
+  structure, import allow-list, ABI exports -> INVALID_ARGUMENT on ``wasm``),
+  then asks the :mod:`~chimera.execution.gate` for a layer-3 verdict on their
+  exact SHA-256, then stores the compiled module in its slot.
+* ``DeployGenome`` / ``RollbackGenome`` / ``ListVersions`` are the
+  :class:`~chimera.execution.deployments.DeploymentStore`; activation is one
+  reference change under a lock, and each attempt resolves its deployment
+  when it starts, so a hot swap never changes a running task.
+* ``SubmitTask`` / ``GetTask`` / ``CancelTask`` / ``ListDeadLetters`` are the
+  priority :class:`~chimera.execution.scheduler.Scheduler` (bounded queue ->
+  RESOURCE_EXHAUSTED, worker pool = concurrency limit, retries with backoff,
+  dead letters). A deterministic failure (trap, fuel, memory, guest error) is
+  dead-lettered at once: a retry would only repeat it. Wall-clock deadlines
+  depend on load and are retried.
+* ``StreamKpis`` gives each stream its own bounded
+  :class:`~chimera.execution.kpi.KpiHub` subscription: publishing never
+  blocks execution, and reports a slow stream cannot take are dropped for
+  that stream only and counted in ``layer4_kpi_drops_total``.
+
+One KPI report is published per finished attempt, from the worker that ran it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from chimera.execution.abi import encode_result
+from chimera.execution.convert import (
+    deployment_to_proto,
+    from_timestamp,
+    kpi_to_proto,
+    outcome_name,
+    run_outcome,
+    task_status,
+    timestamp,
+)
+from chimera.execution.deployments import (
+    Deployment,
+    DeploymentStore,
+    ModuleNotInSlot,
+    NoActiveDeployment,
+    NothingToRollBack,
+    SlotNotFound,
+    VersionConflict,
+    VersionNotFound,
+)
+from chimera.execution.gate import ModuleGate, Unavailable
+from chimera.execution.kpi import KpiHub, KpiRecord, Subscription
+from chimera.execution.runner import DEFAULT_RETRYABLE
+from chimera.execution.sandbox import (
+    RUN_EXPORT,
+    WASM_PAGE,
+    ExecStatus,
+    InvalidModule,
+    Limits,
+    RunResult,
+    Sandbox,
+    has_entrypoint,
+)
+from chimera.execution.scheduler import (
+    Attempt,
+    CompletionRecord,
+    DuplicateTask,
+    QueueFull,
+    RetryPolicy,
+    Scheduler,
+    SchedulerClosed,
+    TaskHandle,
+    TaskSnapshot,
+    TaskState,
+    Verdict,
+)
+from chimera.framework import (
+    FailedPrecondition,
+    InvalidArgument,
+    MetricsRegistry,
+    NotFound,
+    ResourceExhausted,
+    ServiceError,
+)
+from chimera.v1 import common_pb2, execution_pb2, execution_pb2_grpc
+
+__all__ = ["Aborted", "ExecutionMetrics", "ExecutionOptions", "ExecutionServicer"]
+
+_log = logging.getLogger("chimera.execution.service")
+
+SERVICE_NAME = "chimera.v1.ExecutionService"
+DEFAULT_LIST_LIMIT = 100
+MAX_KPI_METRICS = 64
+_SLOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PRIORITIES = frozenset(common_pb2.Priority.values())
+_MAX_LABEL_KEY = 128
+_MAX_LABEL_VALUE = 1024
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+)  # fmt: skip
+
+
+class Aborted(ServiceError):
+    """An optimistic-concurrency check failed (``expected_active_version``)."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """How the service runs tasks (the CLI flags of ``server.py`` fill these).
+
+    ``default_limits`` apply to zero members of a task's ``limits``;
+    ``max_limits`` are the largest a caller may ask for. ``retry`` is the
+    backoff (1 s x 2^n, capped at 300 s) and the default retry count.
+    Each open KPI stream holds a server thread, so ``max_kpi_streams`` must
+    stay below the server's ``max_workers`` to leave threads for unary RPCs.
+    """
+
+    concurrency: int = 2
+    max_queue: int = 10_000
+    default_limits: Limits = Limits()
+    max_limits: Limits = Limits(
+        fuel=1_000_000_000_000, memory_bytes=4 * 1024**3, timeout_ms=600_000.0
+    )
+    retry: RetryPolicy = RetryPolicy()
+    tick_ms: float = 5.0
+    cache_dir: str | None = None
+    kpi_buffer: int = 1024
+    max_kpi_streams: int = 16
+    kpi_retained: int = 10_000
+    retain_finished: int = 10_000
+    max_dead_letters: int = 10_000
+    cancel_wait_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        if min(self.concurrency, self.max_queue, self.kpi_buffer, self.max_kpi_streams) < 1:
+            raise ValueError("concurrency, max_queue, kpi_buffer and max_kpi_streams must be >= 1")
+        if self.kpi_retained < 0 or self.retain_finished < 1 or self.max_dead_letters < 1:
+            raise ValueError("kpi_retained must be >= 0; retain_finished, max_dead_letters >= 1")
+        d, m = self.default_limits, self.max_limits
+        if d.fuel > m.fuel or d.memory_bytes > m.memory_bytes or d.timeout_ms > m.timeout_ms:
+            raise ValueError(f"default limits {d} exceed the maximum limits {m}")
+
+
+class ExecutionMetrics:
+    """The ``layer4_*`` Prometheus metrics, registered on the server's registry."""
+
+    def __init__(self, registry: MetricsRegistry) -> None:
+        self.tasks = registry.counter(
+            "layer4_tasks_total", "Tasks that reached a terminal status, by status.", ("status",)
+        )
+        self.attempts = registry.counter(
+            "layer4_attempts_total", "Finished sandbox attempts, by run outcome.", ("outcome",)
+        )
+        self.task_latency = registry.histogram(
+            "layer4_task_latency_seconds",
+            "Time from SubmitTask to a terminal status, by status.",
+            ("status",),
+            _LATENCY_BUCKETS,
+        )
+        self.attempt_seconds = registry.histogram(
+            "layer4_attempt_run_seconds",
+            "Sandbox wall time of one attempt, by run outcome.",
+            ("outcome",),
+            _LATENCY_BUCKETS,
+        )
+        self.queue_depth = registry.gauge(
+            "layer4_queue_depth", "Tasks queued or waiting for a retry."
+        )
+        self.running = registry.gauge("layer4_running_tasks", "Tasks running in a sandbox now.")
+        self.active_modules = registry.gauge(
+            "layer4_active_modules", "Module slots with an active deployment."
+        )
+        self.deployments = registry.counter(
+            "layer4_deployments_total", "Deployments made, by kind.", ("kind",)
+        )
+        self.kpi_drops = registry.counter(
+            "layer4_kpi_drops_total",
+            "KPI reports dropped because a StreamKpis subscriber's buffer was full.",
+        )
+        self.kpi_streams = registry.gauge("layer4_kpi_streams", "Open StreamKpis streams.")
+        self.kpi_published = registry.counter(
+            "layer4_kpi_published_total", "KPI reports published (one per finished attempt)."
+        )
+
+
+@dataclass(frozen=True)
+class _Payload:
+    """What the scheduler carries for one task."""
+
+    module_name: str
+    version: int  # 0 = the active deployment when each attempt starts
+    entrypoint: str
+    input: bytes
+    limits: Limits
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class _AttemptOutcome:
+    """An attempt's deployment and sandbox result (ok/status/message serve the scheduler)."""
+
+    deployment: Deployment | None
+    result: RunResult
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+    @property
+    def status(self) -> ExecStatus:
+        return self.result.status
+
+    @property
+    def message(self) -> str:
+        return self.result.message
+
+
+@dataclass
+class _TaskInfo:
+    """Per-task facts the scheduler does not keep (guarded by the servicer's lock)."""
+
+    spec: execution_pb2.TaskSpec  # as submitted, with task_id filled in
+    enqueued_at: float
+    handle: TaskHandle | None = None
+    last_kpi: common_pb2.KpiReport | None = None
+    last_outcome: int = common_pb2.RUN_OUTCOME_UNSPECIFIED
+    module_version: int = 0
+    output: bytes = b""
+    final: TaskSnapshot | None = None
+    final_state: TaskState | None = None
+
+
+def _classify(value: object) -> Verdict:
+    if not isinstance(value, _AttemptOutcome):
+        return Verdict.RETRY
+    if value.ok:
+        return Verdict.SUCCESS
+    return Verdict.RETRY if value.status in DEFAULT_RETRYABLE else Verdict.FAIL
+
+
+class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
+    """Implements every ExecutionService RPC; call :meth:`close` when done."""
+
+    def __init__(
+        self,
+        options: ExecutionOptions,
+        gate: ModuleGate,
+        registry: MetricsRegistry,
+    ) -> None:
+        self.options = options
+        self.gate = gate
+        self.metrics = ExecutionMetrics(registry)
+        self.sandbox = Sandbox(
+            tick_ms=options.tick_ms,
+            cache_dir=options.cache_dir,
+            default_limits=options.default_limits,
+        )
+        self.store = DeploymentStore()
+        self.hub = KpiHub(default_queue_size=options.kpi_buffer)
+        # Scheduler times are monotonic; reports use Unix time. A fixed offset
+        # keeps the order of scheduler events in the converted timestamps.
+        self._wall_offset = time.time() - time.monotonic()
+        self._lock = threading.RLock()
+        self._tasks: dict[str, _TaskInfo] = {}
+        self._finished: collections.deque[str] = collections.deque()
+        self._dead: collections.deque[execution_pb2.TaskRecord] = collections.deque(
+            maxlen=options.max_dead_letters
+        )
+        self._kpi_lock = threading.Lock()
+        self._retained: collections.deque[KpiRecord] = collections.deque(
+            maxlen=max(options.kpi_retained, 1)
+        )
+        # Open streams and the drops already counted for each; drops are
+        # counted when they happen (at publish), even while a stream's
+        # handler is blocked sending to a slow client.
+        self._streams: dict[Subscription, int] = {}
+        self._closed = False
+        self.scheduler = Scheduler(
+            self._execute,
+            concurrency=options.concurrency,
+            max_queue=options.max_queue,
+            retry=options.retry,
+            classify=_classify,
+            on_complete=self._on_complete,
+            retain_finished=options.retain_finished,
+            max_dead_letters=options.max_dead_letters,
+        )
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def end_streams(self) -> None:
+        """Ends every open StreamKpis stream (first step of a shutdown)."""
+        with self._kpi_lock:
+            streams = list(self._streams)
+        for sub in streams:
+            sub.close()
+
+    def close(self) -> None:
+        """Ends streams, cancels queued and running tasks, stops the sandbox. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.end_streams()
+        self.scheduler.shutdown(cancel_pending=True, timeout=10.0)
+        self.sandbox.close()
+        self.gate.close()
+
+    # -- deployments -------------------------------------------------------
+
+    def DeployModule(
+        self, request: execution_pb2.DeployModuleRequest, context: grpc.ServicerContext
+    ) -> execution_pb2.Deployment:
+        _check_slot_name(request.module_name)
+        try:
+            compiled = self.sandbox.compile(request.wasm)
+        except InvalidModule as exc:
+            raise InvalidArgument("wasm", f"is not an acceptable module: {exc.reason}") from None
+        try:
+            self.gate.admit(request.module_name, compiled.digest, request.verdict_id)
+        except BaseException:
+            if not self.store.uses_module(compiled.digest):
+                self.sandbox.modules.discard(compiled.digest)  # refused bytes hold no memory
+            raise
+        view = self.store.add_module(
+            request.module_name, compiled, request.verdict_id, activate=request.activate
+        )
+        self.metrics.deployments.labels(kind="module").inc()
+        self._refresh_gauges()
+        _log.info(
+            "deployed module %s v%d sha256=%s verdict=%s active=%s",
+            request.module_name,
+            view.deployment.version,
+            compiled.digest,
+            request.verdict_id,
+            view.active,
+        )
+        return deployment_to_proto(view)
+
+    def DeployGenome(
+        self, request: execution_pb2.DeployGenomeRequest, context: grpc.ServicerContext
+    ) -> execution_pb2.Deployment:
+        _check_slot_name(request.module_name)
+        genome = request.genome
+        names = len(genome.parameter_names)
+        if names and names != len(genome.parameters):
+            raise InvalidArgument(
+                "genome.parameter_names",
+                f"must be empty or name each of the {len(genome.parameters)} parameters "
+                f"(got {names} names)",
+            )
+        if request.module_sha256 and not _SHA256.fullmatch(request.module_sha256):
+            raise InvalidArgument("module_sha256", "must be 64 lowercase hexadecimal characters")
+        stored = common_pb2.AgentGenome()
+        stored.CopyFrom(genome)
+        try:
+            view = self.store.deploy_genome(
+                request.module_name,
+                genome.parameters,
+                genome_id=genome.id,
+                genome_agent_id=genome.agent_id,
+                genome=stored,
+                module_sha256=request.module_sha256,
+                expected_active_version=request.expected_active_version,
+            )
+        except VersionConflict as exc:
+            raise Aborted(str(exc)) from None
+        except (SlotNotFound, ModuleNotInSlot) as exc:
+            raise NotFound(str(exc)) from None
+        except NoActiveDeployment as exc:
+            raise FailedPrecondition(str(exc)) from None
+        self.metrics.deployments.labels(kind="genome").inc()
+        self._refresh_gauges()
+        _log.info(
+            "deployed genome %r on %s v%d (previous v%d)",
+            genome.id,
+            request.module_name,
+            view.deployment.version,
+            view.previous_version,
+        )
+        return deployment_to_proto(view)
+
+    def RollbackGenome(
+        self, request: execution_pb2.RollbackGenomeRequest, context: grpc.ServicerContext
+    ) -> execution_pb2.Deployment:
+        _check_slot_name(request.module_name)
+        try:
+            view = self.store.rollback(request.module_name, request.to_version)
+        except (SlotNotFound, VersionNotFound) as exc:
+            raise NotFound(str(exc)) from None
+        except NothingToRollBack as exc:
+            raise FailedPrecondition(str(exc)) from None
+        self.metrics.deployments.labels(kind="rollback").inc()
+        self._refresh_gauges()
+        _log.info("rolled %s back to v%d", request.module_name, view.deployment.version)
+        return deployment_to_proto(view)
+
+    def ListVersions(
+        self, request: execution_pb2.ListVersionsRequest, context: grpc.ServicerContext
+    ) -> execution_pb2.ListVersionsResponse:
+        _check_slot_name(request.module_name)
+        try:
+            views, active = self.store.list(
+                request.module_name, request.limit or DEFAULT_LIST_LIMIT
+            )
+        except SlotNotFound as exc:
+            raise NotFound(str(exc)) from None
+        return execution_pb2.ListVersionsResponse(
+            deployments=[deployment_to_proto(v) for v in views], active_version=active
+        )
+
+    # -- tasks ---------------------------------------------------------------
+
+    def SubmitTask(
+        self, request: execution_pb2.TaskSpec, context: grpc.ServicerContext
+    ) -> execution_pb2.TaskHandle:
+        if request.priority not in _PRIORITIES:
+            raise InvalidArgument(
+                "priority",
+                "must be one of PRIORITY_BACKGROUND (1), PRIORITY_LOW (25), PRIORITY_NORMAL (50), "
+                f"PRIORITY_HIGH (75), PRIORITY_CRITICAL (100) (got {request.priority})",
+            )
+        _check_slot_name(request.module_name)
+        _check_labels(request.labels)
+        limits = self._limits(request.limits if request.HasField("limits") else None)
+        max_retries = request.max_retries if request.HasField("max_retries") else None
+        with self._lock:
+            if request.task_id:
+                known = self._tasks.get(request.task_id)
+                if known is not None:  # idempotent: the existing task's handle
+                    return self._handle(known)
+            deployment = self._resolve_for_submit(request)
+            entrypoint = request.entrypoint or RUN_EXPORT
+            if request.entrypoint and not has_entrypoint(deployment.module.module, entrypoint):
+                raise InvalidArgument(
+                    "entrypoint",
+                    f"must name a function exported by {request.module_name} "
+                    f"v{deployment.version} with chimera_run's signature (4 i32 -> i32)",
+                )
+            spec = execution_pb2.TaskSpec()
+            spec.CopyFrom(request)
+            if not spec.task_id:
+                spec.task_id = uuid.uuid4().hex
+            info = _TaskInfo(spec=spec, enqueued_at=time.time())
+            self._tasks[spec.task_id] = info
+            payload = _Payload(
+                request.module_name,
+                request.module_version,
+                entrypoint,
+                bytes(request.input),
+                limits,
+                request.agent_id,
+            )
+            priority = request.priority or common_pb2.PRIORITY_NORMAL
+            try:
+                info.handle = self.scheduler.submit(
+                    spec.task_id, payload, priority=priority, max_retries=max_retries
+                )
+            except (DuplicateTask, ValueError) as exc:  # the checks above make this rare
+                del self._tasks[spec.task_id]
+                raise InvalidArgument("task_id", f"cannot be submitted now: {exc}") from None
+            except QueueFull as exc:
+                del self._tasks[spec.task_id]
+                raise ResourceExhausted(f"the task queue is full: {exc}") from None
+            except SchedulerClosed:
+                del self._tasks[spec.task_id]
+                raise Unavailable("the execution service is shutting down") from None
+            handle = self._handle(info)
+        self._refresh_gauges()
+        return handle
+
+    def GetTask(
+        self, request: execution_pb2.GetTaskRequest, context: grpc.ServicerContext
+    ) -> execution_pb2.TaskRecord:
+        return self._record(self._info(request.task_id))
+
+    def CancelTask(
+        self, request: execution_pb2.CancelTaskRequest, context: grpc.ServicerContext
+    ) -> execution_pb2.TaskRecord:
+        info = self._info(request.task_id)
+        if self.scheduler.cancel(request.task_id, "cancelled by CancelTask") and info.handle:
+            # A running attempt stops at its next epoch tick; wait briefly so
+            # the reply usually shows the terminal status.
+            try:
+                info.handle.wait(self.options.cancel_wait_seconds)
+            except TimeoutError:
+                pass
+        return self._record(info)
+
+    def ListDeadLetters(
+        self, request: execution_pb2.ListDeadLettersRequest, context: grpc.ServicerContext
+    ) -> execution_pb2.ListDeadLettersResponse:
+        limit = request.limit or DEFAULT_LIST_LIMIT
+        with self._lock:
+            tasks = list(self._dead)[:limit]
+        return execution_pb2.ListDeadLettersResponse(tasks=tasks)
+
+    # -- KPI stream ------------------------------------------------------------
+
+    def StreamKpis(
+        self, request: execution_pb2.StreamKpisRequest, context: grpc.ServicerContext
+    ) -> Iterator[common_pb2.KpiReport]:
+        since = from_timestamp(request.since) if request.HasField("since") else None
+        with self._kpi_lock:
+            if self._closed:
+                raise Unavailable("the execution service is shutting down")
+            if len(self._streams) >= self.options.max_kpi_streams:
+                raise ResourceExhausted(
+                    f"{len(self._streams)} KPI streams are open (limit "
+                    f"{self.options.max_kpi_streams}); close one or filter a shared stream"
+                )
+            sub = self.hub.subscribe(self.options.kpi_buffer)
+            backlog = [r for r in self._retained if r.recorded_at >= since] if since else []
+            self._streams[sub] = 0
+        context.add_callback(sub.close)  # a cancelled stream wakes its reader at once
+        self.metrics.kpi_streams.inc()
+
+        def wanted(rec: KpiRecord) -> bool:
+            return (not request.module_name or rec.module_name == request.module_name) and (
+                not request.agent_id or rec.agent_id == request.agent_id
+            )
+
+        try:
+            for old in backlog:
+                if wanted(old):
+                    yield kpi_to_proto(old)
+            while context.is_active():
+                live = sub.get(timeout=0.25)
+                if live is None:
+                    if sub.closed:
+                        break
+                    continue
+                if wanted(live):
+                    yield kpi_to_proto(live)
+        finally:
+            sub.close()
+            with self._kpi_lock:
+                counted = self._streams.pop(sub, sub.dropped)
+                if sub.dropped > counted:
+                    self.metrics.kpi_drops.inc(sub.dropped - counted)
+            self.metrics.kpi_streams.dec()
+            if sub.dropped:
+                _log.warning("StreamKpis subscriber dropped %d reports (slow reader)", sub.dropped)
+
+    # -- scheduler callbacks (worker threads) ------------------------------------
+
+    def _execute(self, attempt: Attempt) -> _AttemptOutcome:
+        payload: _Payload = attempt.payload
+        self._refresh_gauges()
+        deployment: Deployment | None
+        try:
+            deployment = self.store.resolve(payload.module_name, payload.version)
+        except (LookupError, RuntimeError) as exc:  # cannot happen after submit's checks
+            deployment = None
+            result = RunResult(ExecStatus.GUEST_ERROR, str(exc), None, 0, 0, 0.0, "")
+        else:
+            result = self.sandbox.run(
+                deployment.module,
+                deployment.params,
+                payload.input,
+                payload.limits,
+                attempt.cancel,
+                entrypoint=payload.entrypoint,
+            )
+        outcome = run_outcome(result)
+        metrics: dict[str, float] = {"attempt": float(attempt.attempt)}
+        if result.output is not None:
+            # KpiReport.metrics holds at most MAX_KPI_METRICS entries (contract rule).
+            for name, value in result.output.metrics.items():
+                if len(metrics) >= MAX_KPI_METRICS - 2:
+                    break
+                metrics.setdefault(name, value)
+        if result.guest_status not in (None, 0):
+            metrics["guest_status"] = float(result.guest_status or 0)
+        if result.status is ExecStatus.CANCELLED:
+            metrics["cancelled"] = 1.0
+        record = KpiRecord(
+            task_id=attempt.task_id,
+            agent_id=payload.agent_id or (deployment.genome_agent_id if deployment else ""),
+            module_version=str(deployment.version if deployment else 0),
+            latency_ms=result.latency_ms,
+            fuel_consumed=result.fuel_consumed,
+            memory_peak_bytes=result.memory_peak_bytes,
+            status=outcome_name(outcome),
+            metrics=metrics,
+            recorded_at=time.time(),
+            module_name=payload.module_name,
+            genome_id=deployment.genome_id if deployment else "",
+        )
+        with self._lock:
+            info = self._tasks.get(attempt.task_id)
+            if info is not None:
+                info.last_kpi = kpi_to_proto(record)
+                info.last_outcome = outcome
+                info.module_version = deployment.version if deployment else 0
+                if result.ok and result.output is not None:
+                    info.output = encode_result(result.output)
+        label = outcome_name(outcome).removeprefix("RUN_OUTCOME_").lower()
+        self.metrics.attempts.labels(outcome=label).inc()
+        self.metrics.attempt_seconds.labels(outcome=label).observe(result.latency_ms / 1000.0)
+        self._publish(record)
+        return _AttemptOutcome(deployment, result)
+
+    def _on_complete(self, record: CompletionRecord) -> None:
+        status = task_status(record.state)
+        label = common_pb2.TaskStatus.Name(status).removeprefix("TASK_STATUS_").lower()
+        self.metrics.tasks.labels(status=label).inc()
+        self.metrics.task_latency.labels(status=label).observe(
+            max(record.finished_at - record.submitted_at, 0.0)
+        )
+        snap = self.scheduler.snapshot(record.task_id)
+        with self._lock:
+            info = self._tasks.get(record.task_id)
+            if info is not None:
+                info.final_state = record.state
+                info.final = snap
+                self._finished.append(record.task_id)
+                while len(self._finished) > self.options.retain_finished:
+                    self._tasks.pop(self._finished.popleft(), None)
+                if status == common_pb2.TASK_STATUS_DEAD_LETTERED:
+                    self._dead.appendleft(self._record(info))
+        self._refresh_gauges()
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _publish(self, record: KpiRecord) -> None:
+        # Under one lock with the retained list, so a stream that asks for a
+        # backlog ("since") sees every report exactly once.
+        with self._kpi_lock:
+            if self.options.kpi_retained:
+                self._retained.append(record)
+            self.hub.publish(record)
+            for sub, counted in self._streams.items():
+                if sub.dropped > counted:
+                    self.metrics.kpi_drops.inc(sub.dropped - counted)
+                    self._streams[sub] = sub.dropped
+        self.metrics.kpi_published.inc()
+
+    def _refresh_gauges(self) -> None:
+        stats = self.scheduler.stats()
+        self.metrics.queue_depth.set(stats["waiting"])
+        self.metrics.running.set(stats["running"])
+        self.metrics.active_modules.set(self.store.active_count())
+
+    def _limits(self, requested: execution_pb2.ExecutionLimits | None) -> Limits:
+        d, m = self.options.default_limits, self.options.max_limits
+        fuel = requested.fuel if requested is not None and requested.fuel else d.fuel
+        memory = (
+            requested.memory_bytes
+            if requested is not None and requested.memory_bytes
+            else d.memory_bytes
+        )
+        timeout = (
+            float(requested.timeout_ms)
+            if requested is not None and requested.timeout_ms
+            else d.timeout_ms
+        )
+        if fuel > m.fuel:
+            raise InvalidArgument("limits.fuel", f"must be at most {m.fuel} (service maximum)")
+        if memory < WASM_PAGE:
+            raise InvalidArgument(
+                "limits.memory_bytes", f"must be at least {WASM_PAGE} (one wasm page) when set"
+            )
+        if memory > m.memory_bytes:
+            raise InvalidArgument(
+                "limits.memory_bytes", f"must be at most {m.memory_bytes} (service maximum)"
+            )
+        if timeout > m.timeout_ms:
+            raise InvalidArgument(
+                "limits.timeout_ms", f"must be at most {int(m.timeout_ms)} (service maximum)"
+            )
+        return Limits(fuel=fuel, memory_bytes=memory, timeout_ms=timeout)
+
+    def _resolve_for_submit(self, request: execution_pb2.TaskSpec) -> Deployment:
+        try:
+            return self.store.resolve(request.module_name, request.module_version)
+        except SlotNotFound as exc:
+            raise NotFound(str(exc)) from None
+        except VersionNotFound as exc:
+            raise NotFound(f"module_version: {exc}") from None
+        except NoActiveDeployment as exc:
+            raise FailedPrecondition(
+                f"{exc}; activate one (DeployModule activate=true or DeployGenome) "
+                "or pin module_version"
+            ) from None
+
+    def _info(self, task_id: str) -> _TaskInfo:
+        with self._lock:
+            info = self._tasks.get(task_id)
+        if info is None:
+            raise NotFound(f"no task {task_id!r} (unknown, or finished and no longer retained)")
+        return info
+
+    def _handle(self, info: _TaskInfo) -> execution_pb2.TaskHandle:
+        record = self._record(info)
+        return execution_pb2.TaskHandle(
+            task_id=info.spec.task_id,
+            status=record.status,
+            enqueued_at=timestamp(info.enqueued_at),
+            queue_depth=self.scheduler.stats()["waiting"],
+        )
+
+    def _wall(self, monotonic: float | None) -> Any:
+        return timestamp(None if monotonic is None else monotonic + self._wall_offset)
+
+    def _record(self, info: _TaskInfo) -> execution_pb2.TaskRecord:
+        with self._lock:
+            snap = info.final
+            state = info.final_state
+            if snap is None:
+                snap = self.scheduler.snapshot(info.spec.task_id)
+                if snap is not None and state is None:
+                    state = snap.state
+            msg = execution_pb2.TaskRecord(
+                spec=info.spec,
+                status=task_status(state) if state is not None else common_pb2.TASK_STATUS_QUEUED,
+                enqueued_at=timestamp(info.enqueued_at),
+                module_version=info.module_version,
+                last_outcome=info.last_outcome,
+                output=info.output,
+            )
+            if info.last_kpi is not None:
+                msg.last_kpi.CopyFrom(info.last_kpi)
+        if snap is not None:
+            msg.attempts = snap.attempts
+            msg.last_error = snap.last_error
+            for name, value in (
+                ("started_at", snap.attempt_started_at),
+                ("finished_at", snap.finished_at),
+                ("next_attempt_at", snap.ready_at),
+            ):
+                ts = self._wall(value)
+                if ts is not None:
+                    getattr(msg, name).CopyFrom(ts)
+        return msg
+
+
+def _check_slot_name(name: str) -> None:
+    if not _SLOT_NAME.fullmatch(name):
+        raise InvalidArgument(
+            "module_name",
+            "must start with a letter or digit and contain only letters, digits, '.', '_', '-'",
+        )
+
+
+def _check_labels(labels: Any) -> None:
+    for key, value in labels.items():
+        if not key or len(key) > _MAX_LABEL_KEY:
+            raise InvalidArgument("labels", f"keys must be 1..{_MAX_LABEL_KEY} characters")
+        if len(value) > _MAX_LABEL_VALUE:
+            raise InvalidArgument(
+                f"labels[{key}]", f"must be at most {_MAX_LABEL_VALUE} characters"
+            )

@@ -1,0 +1,292 @@
+"""DeployModule's 3->4 gate, versions, genome hot swap and rollback, through the real server."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import time
+
+import grpc
+import pytest
+import wasmtime
+
+import guests
+from chimera.execution.abi import GuestResult, encode_result
+from chimera.execution.artifacts import kernel_wasm_bytes
+from chimera.execution.gate import TrustingGate, VerdictGate
+from chimera.execution.sandbox import Sandbox
+from chimera.execution.workload import BAD_GENOME, GOOD_GENOME, generate_instance
+from chimera.v1 import common_pb2, execution_pb2, validation_pb2
+from service_support import Harness, collect_kpis, running, wait_streams
+
+
+def slow_marker(marker: float) -> bytes:
+    """Spins 150M loop iterations (~0.1 s, 9e8 fuel), then returns ``marker``."""
+    return guests.abi_guest(
+        "(local $i i32) (local.set $i (i32.const 150000000))"
+        " (loop $l (local.set $i (i32.sub (local.get $i) (i32.const 1))) (br_if $l (local.get $i)))"
+        " (i32.const 0)",
+        result=encode_result(GuestResult((marker,), {"marker": marker})),
+    )
+
+
+NO_ABI_EXPORTS = bytes(wasmtime.wat2wasm('(module (memory (export "memory") 1))'))
+
+
+def code_of(excinfo: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
+    return excinfo.value.code()  # type: ignore[attr-defined,no-any-return]
+
+
+def details_of(excinfo: pytest.ExceptionInfo[grpc.RpcError]) -> str:
+    return excinfo.value.details()  # type: ignore[attr-defined,no-any-return]
+
+
+def deploy_raw(h: Harness, name: str, wasm: bytes, verdict_id: str) -> execution_pb2.Deployment:
+    return h.stub.DeployModule(
+        execution_pb2.DeployModuleRequest(
+            module_name=name, wasm=wasm, verdict_id=verdict_id, activate=True
+        )
+    )
+
+
+def test_gate_admits_module_with_valid_verdict_for_its_exact_bytes() -> None:
+    with running() as h:
+        verdict = h.verdicts.verdict_for(guests.OK_GUEST)
+        dep = deploy_raw(h, "ok", guests.OK_GUEST, verdict)
+        assert dep.version == 1 and dep.active and dep.previous_version == 0
+        assert dep.verdict_id == verdict
+        assert dep.module_sha256 == hashlib.sha256(guests.OK_GUEST).hexdigest()
+        assert h.verdicts.calls == 1
+        rec = h.wait_terminal(h.submit("ok").task_id)
+        assert rec.status == common_pb2.TASK_STATUS_SUCCEEDED
+        assert h.metric("layer4_active_modules") == 1
+
+
+def test_gate_refuses_missing_invalid_mismatched_and_plan_verdicts() -> None:
+    with running() as h:
+        cache = h.server.servicer.sandbox.modules
+        other = guests.marker_guest(7.0)
+        refusals = {
+            "unknown": ("no-such-verdict", "unknown"),
+            "invalid": (h.verdicts.verdict_for(guests.OK_GUEST, valid=False), "not valid"),
+            "mismatch": (h.verdicts.verdict_for(other), "SHA-256"),
+            "plan": (
+                h.verdicts.put(
+                    validation_pb2.ValidationResult(
+                        is_valid=True,
+                        subject_sha256=hashlib.sha256(guests.OK_GUEST).hexdigest(),
+                        operation_type=validation_pb2.OPERATION_TYPE_PLAN,
+                    )
+                ),
+                "plan verdict",
+            ),
+        }
+        for case, (verdict_id, words) in refusals.items():
+            with pytest.raises(grpc.RpcError) as exc:
+                deploy_raw(h, "ok", guests.OK_GUEST, verdict_id)
+            assert code_of(exc) == grpc.StatusCode.FAILED_PRECONDITION, case
+            assert words in details_of(exc), (case, details_of(exc))
+        # Nothing was stored, and refused bytes were not kept compiled.
+        with pytest.raises(grpc.RpcError) as exc:
+            h.stub.ListVersions(execution_pb2.ListVersionsRequest(module_name="ok"))
+        assert code_of(exc) == grpc.StatusCode.NOT_FOUND
+        assert len(cache) == 0
+        assert h.metric("layer4_active_modules") == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_validation_service_is_unavailable_not_admitted() -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    with running(gate=lambda _target: VerdictGate(dead, timeout_seconds=2.0)) as h:
+        with pytest.raises(grpc.RpcError) as exc:
+            deploy_raw(h, "ok", guests.OK_GUEST, "any")
+        assert code_of(exc) == grpc.StatusCode.UNAVAILABLE
+        assert dead in details_of(exc)
+
+
+def test_trusting_gate_is_explicit_and_loud(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="chimera.execution.gate"):
+        with running(gate=lambda _target: TrustingGate()) as h:
+            dep = deploy_raw(h, "ok", guests.OK_GUEST, "unchecked")
+            assert dep.version == 1 and h.verdicts.calls == 0
+    assert any("UNVALIDATED MODULE ADMITTED" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "wasm, words",
+    [
+        (b"\x7fELF" + bytes(60), "bad magic"),
+        (b"\0as", "header needs 8"),
+        (b"\0asm\x02\0\0\0" + bytes(8), "unsupported binary version"),
+        (b"\0asm\x01\0\0\0\x01\x05garbage", "malformed module"),
+        (guests.FORBIDDEN_IMPORT, "import 'env.host_fn' is not allowed"),
+        (
+            NO_ABI_EXPORTS,
+            "chimera_abi_version",
+        ),
+    ],
+)
+def test_invalid_modules_are_rejected_before_the_gate(wasm: bytes, words: str) -> None:
+    with running() as h:
+        with pytest.raises(grpc.RpcError) as exc:
+            deploy_raw(h, "bad", wasm, h.verdicts.verdict_for(wasm))
+        assert code_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
+        assert "field 'wasm'" in details_of(exc) and words in details_of(exc), details_of(exc)
+        assert h.verdicts.calls == 0
+
+
+def expected_quality(genome: tuple[float, ...], instance: bytes) -> float:
+    with Sandbox(tick_ms=5.0) as sandbox:
+        result = sandbox.run(sandbox.compile(kernel_wasm_bytes()), genome, instance)
+    assert result.ok and result.output is not None, result.message
+    return result.output.metrics["quality"]
+
+
+def test_versions_genomes_rollback_and_optimistic_concurrency() -> None:
+    with running() as h:
+        kernel = h.deploy("packer", kernel_wasm_bytes())
+        bad = h.genome("packer", BAD_GENOME, "g-bad")
+        good = h.genome("packer", GOOD_GENOME, "g-good")
+        assert (bad.version, bad.previous_version, good.version, good.previous_version) == (
+            2,
+            1,
+            3,
+            2,
+        )
+        assert good.module_sha256 == kernel.module_sha256 and good.verdict_id == kernel.verdict_id
+        assert list(good.genome.parameters) == list(GOOD_GENOME) and good.genome.id == "g-good"
+
+        listed = h.stub.ListVersions(execution_pb2.ListVersionsRequest(module_name="packer"))
+        assert [d.version for d in listed.deployments] == [3, 2, 1]
+        assert listed.active_version == 3
+        assert [d.active for d in listed.deployments] == [True, False, False]
+        two = h.stub.ListVersions(execution_pb2.ListVersionsRequest(module_name="packer", limit=2))
+        assert [d.version for d in two.deployments] == [3, 2]
+
+        back = h.stub.RollbackGenome(execution_pb2.RollbackGenomeRequest(module_name="packer"))
+        assert back.version == 2 and back.active and back.previous_version == 3
+        again = h.stub.RollbackGenome(execution_pb2.RollbackGenomeRequest(module_name="packer"))
+        assert again.version == 3 and again.previous_version == 2  # undoes the rollback
+        first = h.stub.RollbackGenome(
+            execution_pb2.RollbackGenomeRequest(module_name="packer", to_version=1)
+        )
+        assert first.version == 1 and first.previous_version == 3
+        with pytest.raises(grpc.RpcError) as exc:
+            h.stub.RollbackGenome(
+                execution_pb2.RollbackGenomeRequest(module_name="packer", to_version=9)
+            )
+        assert code_of(exc) == grpc.StatusCode.NOT_FOUND
+
+        # Optimistic concurrency: only swaps when the expected version is still active.
+        with pytest.raises(grpc.RpcError) as exc:
+            h.genome("packer", GOOD_GENOME, "g-x", expected_active_version=3)
+        assert code_of(exc) == grpc.StatusCode.ABORTED
+        ok = h.genome("packer", GOOD_GENOME, "g-good-2", expected_active_version=1)
+        assert ok.version == 4 and ok.previous_version == 1
+
+        # A stored (inactive) module can be named by digest in DeployGenome.
+        marker = guests.marker_guest(5.0)
+        stored = h.deploy("packer", marker, activate=False)
+        assert stored.version == 5 and not stored.active
+        assert (
+            h.stub.ListVersions(
+                execution_pb2.ListVersionsRequest(module_name="packer")
+            ).active_version
+            == 4
+        )
+        swapped = h.genome("packer", (), "g-marker", module_sha256=stored.module_sha256)
+        assert swapped.version == 6 and swapped.module_sha256 == stored.module_sha256
+        rec = h.wait_terminal(h.submit("packer").task_id)
+        assert rec.module_version == 6 and rec.last_kpi.metrics["marker"] == 5.0
+        with pytest.raises(grpc.RpcError) as exc:
+            h.genome("packer", (), "g", module_sha256="0" * 64)
+        assert code_of(exc) == grpc.StatusCode.NOT_FOUND
+
+
+def test_slot_without_active_deployment() -> None:
+    with running() as h:
+        stored = h.deploy("idle", guests.marker_guest(3.0), activate=False)
+        with pytest.raises(grpc.RpcError) as exc:
+            h.genome("idle", (), "g")
+        assert code_of(exc) == grpc.StatusCode.FAILED_PRECONDITION
+        with pytest.raises(grpc.RpcError) as exc:
+            h.submit("idle")
+        assert code_of(exc) == grpc.StatusCode.FAILED_PRECONDITION
+        with pytest.raises(grpc.RpcError) as exc:
+            h.stub.RollbackGenome(execution_pb2.RollbackGenomeRequest(module_name="idle"))
+        assert code_of(exc) == grpc.StatusCode.FAILED_PRECONDITION
+        pinned = h.wait_terminal(h.submit("idle", module_version=stored.version).task_id)
+        assert pinned.status == common_pb2.TASK_STATUS_SUCCEEDED
+        assert pinned.last_kpi.metrics["marker"] == 3.0
+        for call in (
+            lambda: h.submit("nowhere"),
+            lambda: h.genome("nowhere", (), "g"),
+            lambda: h.submit("idle", module_version=42),
+        ):
+            with pytest.raises(grpc.RpcError) as exc:
+                call()
+            assert code_of(exc) == grpc.StatusCode.NOT_FOUND
+
+
+def test_running_task_finishes_on_the_deployment_it_started_with() -> None:
+    with running() as h:
+        h.deploy("slot", slow_marker(1.0))
+        fuel = execution_pb2.ExecutionLimits(fuel=2_000_000_000)
+        first = h.submit("slot", limits=fuel)
+        end = time.monotonic() + 5
+        while (
+            h.stub.GetTask(execution_pb2.GetTaskRequest(task_id=first.task_id)).status
+            != common_pb2.TASK_STATUS_RUNNING
+        ):
+            assert time.monotonic() < end, "task never started"
+        swap = h.deploy("slot", slow_marker(2.0))  # swap while the first task runs
+        second = h.submit("slot", limits=fuel)
+        one, two = h.wait_terminal(first.task_id), h.wait_terminal(second.task_id)
+        # The first task was still running when v2 became active ...
+        assert one.finished_at.ToNanoseconds() > swap.deployed_at.ToNanoseconds()
+        # ... and finished on v1 all the same.
+        assert (one.module_version, one.last_kpi.metrics["marker"]) == (1, 1.0)
+        assert (two.module_version, two.last_kpi.metrics["marker"]) == (2, 2.0)
+
+
+def test_genome_hot_swap_while_tasks_run() -> None:
+    instance = generate_instance(11, 24).encode()
+    quality = {
+        "g-bad": expected_quality(BAD_GENOME, instance),
+        "g-good": expected_quality(GOOD_GENOME, instance),
+    }
+    assert quality["g-good"] > quality["g-bad"]
+    with running() as h:
+        h.deploy("packer", kernel_wasm_bytes())
+        h.genome("packer", BAD_GENOME, "g-bad")  # v2
+        with collect_kpis(h.stub) as kpis:
+            wait_streams(h, 1)
+            before = [h.submit("packer", input=instance).task_id for _ in range(30)]
+            swap = h.genome("packer", GOOD_GENOME, "g-good")  # v3, while v2 tasks run
+            swapped_at = swap.deployed_at.ToNanoseconds()
+            after = [h.submit("packer", input=instance).task_id for _ in range(30)]
+            pinned = h.submit("packer", input=instance, module_version=2).task_id
+            kpis.wait_for(lambda r: len(r) >= 61)
+        by_task = kpis.by_task()
+        assert len(by_task) == 61 and all(len(v) == 1 for v in by_task.values())
+        versions = {}
+        for task_id in before + after + [pinned]:
+            rec = h.wait_terminal(task_id)
+            kpi = by_task[task_id][0]
+            assert rec.status == common_pb2.TASK_STATUS_SUCCEEDED
+            assert kpi.status == common_pb2.RUN_OUTCOME_SUCCESS
+            assert (kpi.genome_id, kpi.module_version) in {("g-bad", 2), ("g-good", 3)}
+            assert kpi.metrics["quality"] == quality[kpi.genome_id]  # ran the genome it reports
+            assert kpi.module_name == "packer" and kpi.agent_id == "agent-1"
+            if rec.started_at.ToNanoseconds() > swapped_at and task_id != pinned:
+                assert kpi.module_version == 3, task_id
+            versions[task_id] = kpi.module_version
+        assert all(versions[t] == 3 for t in after)  # submitted after the swap returned
+        assert versions[pinned] == 2
+        assert set(versions.values()) == {2, 3}
