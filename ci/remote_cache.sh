@@ -62,12 +62,14 @@ install_bazel_remote() {
 }
 
 install_buildgrid() {
-  [[ -f "$buildgrid_venv/.installed" ]] && return 0
-  log "pip install buildgrid==$BUILDGRID_VERSION into $buildgrid_venv"
+  local lock
+  lock="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/buildgrid/requirements_lock.txt"
+  [[ -f "$buildgrid_venv/.installed" ]] && cmp -s "$lock" "$buildgrid_venv/.installed" && return 0
+  log "pip install buildgrid (hash-locked: ci/buildgrid/requirements_lock.txt) into $buildgrid_venv"
   rm -rf "$buildgrid_venv"
   python3 -m venv "$buildgrid_venv"
-  "$buildgrid_venv/bin/pip" install --quiet --disable-pip-version-check "buildgrid==$BUILDGRID_VERSION"
-  touch "$buildgrid_venv/.installed"
+  "$buildgrid_venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: -r "$lock"
+  cp "$lock" "$buildgrid_venv/.installed"
 }
 
 # Prints the backend to use, installing it if needed.
