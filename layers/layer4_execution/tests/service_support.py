@@ -1,17 +1,17 @@
-"""Helpers for the service tests: a real Execution server on loopback, and a verdict service.
+"""Helpers for the service tests: a real Execution server on loopback behind the real 3->4 gate.
 
-``VerdictService`` is a small, real gRPC ValidationService (GetVerdict and a
-digest-only ValidateModule) served by the shared framework on a free port.
-It stands in for layer 3's server, which the execution tests do not depend
-on, so the gate is always exercised over gRPC exactly as in production.
+Verdicts come from layer 3 itself: :func:`verdict_server` starts layer 3's
+ValidationService (``chimera.validation``: its servicer, Rust core and the
+layer's ``policy.json``) in this process on a free loopback port, and the
+Execution server's ``VerdictGate`` asks it over gRPC exactly as in production.
+Tests get a verdict the way any caller of layer 4 does: ``ValidateModule`` on
+the bytes they then deploy.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +23,10 @@ from chimera.execution.sandbox import Limits
 from chimera.execution.scheduler import RetryPolicy
 from chimera.execution.server import ExecutionServer
 from chimera.execution.service import ExecutionOptions
-from chimera.framework import ChimeraServer, NotFound, ServerConfig, ServiceRegistration
+from chimera.framework import ChimeraServer, ServerConfig
+from chimera.validation.main import build_server as build_validation
+from chimera.validation.policy import Policy
+from chimera.validation.service import SERVICE_NAME as VALIDATION_SERVICE
 from chimera.v1 import (
     common_pb2,
     execution_pb2,
@@ -31,6 +34,8 @@ from chimera.v1 import (
     validation_pb2,
     validation_pb2_grpc,
 )
+
+LOOPBACK = ServerConfig(port=0, metrics_port=None)
 
 #: Fast settings for tests: short ticks, short retry backoff, 2 workers.
 FAST_OPTIONS = ExecutionOptions(
@@ -43,88 +48,64 @@ FAST_OPTIONS = ExecutionOptions(
 )
 
 
-class VerdictService(validation_pb2_grpc.ValidationServiceServicer):
-    """Keeps verdicts in memory; ValidateModule judges only by a deny-list of names."""
+@dataclass
+class Layer3:
+    """The real layer-3 ValidationService on loopback, and a client of it."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._verdicts: dict[str, validation_pb2.ValidationResult] = {}
-        self.calls = 0
+    server: ChimeraServer
+    stub: validation_pb2_grpc.ValidationServiceStub
 
-    def put(self, verdict: validation_pb2.ValidationResult) -> str:
-        """Stores a crafted verdict (any content) and returns its id."""
-        if not verdict.verdict_id:
-            verdict.verdict_id = uuid.uuid4().hex
-        with self._lock:
-            self._verdicts[verdict.verdict_id] = verdict
+    def validate(
+        self, wasm: bytes, name: str = "module", **request: object
+    ) -> validation_pb2.ValidationResult:
+        """Layer 3's verdict on these bytes (valid or not), as ValidateModule returns it."""
+        return self.stub.ValidateModule(  # type: ignore[no-any-return]
+            validation_pb2.ValidateModuleRequest(module_name=name, wasm=wasm, **request),
+            timeout=30,
+        )
+
+    def verdict_for(self, wasm: bytes, name: str = "module") -> str:
+        """The id of layer 3's verdict on these bytes, which must be valid."""
+        verdict = self.validate(wasm, name)
+        assert verdict.is_valid, f"layer 3 rejects {name!r}: {list(verdict.findings)}"
         return verdict.verdict_id
 
-    def verdict_for(self, wasm: bytes, *, valid: bool = True) -> str:
-        """A module verdict for exactly these bytes."""
-        return self.put(
-            validation_pb2.ValidationResult(
-                is_valid=valid,
-                subject_sha256=hashlib.sha256(wasm).hexdigest(),
-                operation_type=validation_pb2.OPERATION_TYPE_MODULE,
+    @property
+    def calls(self) -> int:
+        """GetVerdict RPCs the server has received (its own gRPC metrics count them)."""
+        started = self.server.metrics.get("grpc_server_started_total")
+        assert started is not None
+        return int(
+            started.value(  # type: ignore[attr-defined]
+                grpc_type="unary", grpc_service=VALIDATION_SERVICE, grpc_method="GetVerdict"
             )
         )
-
-    def ValidateModule(
-        self, request: validation_pb2.ValidateModuleRequest, context: grpc.ServicerContext
-    ) -> validation_pb2.ValidationResult:
-        verdict = validation_pb2.ValidationResult(
-            is_valid=True,
-            subject_sha256=hashlib.sha256(request.wasm).hexdigest(),
-            operation_type=validation_pb2.OPERATION_TYPE_MODULE,
-            subject_id=request.module_name,
-        )
-        self.put(verdict)
-        return verdict
-
-    def GetVerdict(
-        self, request: validation_pb2.GetVerdictRequest, context: grpc.ServicerContext
-    ) -> validation_pb2.ValidationResult:
-        with self._lock:
-            self.calls += 1
-            found = self._verdicts.get(request.verdict_id)
-        if found is None:
-            raise NotFound(f"no verdict {request.verdict_id!r}")
-        return found
 
 
 @contextmanager
-def verdict_server() -> Iterator[tuple[ChimeraServer, VerdictService]]:
-    service = VerdictService()
-    server = ChimeraServer(
-        ServerConfig(port=0, metrics_port=None),
-        [
-            ServiceRegistration(
-                validation_pb2_grpc.add_ValidationServiceServicer_to_server,
-                service,
-                "chimera.v1.ValidationService",
-            )
-        ],
-    )
-    with server:
-        yield server, service
+def verdict_server() -> Iterator[tuple[ChimeraServer, Layer3]]:
+    """Layer 3's ValidationService with the layer's own policy.json, on a free loopback port."""
+    server, _ = build_validation(LOOPBACK, Policy.load())
+    with server, grpc.insecure_channel(server.target) as channel:
+        yield server, Layer3(server, validation_pb2_grpc.ValidationServiceStub(channel))
 
 
 @dataclass
 class Harness:
-    """A running Execution server, its stub and the verdict service behind its gate."""
+    """A running Execution server, its stub and the layer-3 service behind its gate."""
 
     server: ExecutionServer
     stub: execution_pb2_grpc.ExecutionServiceStub
     channel: grpc.Channel
-    verdicts: VerdictService
+    layer3: Layer3
 
     def deploy(self, name: str, wasm: bytes, *, activate: bool = True) -> execution_pb2.Deployment:
-        """DeployModule with a valid verdict for these bytes."""
+        """DeployModule with the verdict layer 3 gives these bytes (ValidateModule)."""
         return self.stub.DeployModule(
             execution_pb2.DeployModuleRequest(
                 module_name=name,
                 wasm=wasm,
-                verdict_id=self.verdicts.verdict_for(wasm),
+                verdict_id=self.layer3.validate(wasm, name).verdict_id,
                 activate=activate,
             )
         )
@@ -169,15 +150,18 @@ def running(
     options: ExecutionOptions = FAST_OPTIONS,
     gate: Callable[[str], ModuleGate] | None = None,
 ) -> Iterator[Harness]:
-    """A started Execution server whose gate asks a real (test) verdict service."""
-    with verdict_server() as (vserver, verdicts):
+    """A started Execution server whose gate asks layer 3's real ValidationService.
+
+    ``gate`` (given the validation target) replaces the production VerdictGate.
+    """
+    with verdict_server() as (vserver, layer3):
         module_gate = gate(vserver.target) if gate is not None else VerdictGate(vserver.target)
-        server = ExecutionServer(ServerConfig(port=0, metrics_port=None), options, module_gate)
+        server = ExecutionServer(LOOPBACK, options, module_gate)
         with server:
             channel = grpc.insecure_channel(server.target)
             try:
                 yield Harness(
-                    server, execution_pb2_grpc.ExecutionServiceStub(channel), channel, verdicts
+                    server, execution_pb2_grpc.ExecutionServiceStub(channel), channel, layer3
                 )
             finally:
                 channel.close()

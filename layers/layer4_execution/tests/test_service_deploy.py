@@ -17,7 +17,7 @@ from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.gate import TrustingGate, VerdictGate
 from chimera.execution.sandbox import Sandbox
 from chimera.execution.workload import BAD_GENOME, GOOD_GENOME, generate_instance
-from chimera.v1 import common_pb2, execution_pb2, validation_pb2
+from chimera.v1 import common_pb2, execution_pb2, planning_pb2, validation_pb2
 from service_support import Harness, collect_kpis, running, wait_streams
 
 
@@ -52,35 +52,58 @@ def deploy_raw(h: Harness, name: str, wasm: bytes, verdict_id: str) -> execution
 
 def test_gate_admits_module_with_valid_verdict_for_its_exact_bytes() -> None:
     with running() as h:
-        verdict = h.verdicts.verdict_for(guests.OK_GUEST)
+        verdict = h.layer3.verdict_for(guests.OK_GUEST, "ok")
         dep = deploy_raw(h, "ok", guests.OK_GUEST, verdict)
         assert dep.version == 1 and dep.active and dep.previous_version == 0
         assert dep.verdict_id == verdict
         assert dep.module_sha256 == hashlib.sha256(guests.OK_GUEST).hexdigest()
-        assert h.verdicts.calls == 1
+        assert h.layer3.calls == 1
         rec = h.wait_terminal(h.submit("ok").task_id)
         assert rec.status == common_pb2.TASK_STATUS_SUCCEEDED
         assert h.metric("layer4_active_modules") == 1
 
 
+def one_task_plan() -> planning_pb2.Plan:
+    """A small plan that layer 3's plan policy passes."""
+    return planning_pb2.Plan(
+        id="plan-run-ok",
+        goal=planning_pb2.Goal(id="goal-run-ok", description="run the ok module"),
+        tasks=[
+            planning_pb2.Task(
+                id="run",
+                title="run ok",
+                operation="run_module",
+                estimated_duration_ms=100,
+                assigned_layer=common_pb2.LAYER_EXECUTION,
+            )
+        ],
+        timeline=[
+            planning_pb2.TimelineEntry(
+                task_id="run", start_offset_ms=0, end_offset_ms=100, on_critical_path=True
+            )
+        ],
+        critical_path=["run"],
+        total_duration_ms=100,
+        revision=1,
+    )
+
+
 def test_gate_refuses_missing_invalid_mismatched_and_plan_verdicts() -> None:
     with running() as h:
         cache = h.server.servicer.sandbox.modules
-        other = guests.marker_guest(7.0)
+        # Layer 3 says no to exactly these bytes (a required export is missing).
+        invalid = h.layer3.validate(guests.OK_GUEST, "ok", required_exports=["optimize_v2"])
+        assert not invalid.is_valid
+        assert invalid.subject_sha256 == hashlib.sha256(guests.OK_GUEST).hexdigest()
+        plan = h.layer3.stub.ValidatePlan(
+            validation_pb2.ValidatePlanRequest(plan=one_task_plan()), timeout=30
+        )
+        assert plan.is_valid, list(plan.findings)
         refusals = {
             "unknown": ("no-such-verdict", "unknown"),
-            "invalid": (h.verdicts.verdict_for(guests.OK_GUEST, valid=False), "not valid"),
-            "mismatch": (h.verdicts.verdict_for(other), "SHA-256"),
-            "plan": (
-                h.verdicts.put(
-                    validation_pb2.ValidationResult(
-                        is_valid=True,
-                        subject_sha256=hashlib.sha256(guests.OK_GUEST).hexdigest(),
-                        operation_type=validation_pb2.OPERATION_TYPE_PLAN,
-                    )
-                ),
-                "plan verdict",
-            ),
+            "invalid": (invalid.verdict_id, "not valid (module.missing_export"),
+            "mismatch": (h.layer3.verdict_for(guests.marker_guest(7.0), "ok"), "SHA-256"),
+            "plan": (plan.verdict_id, "plan verdict"),
         }
         for case, (verdict_id, words) in refusals.items():
             with pytest.raises(grpc.RpcError) as exc:
@@ -114,7 +137,7 @@ def test_trusting_gate_is_explicit_and_loud(caplog: pytest.LogCaptureFixture) ->
     with caplog.at_level(logging.WARNING, logger="chimera.execution.gate"):
         with running(gate=lambda _target: TrustingGate()) as h:
             dep = deploy_raw(h, "ok", guests.OK_GUEST, "unchecked")
-            assert dep.version == 1 and h.verdicts.calls == 0
+            assert dep.version == 1 and h.layer3.calls == 0
     assert any("UNVALIDATED MODULE ADMITTED" in r.getMessage() for r in caplog.records)
 
 
@@ -134,11 +157,14 @@ def test_trusting_gate_is_explicit_and_loud(caplog: pytest.LogCaptureFixture) ->
 )
 def test_invalid_modules_are_rejected_before_the_gate(wasm: bytes, words: str) -> None:
     with running() as h:
+        # Layer 3's verdict on the bytes, valid or not: layer 4's own checks
+        # refuse them before the gate asks for it.
+        verdict_id = h.layer3.validate(wasm, "bad").verdict_id
         with pytest.raises(grpc.RpcError) as exc:
-            deploy_raw(h, "bad", wasm, h.verdicts.verdict_for(wasm))
+            deploy_raw(h, "bad", wasm, verdict_id)
         assert code_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
         assert "field 'wasm'" in details_of(exc) and words in details_of(exc), details_of(exc)
-        assert h.verdicts.calls == 0
+        assert h.layer3.calls == 0
 
 
 def expected_quality(genome: tuple[float, ...], instance: bytes) -> float:
