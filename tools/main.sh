@@ -1,15 +1,59 @@
 #!/usr/bin/env bash
-# The main job: set-up, build everything, and summarize what was built.
+# The main job: set-up, build and test everything with per-target metrics, run
+# the end-to-end loop on layers 1-4, and say where the results are.
+#
+#   tools/main.sh [bazel flags...]     e.g. tools/main.sh --config=remote-cache
+#
+# 1. tools/bootstrap.sh               pinned Debian packages, versions checked
+# 2. tools/metrics/report.sh          bazel test //... with the metrics aspect ->
+#                                     build-metrics/build_metrics.json, dashboard/index.html
+# 3. bazel run //tools/main:main_job  layers 1-4 as subprocesses, the loop over gRPC ->
+#                                     build-metrics/main_job_summary.json (logs: main_job_run/)
+#
+# Stops at the first step that fails, with that step's exit status. Bazel comes
+# from $BAZEL (default `bazel`), startup flags from $BAZEL_STARTUP_FLAGS (e.g.
+# --output_base=/tmp/ob), as for tools/metrics/report.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-tools/bootstrap.sh
-bazel build //... "$@"
+root="$PWD"
+out="$root/build-metrics"
+summary="$out/main_job_summary.json"
+run_dir="$out/main_job_run"
 
-bin="$(bazel info bazel-bin 2>/dev/null)"
+BAZEL="${BAZEL:-bazel}"
+read -r -a startup <<<"${BAZEL_STARTUP_FLAGS:-}"
+
+step() {
+  local name="$1"
+  shift
+  echo
+  echo "=== main.sh: $name"
+  local status=0
+  "$@" || status=$?
+  if ((status != 0)); then
+    echo "main.sh: FAILED at '$name' (exit status $status)" >&2
+    exit "$status"
+  fi
+}
+
+step "set-up (tools/bootstrap.sh)" tools/bootstrap.sh
+# A stale summary must not pass for this run's.
+rm -f "$summary"
+step "build and test //... with metrics (tools/metrics/report.sh)" \
+  tools/metrics/report.sh --out "$out" -- "$@"
+step "end-to-end loop (//tools/main:main_job)" \
+  "$BAZEL" "${startup[@]}" run "$@" //tools/main:main_job -- \
+  --summary-out "$summary" --run-dir "$run_dir"
+
+for file in "$out/build_metrics.json" "$out/dashboard/index.html" "$summary"; do
+  if [[ ! -s "$file" ]]; then
+    echo "main.sh: FAILED: $file was not written" >&2
+    exit 1
+  fi
+done
 echo
-echo "Built outputs are under $bin (symlink: bazel-bin/)."
-echo "WASM modules:"
-find -L bazel-bin/ -name '*.wasm' -not -path '*.runfiles/*' -printf '  %p  %s bytes\n' | sort
-echo "Targets by kind:"
-bazel query 'kind("rust_.*|py_.*|proto_library", //...)' --output=label_kind 2>/dev/null |
-  awk '{print $1}' | sort | uniq -c | awk '{printf "  %-22s %s\n", $2, $1}'
+echo "main.sh: OK"
+echo "  build metrics report: $out/build_metrics.json"
+echo "  dashboard:            $out/dashboard/index.html"
+echo "  main job summary:     $summary"
+echo "  layer server logs:    $run_dir/"

@@ -1,0 +1,457 @@
+"""The main job's end-to-end loop across layers 1-4, run as real servers.
+
+``bazel run //tools/main:main_job -- [--summary-out FILE]`` starts the four
+layer servers as subprocesses (``stack.layer_stack``: free loopback ports,
+layer 2 wired to layer 1, layer 4's 3->4 gate pointed at layer 3), then acts
+purely as a gRPC client:
+
+1. Discovery ``Collect`` (CPU, memory, accelerators): the host's observations;
+2. Planning ``CreatePlan`` for the goal, sized from those observations;
+3. Validation ``ValidatePlan`` of that plan, then ``ValidateModule`` of the
+   execution kernel's ``.wasm`` (digest and required exports checked);
+4. Execution ``DeployModule`` with that module verdict (the server's gate asks
+   layer 3 for it; the trust flag is never used), then the workload
+   (``workload_run``): DeployGenome (default genome), the tasks, DeployGenome
+   (better genome, a hot swap), the same tasks, every KPI from StreamKpis.
+
+It prints one line per layer and a per-genome table, and writes the same
+facts as JSON to ``--summary-out``. Exit status: 0 when every step succeeded,
+every task succeeded and every task's KPI arrived (and the better genome
+improved quality); 1 otherwise, with a one-line reason; 2 for bad flags.
+Server logs stay in ``--run-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+import grpc
+
+import stack as stack_mod
+import workload_run
+from chimera.execution.artifacts import kernel_wasm_bytes
+from chimera.v1 import (
+    common_pb2,
+    discovery_pb2,
+    discovery_pb2_grpc,
+    execution_pb2,
+    execution_pb2_grpc,
+    planning_pb2,
+    planning_pb2_grpc,
+    validation_pb2,
+    validation_pb2_grpc,
+)
+
+DEFAULT_GOAL = "Deploy and run the packer module"
+DEFAULT_MODULE = "packer"
+#: The kernel exports DeployModule and the tasks need; layer 3 checks them.
+REQUIRED_EXPORTS = ("chimera_run", "chimera_alloc")
+#: Plan operations the loop carries out; the plan must contain each.
+REQUIRED_OPERATIONS = ("validate_module", "deploy_module", "run_module")
+RPC_TIMEOUT_S = 30.0
+
+T = TypeVar("T")
+
+
+class JobFailed(Exception):
+    """A step of the loop failed; the message is the one-line reason."""
+
+
+@dataclass
+class Outcome:
+    """What a run produced: exit status, the JSON summary, the workload result and details."""
+
+    status: int
+    summary: dict[str, Any]
+    workload: workload_run.WorkloadResult | None = None
+    details: str = ""
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="main_job", description=__doc__.splitlines()[0])
+    p.add_argument("--summary-out", type=Path, help="write the summary as JSON here")
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        help="directory for the servers' logs (default: a new temporary directory)",
+    )
+    p.add_argument("--goal", default=DEFAULT_GOAL, help="the goal given to layer 2")
+    p.add_argument("--module-name", default=DEFAULT_MODULE, help="the kernel's module slot")
+    p.add_argument("--tasks", type=int, default=24, help="tasks per genome (one instance each)")
+    p.add_argument("--jobs", type=int, default=40, help="jobs per packing instance")
+    p.add_argument("--concurrency", type=int, default=2, help="layer 4's tasks run at once")
+    p.add_argument(
+        "--startup-timeout", type=float, default=60.0, help="seconds each server has to serve"
+    )
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per genome's workload")
+    args = p.parse_args(list(argv))
+    for name in ("tasks", "jobs", "concurrency"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1 (got {getattr(args, name)})")
+    for name in ("startup_timeout", "timeout"):
+        if not getattr(args, name) > 0:
+            p.error(f"--{name.replace('_', '-')} must be > 0 (got {getattr(args, name)})")
+    if not args.goal.strip():
+        p.error("--goal must not be empty")
+    if not args.module_name.strip():
+        p.error("--module-name must not be empty")
+    # `bazel run` starts binaries in their runfiles: relative paths mean the caller's directory.
+    base = Path(os.environ.get("BUILD_WORKING_DIRECTORY", "."))
+    for name in ("summary_out", "run_dir"):
+        path = getattr(args, name)
+        if path is not None and not path.is_absolute():
+            setattr(args, name, base / path)
+    return args
+
+
+@contextmanager
+def step(name: str) -> Iterator[None]:
+    """Turns a failed RPC into JobFailed naming the step, the status code and the details."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        if isinstance(exc, grpc.Call):
+            raise JobFailed(f"{name}: {exc.code().name}: {exc.details()}") from None
+        raise JobFailed(f"{name}: {exc}") from None
+
+
+def call(name: str, rpc: Callable[..., T], request: Any) -> T:
+    with step(name):
+        return rpc(request, timeout=RPC_TIMEOUT_S)
+
+
+def _points(batch: discovery_pb2.DataBatch) -> dict[str, float]:
+    """Unlabelled points by name (per-core and per-device points carry labels)."""
+    return {p.name: p.value for p in batch.points if not p.labels}
+
+
+def run_loop(
+    args: argparse.Namespace,
+    layers: stack_mod.LayerStack,
+    summary: dict[str, Any],
+    outcome: Outcome,
+) -> None:
+    """Steps 1-4 of the module docstring; fills ``summary``; JobFailed on the first failure."""
+    channels = {
+        name: grpc.insecure_channel(server.target) for name, server in layers.servers.items()
+    }
+    try:
+        discovery = discovery_pb2_grpc.DiscoveryServiceStub(channels["layer1_discovery"])
+        planning = planning_pb2_grpc.PlanningServiceStub(channels["layer2_planning"])
+        validation = validation_pb2_grpc.ValidationServiceStub(channels["layer3_validation"])
+        execution = execution_pb2_grpc.ExecutionServiceStub(channels["layer4_execution"])
+
+        # 1. Layer 1: what the host offers.
+        batch = call(
+            "Discovery Collect",
+            discovery.Collect,
+            discovery_pb2.CollectRequest(
+                probes=[
+                    discovery_pb2.PROBE_CPU,
+                    discovery_pb2.PROBE_MEMORY,
+                    discovery_pb2.PROBE_ACCELERATORS,
+                ]
+            ),
+        )
+        points = _points(batch)
+        cores = points.get("cpu.count.usable", points.get("cpu.count.logical"))
+        summary["discovery"] = {
+            "points": len(batch.points),
+            "cores_usable": cores,
+            "cores_logical": points.get("cpu.count.logical"),
+            "memory_available_bytes": points.get("memory.available"),
+            "accelerators": points.get("accelerator.count"),
+            "collection_time_ms": batch.collection_time_ms,
+        }
+        if not cores:
+            raise JobFailed("Discovery Collect: no CPU core count among the observations")
+
+        # 2. Layer 2: the goal as a plan, sized from those observations.
+        goal = planning_pb2.Goal(
+            description=args.goal,
+            priority=common_pb2.PRIORITY_HIGH,
+            constraints=planning_pb2.GoalConstraints(extra={"module_name": args.module_name}),
+        )
+        plan = call(
+            "Planning CreatePlan",
+            planning.CreatePlan,
+            planning_pb2.CreatePlanRequest(goal=goal, observations=[batch]),
+        )
+        operations = {t.operation for t in plan.tasks}
+        summary["planning"] = {
+            "plan_id": plan.id,
+            "tasks": [t.id for t in plan.tasks],
+            "operations": [t.operation for t in plan.tasks],
+            "critical_path": list(plan.critical_path),
+            "total_duration_ms": plan.total_duration_ms,
+            "cpu_cores_per_task": max(
+                (t.resource_requirements.cpu_cores for t in plan.tasks), default=0.0
+            ),
+            "risks": [r.id for r in plan.risks],
+        }
+        if not plan.tasks:
+            raise JobFailed("Planning CreatePlan: the plan has no tasks")
+        missing = [op for op in REQUIRED_OPERATIONS if op not in operations]
+        if missing:
+            raise JobFailed(
+                f"Planning CreatePlan: the plan for {args.goal!r} lacks the operations {missing}"
+            )
+        module_name = next(
+            t.parameters.get("module_name", args.module_name)
+            for t in plan.tasks
+            if t.operation == "validate_module"
+        )
+
+        # 3. Layer 3: the plan, then the kernel module.
+        plan_verdict = call(
+            "Validation ValidatePlan",
+            validation.ValidatePlan,
+            validation_pb2.ValidatePlanRequest(plan=plan, context={"requested_by": "main_job"}),
+        )
+        summary["validation"] = {"plan": _verdict_json(plan_verdict)}
+        if not plan_verdict.is_valid:
+            raise JobFailed(f"Validation ValidatePlan: plan rejected: {_findings(plan_verdict)}")
+        wasm = kernel_wasm_bytes()
+        digest = hashlib.sha256(wasm).hexdigest()
+        module_verdict = call(
+            "Validation ValidateModule",
+            validation.ValidateModule,
+            validation_pb2.ValidateModuleRequest(
+                module_name=module_name,
+                wasm=wasm,
+                expected_sha256=digest,
+                required_exports=REQUIRED_EXPORTS,
+                context={"requested_by": "main_job", "plan_id": plan.id},
+            ),
+        )
+        summary["validation"]["module"] = {
+            **_verdict_json(module_verdict),
+            "module_name": module_name,
+            "size_bytes": len(wasm),
+            "sha256": digest,
+        }
+        if not module_verdict.is_valid:
+            raise JobFailed(
+                f"Validation ValidateModule: {module_name} rejected: {_findings(module_verdict)}"
+            )
+
+        # 4. Layer 4: deploy through the 3->4 gate, then the two-genome workload.
+        deployment = call(
+            "Execution DeployModule",
+            execution.DeployModule,
+            execution_pb2.DeployModuleRequest(
+                module_name=module_name,
+                wasm=wasm,
+                verdict_id=module_verdict.verdict_id,
+                activate=True,
+            ),
+        )
+        summary["execution"] = {
+            "module_name": module_name,
+            "version": deployment.version,
+            "module_sha256": deployment.module_sha256,
+            "verdict_id": deployment.verdict_id,
+            "gate": f"verdict {module_verdict.verdict_id} from layer 3 (3->4 gate on)",
+        }
+        if deployment.module_sha256 != digest:
+            raise JobFailed("Execution DeployModule: the deployed SHA-256 is not the validated one")
+        with step("Execution workload"):
+            result = workload_run.run_workload(
+                execution,
+                module_name,
+                workload_run.make_instances(args.tasks, args.jobs),
+                agent_id="main-job",
+                timeout_s=args.timeout,
+            )
+        outcome.workload = result
+        summary["workload"] = result.to_json()
+        if result.failures:
+            raise JobFailed(f"Execution workload: {'; '.join(result.failures)}")
+    finally:
+        for channel in channels.values():
+            channel.close()
+
+
+def _verdict_json(verdict: validation_pb2.ValidationResult) -> dict[str, Any]:
+    return {
+        "verdict_id": verdict.verdict_id,
+        "is_valid": verdict.is_valid,
+        "subject_id": verdict.subject_id,
+        "findings": [f.rule for f in verdict.findings],
+    }
+
+
+def _findings(verdict: validation_pb2.ValidationResult) -> str:
+    return "; ".join(f"{f.rule}: {f.message}" for f in verdict.findings) or "no findings"
+
+
+def layer_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per layer: what it did in this run (only the steps that ran)."""
+    targets = {name: info["target"] for name, info in summary.get("layers", {}).items()}
+    lines = []
+    d = summary.get("discovery")
+    if d:
+        mem = d.get("memory_available_bytes")
+        mem_text = f", {mem / 2**30:.1f} GiB memory available" if mem else ""
+        lines.append(
+            f"layer 1 discovery  {targets.get('layer1_discovery', '-'):<16} Collect: "
+            f"{d['points']} points, {d['cores_usable']:g} usable cores seen{mem_text}"
+        )
+    p = summary.get("planning")
+    if p:
+        lines.append(
+            f"layer 2 planning   {targets.get('layer2_planning', '-'):<16} CreatePlan "
+            f"{p['plan_id']}: {len(p['tasks'])} tasks ({' -> '.join(p['tasks'])}), "
+            f"critical path {len(p['critical_path'])} tasks / {p['total_duration_ms'] / 1000:g} s, "
+            f"{p['cpu_cores_per_task']:g} cores per task"
+        )
+    v = summary.get("validation")
+    if v:
+        parts = [
+            f"ValidatePlan {'valid' if v['plan']['is_valid'] else 'INVALID'} "
+            f"({v['plan']['verdict_id']})"
+        ]
+        m = v.get("module")
+        if m:
+            parts.append(
+                f"ValidateModule {m['module_name']} {'valid' if m['is_valid'] else 'INVALID'} "
+                f"({m['verdict_id']}, {m['size_bytes']:,} bytes, sha256 {m['sha256'][:12]}...)"
+            )
+        lines.append(
+            f"layer 3 validation {targets.get('layer3_validation', '-'):<16} " + "; ".join(parts)
+        )
+    e = summary.get("execution")
+    if e:
+        swaps = summary.get("workload", {}).get("swaps", [])
+        swap_text = "".join(f", DeployGenome {s['genome_id']} -> v{s['version']}" for s in swaps)
+        lines.append(
+            f"layer 4 execution  {targets.get('layer4_execution', '-'):<16} DeployModule "
+            f"{e['module_name']} v{e['version']} through the 3->4 gate{swap_text}"
+        )
+    return lines
+
+
+def run(args: argparse.Namespace) -> Outcome:
+    """Starts the stack, runs the loop, stops the stack (always)."""
+    run_dir = args.run_dir or Path(
+        tempfile.mkdtemp(prefix="chimera-main-job-", dir=os.environ.get("TEST_TMPDIR"))
+    )
+    summary: dict[str, Any] = {"ok": False, "reason": "", "run_dir": str(run_dir), "layers": {}}
+    outcome = Outcome(1, summary)
+    started = time.monotonic()
+    reason = ""
+    stopped: dict[str, int] = {}
+    crashed: list[str] = []
+    try:
+        with stack_mod.layer_stack(
+            run_dir,
+            extra_args={"layer4_execution": ["--concurrency", str(args.concurrency)]},
+            startup_timeout=args.startup_timeout,
+        ) as layers:
+            for name, server in layers.servers.items():
+                summary["layers"][name] = {
+                    "target": server.target,
+                    "metrics_port": server.spec.metrics_port,
+                    "log": str(server.log_path),
+                    "up": True,
+                }
+            print(f"Layers 1-4 SERVING as subprocesses (logs in {run_dir})", flush=True)
+            try:
+                run_loop(args, layers, summary, outcome)
+            except JobFailed as exc:
+                reason = str(exc)
+            crashed = [s.name for s in layers.servers.values() if s.process.poll() is not None]
+            stopped = layers.processes.stop()
+    except stack_mod.StackError as exc:
+        reason = f"starting the layers: {exc.headline}"
+        outcome.details = exc.details
+    if not reason and crashed:
+        reason = f"servers exited during the run: {', '.join(crashed)}"
+    unclean = {name: status for name, status in stopped.items() if status != 0}
+    if not reason and unclean:
+        reason = f"servers did not stop cleanly on SIGTERM (exit status): {unclean}"
+    for name, status in stopped.items():
+        summary["layers"][name]["exit_status"] = status
+    summary["elapsed_s"] = round(time.monotonic() - started, 3)
+    summary["ok"] = not reason
+    summary["reason"] = reason
+    outcome.status = 0 if not reason else 1
+    return outcome
+
+
+def print_summary(outcome: Outcome) -> None:
+    print()
+    for line in layer_lines(outcome.summary):
+        print(line)
+    layers = outcome.summary["layers"]
+    statuses = [info["exit_status"] for info in layers.values() if "exit_status" in info]
+    if statuses:
+        clean = sum(1 for status in statuses if status == 0)
+        print(f"shutdown: {clean}/{len(statuses)} servers exited 0 on SIGTERM")
+    if outcome.workload is not None:
+        print()
+        for line in workload_run.format_table(outcome.workload):
+            print(line)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While inside: SIGTERM ends the job like Ctrl-C, so the servers are stopped on the way out.
+
+    The previous handler is restored afterwards (``main`` also runs inside tests).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        with _sigterm_interrupts():
+            outcome = run(args)
+    except KeyboardInterrupt as exc:
+        print(
+            f"main_job: interrupted ({exc or 'SIGINT'}); the servers were stopped", file=sys.stderr
+        )
+        return 130
+    print_summary(outcome)
+    if args.summary_out is not None:
+        args.summary_out.parent.mkdir(parents=True, exist_ok=True)
+        args.summary_out.write_text(json.dumps(outcome.summary, indent=2, sort_keys=True) + "\n")
+        print(f"\nSummary JSON: {args.summary_out}")
+    sys.stdout.flush()
+    if outcome.status == 0:
+        print(f"main_job: OK ({outcome.summary['elapsed_s']:.1f} s)")
+    else:
+        if outcome.details:
+            print(outcome.details, file=sys.stderr)
+        print(f"main_job: FAILED: {outcome.summary['reason']}", file=sys.stderr)
+    return outcome.status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The main job end to end: four real layer servers as subprocesses, the whole loop."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import main_job
+
+
+def test_main_job_runs_the_loop_and_writes_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary_path = tmp_path / "out" / "summary.json"
+    run_dir = tmp_path / "run"
+    status = main_job.main(
+        [
+            "--summary-out",
+            str(summary_path),
+            "--run-dir",
+            str(run_dir),
+            "--tasks",
+            "6",
+            "--jobs",
+            "30",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    summary = json.loads(summary_path.read_text())
+    assert summary["ok"] is True and summary["reason"] == ""
+
+    # Four layers were up, each a process of its own that stopped cleanly on SIGTERM.
+    layers = summary["layers"]
+    assert sorted(layers) == [
+        "layer1_discovery",
+        "layer2_planning",
+        "layer3_validation",
+        "layer4_execution",
+    ]
+    assert all(info["up"] and info["exit_status"] == 0 for info in layers.values())
+    assert len({info["target"] for info in layers.values()}) == 4
+    for info in layers.values():
+        assert Path(info["log"]).parent == run_dir and Path(info["log"]).stat().st_size > 0
+
+    # Layer 1 saw this host's cores; layer 2 sized the plan from them.
+    usable = len(os.sched_getaffinity(0))
+    assert summary["discovery"]["cores_usable"] == usable
+    plan = summary["planning"]
+    assert plan["tasks"] and plan["critical_path"]
+    assert {"validate_module", "deploy_module", "run_module"} <= set(plan["operations"])
+    assert plan["cpu_cores_per_task"] == usable
+    assert "capacity.unknown" not in plan["risks"]
+
+    # Layer 3's verdicts; layer 4 deployed exactly the validated module through the gate.
+    assert summary["validation"]["plan"]["is_valid"] is True
+    module = summary["validation"]["module"]
+    assert module["is_valid"] is True
+    execution = summary["execution"]
+    assert execution["verdict_id"] == module["verdict_id"]
+    assert execution["module_sha256"] == module["sha256"]
+    assert execution["version"] >= 1
+
+    # The workload: every task succeeded on its genome, every KPI arrived, quality improved.
+    workload = summary["workload"]
+    assert [g["genome_id"] for g in workload["genomes"]] == ["default-best-fit", "evolved-good"]
+    for genome in workload["genomes"]:
+        assert genome["statuses"] == {"SUCCEEDED": 6}
+        assert genome["kpi_reports"] == 6 and genome["mean_fuel"] > 0
+    assert workload["kpi_received"] == workload["kpi_expected"] == 12
+    assert [s["genome_id"] for s in workload["swaps"]] == ["default-best-fit", "evolved-good"]
+    assert workload["quality_improvement"] > 0
+    assert workload["failures"] == []
+
+    # The printed summary: one line per layer, the genome table, the verdict.
+    for text in (
+        "layer 1 discovery",
+        "layer 2 planning",
+        "layer 3 validation",
+        "layer 4 execution",
+        "KPI reports received: 12/12",
+        "main_job: OK",
+    ):
+        assert text in out
+
+
+@pytest.mark.parametrize(
+    "flags", [["--tasks", "0"], ["--concurrency", "-1"], ["--timeout", "0"], ["--bogus"]]
+)
+def test_bad_flags_exit_2(flags: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main_job.main(flags)
+    assert exc.value.code == 2
+    assert "main_job: error:" in capsys.readouterr().err
