@@ -5,11 +5,11 @@
 #
 # 1. starts a cache with an empty folder (ci/remote_cache.sh; gRPC 127.0.0.1:9092,
 #    what --config=remote-cache in .bazelrc points at);
-# 2. cold `bazel test //...` in a `git clone` of this repository (plus this tree's
-#    uncommitted files, so a developer's run checks what they have) with a new output
+# 2. cold `bazel test //...` in a copy of this tree (tools/export_tree.sh: tracked and
+#    untracked files, so a developer's run checks what they have) with a new output
 #    base, uploading every result
 #    (tools/metrics/report.sh --config=remote-cache --exec-log --out OUT/cold);
-# 3. a copy of that clone, taken before the first build, at another path, with another
+# 3. a copy of that copy, taken before the first build, at another path, with another
 #    new output base, same cache (OUT/warm): every cacheable action should now be a
 #    remote cache hit;
 # 4. writes the cache's status figures into OUT/remote_cache_status.json and into the
@@ -41,24 +41,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A clone of this repository with this tree's uncommitted and untracked (not ignored)
-# files, so both runs build exactly what the caller has, at a path of their own.
-checkout() {
-  mkdir -p "$(dirname "$1")"
-  git clone --quiet "$repo" "$1"
-  (cd "$repo" && git ls-files -z --cached --others --exclude-standard |
-    while IFS= read -r -d '' f; do if [[ -e "$f" || -L "$f" ]]; then printf '%s\0' "$f"; fi; done |
-    tar --null -T - -cf -) | tar -xf - -C "$1"
-}
-
 # Both checkouts are taken now, so edits made to this tree during the run change neither.
-checkout "$clone_cold"
+"$repo/tools/export_tree.sh" "$clone_cold"
 mkdir -p "$(dirname "$clone_warm")"
 cp -a "$clone_cold" "$clone_warm"
 
 "$repo/ci/remote_cache.sh" start
 
-echo "== 1/2 cold build and test in a fresh clone, uploading to the cache"
+echo "== 1/2 cold build and test in a fresh copy of the tree, uploading to the cache"
 cold_status=0
 (cd "$clone_cold" && BAZEL_STARTUP_FLAGS="--output_base=$ob_cold" tools/metrics/report.sh --out "$out/cold" \
   --exec-log --targets "$targets" --config=remote-cache) || cold_status=$?

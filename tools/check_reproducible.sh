@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds //... twice, in two fresh output bases, and compares the SHA-256 of
+# Builds //... twice, in two fresh output bases and from two copies of the tree at
+# different paths (tools/export_tree.sh), and compares the SHA-256 of
 # every Rust, WASM and generated Python output. Any difference means an action
 # depends on something other than its declared inputs (a path, a time, the
 # machine), which would also cost remote-cache hits. Exit 1 on a difference.
@@ -9,12 +10,20 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 patterns=("${@:-//...}")
 work="$(mktemp -d /tmp/chimera-repro.XXXXXX)"
-trap 'for base in "$work"/base-*; do bazel --output_base="$base" shutdown >/dev/null 2>&1 || true; done; rm -rf "$work"' EXIT
+cleanup() {
+  local tree
+  for tree in "$work"/tree-*; do
+    (cd "$tree" && bazel --output_base="$work/base-${tree##*-}" shutdown >/dev/null 2>&1) || true
+  done
+  chmod -R u+w "$work" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 digests() {
-  local base="$1" out="$2"
-  # --symlink_prefix=/: leave the tree's bazel-* links pointing at the developer's output base.
-  bazel --output_base="$base" build --symlink_prefix=/ --nobuild_runfile_links "${patterns[@]}" >"$out.log" 2>&1 || {
+  local name="$1" out="$2" base="$work/base-$1"
+  tools/export_tree.sh "$work/tree-$name"
+  (cd "$work/tree-$name" && bazel --output_base="$base" build --nobuild_runfile_links "${patterns[@]}") >"$out.log" 2>&1 || {
     tail -20 "$out.log" >&2
     echo "check_reproducible: build in $base failed" >&2
     exit 2
@@ -29,8 +38,8 @@ digests() {
   ) | sort -k2 >"$out"
 }
 
-digests "$work/base-1" "$work/first.sha256"
-digests "$work/base-2" "$work/second.sha256"
+digests 1 "$work/first.sha256"
+digests 2 "$work/second.sha256"
 count="$(wc -l <"$work/first.sha256")"
 if ! diff -u "$work/first.sha256" "$work/second.sha256" >"$work/diff.txt"; then
   cat "$work/diff.txt"
@@ -38,4 +47,4 @@ if ! diff -u "$work/first.sha256" "$work/second.sha256" >"$work/diff.txt"; then
   exit 1
 fi
 [[ "$count" -gt 0 ]] || { echo "check_reproducible: no outputs to compare" >&2; exit 2; }
-echo "check_reproducible: $count outputs (Rust, WASM, generated Python) identical across two clean output bases"
+echo "check_reproducible: $count outputs (Rust, WASM, generated Python) identical across two clean output bases and source paths"
