@@ -46,7 +46,7 @@ def _crate_rule_impl(ctx, crate_type, is_test = False):
     output = ctx.actions.declare_file(names[crate_type].format(name = ctx.label.name, crate = crate_name))
     compile_crate(ctx, crate_name, crate_type, root, srcs, deps, edition, target_triple, rustc_flags, output, is_test)
 
-    runfiles = ctx.runfiles(files = ctx.files.data)
+    runfiles = ctx.runfiles(files = [output] + ctx.files.data)
     for data in ctx.attr.data:
         runfiles = runfiles.merge(data[DefaultInfo].default_runfiles)
     providers = [
