@@ -35,9 +35,11 @@ FieldProto = descriptor_pb2.FieldDescriptorProto
 MessageProto = descriptor_pb2.DescriptorProto
 EnumProto = descriptor_pb2.EnumDescriptorProto
 ServiceProto = descriptor_pb2.ServiceDescriptorProto
+EnumValueProto = descriptor_pb2.EnumValueDescriptorProto
 FileProto = descriptor_pb2.FileDescriptorProto
 
 T = TypeVar("T")
+N = TypeVar("N", FieldProto, EnumValueProto)  # a numbered, named element
 
 
 class UsageError(Exception):
@@ -171,12 +173,29 @@ def _removed_or_moved(
             yield f"{loc.file}: {kind} {name} moved to {cur.file}"
 
 
+def _counterparts(old: Sequence[N], new: Sequence[N]) -> Iterator[tuple[N, N | None, N | None]]:
+    """Each old field or enum value with the new one at its number and the new one of its name."""
+    by_number = {e.number: e for e in new}
+    by_name = {e.name: e for e in new}
+    for e in old:
+        yield e, by_number.get(e.number), by_name.get(e.name)
+
+
+def _changed(
+    kind: str,
+    old: dict[str, Located[T]],
+    new: dict[str, Located[T]],
+    compare: Callable[[str, T, T], Iterator[str]],
+) -> Iterator[str]:
+    """Runs `compare` on every element that both sets have, naming it by file, kind and name."""
+    for name, loc in sorted(old.items()):
+        cur = new.get(name)
+        if cur is not None:
+            yield from compare(f"{loc.file}: {kind} {name}", loc.proto, cur.proto)
+
+
 def _compare_fields(where: str, old: MessageProto, new: MessageProto) -> Iterator[str]:
-    by_number = {f.number: f for f in new.field}
-    by_name = {f.name: f for f in new.field}
-    for f in old.field:
-        same_slot = by_number.get(f.number)
-        same_name = by_name.get(f.name)
+    for f, same_slot, same_name in _counterparts(old.field, new.field):
         if same_slot is not None and same_slot.name == f.name:
             yield from _compare_field(where, old, new, f, same_slot)
             continue
@@ -205,15 +224,11 @@ def _compare_field(
 
 
 def _compare_enum_values(where: str, old: EnumProto, new: EnumProto) -> Iterator[str]:
-    by_number = {v.number: v for v in new.value}
-    by_name = {v.name: v for v in new.value}
-    for v in old.value:
-        same_name = by_name.get(v.name)
+    for v, same_slot, same_name in _counterparts(old.value, new.value):
         if same_name is not None:
             if same_name.number != v.number:
                 yield f'{where}: value "{v.name}" renumbered from {v.number} to {same_name.number}'
             continue
-        same_slot = by_number.get(v.number)
         if same_slot is not None:
             yield f'{where}: value {v.number} renamed from "{v.name}" to "{same_slot.name}"'
         else:
@@ -268,18 +283,10 @@ def find_breaking_changes(baseline: Index, current: Index) -> list[str]:
     out += _removed_or_moved("service", baseline.services, current.services, _service_shape)
     out += _removed_or_moved("extension", baseline.extensions, current.extensions, None)
 
-    for name, loc in sorted(baseline.messages.items()):
-        if (cur := current.messages.get(name)) is not None:
-            out += _compare_fields(f"{loc.file}: message {name}", loc.proto, cur.proto)
-    for name, loc in sorted(baseline.enums.items()):
-        if (cur_enum := current.enums.get(name)) is not None:
-            out += _compare_enum_values(f"{loc.file}: enum {name}", loc.proto, cur_enum.proto)
-    for name, loc in sorted(baseline.services.items()):
-        if (cur_svc := current.services.get(name)) is not None:
-            out += _compare_methods(f"{loc.file}: service {name}", loc.proto, cur_svc.proto)
-    for name, loc in sorted(baseline.extensions.items()):
-        if (cur_ext := current.extensions.get(name)) is not None:
-            out += _compare_extension(f"{loc.file}: extension {name}", loc.proto, cur_ext.proto)
+    out += _changed("message", baseline.messages, current.messages, _compare_fields)
+    out += _changed("enum", baseline.enums, current.enums, _compare_enum_values)
+    out += _changed("service", baseline.services, current.services, _compare_methods)
+    out += _changed("extension", baseline.extensions, current.extensions, _compare_extension)
     return out
 
 

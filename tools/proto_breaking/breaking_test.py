@@ -8,6 +8,7 @@ show it works on the real contracts.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -76,105 +77,104 @@ def test_additions_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert rc == 0
 
 
-def test_removed_field_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cur = _baseline()
-    del _job(cur).field[1]
-    rc, out = _run(tmp_path, cur, capsys)
-    assert rc == 1
-    assert out == [f'{FILE}: message demo.v1.Job: field 2 "size_bytes" removed']
-
-
-def test_renumbered_field_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cur = _baseline()
-    _job(cur).field[1].number = 7
-    rc, out = _run(tmp_path, cur, capsys)
-    assert rc == 1
-    assert out == [f'{FILE}: message demo.v1.Job: field "size_bytes" renumbered from 2 to 7']
-
-
-def test_renamed_field_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cur = _baseline()
-    _job(cur).field[1].name = "size"
-    rc, out = _run(tmp_path, cur, capsys)
-    assert rc == 1
-    assert out == [f'{FILE}: message demo.v1.Job: field 2 renamed from "size_bytes" to "size"']
-
-
-def test_changed_type_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cur = _baseline()
-    _job(cur).field[1].type = FieldProto.TYPE_UINT64
-    rc, out = _run(tmp_path, cur, capsys)
-    assert rc == 1
-    assert out == [f'{FILE}: message demo.v1.Job: field 2 "size_bytes" type changed from int64 to uint64']
-
-
-def test_changed_label_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cur = _baseline()
-    _job(cur).field[2].label = FieldProto.LABEL_OPTIONAL
-    rc, out = _run(tmp_path, cur, capsys)
-    assert rc == 1
-    assert out == [f'{FILE}: message demo.v1.Job: field 3 "tags" label changed from repeated to optional']
-
-
-def test_renamed_message_fails_with_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cur = _baseline()
-    _job(cur).name = "Task"
-    for method in cur.file[0].service[0].method:
+def _rename_job_to_task(fds: descriptor_pb2.FileDescriptorSet) -> None:
+    _job(fds).name = "Task"
+    for method in fds.file[0].service[0].method:
         method.input_type = method.input_type.replace(".Job", ".Task")
         method.output_type = method.output_type.replace(".Job", ".Task")
-    rc, out = _run(tmp_path, cur, capsys)
-    assert rc == 1
-    assert out == [
-        f"{FILE}: message demo.v1.Job removed (renamed to demo.v1.Task?)",
-        f"{FILE}: service demo.v1.JobService: rpc Run input type changed from demo.v1.Job to demo.v1.Task",
-        f"{FILE}: service demo.v1.JobService: rpc Watch output type changed from demo.v1.Job to demo.v1.Task",
-    ]
 
 
-def test_removed_rpc_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _remove_service_and_move_empty(fds: descriptor_pb2.FileDescriptorSet) -> None:
+    del fds.file[0].service[0]
+    other = fds.file.add(name="demo/v1/other.proto", package="demo.v1", syntax="proto3")
+    other.message_type.add().CopyFrom(fds.file[0].message_type[1])
+    del fds.file[0].message_type[1]
+
+
+# Each case: a change to the baseline and the exact lines the checker must print.
+_BREAKING_CHANGES = [
+    pytest.param(
+        lambda fds: _job(fds).field.pop(1),
+        [f'{FILE}: message demo.v1.Job: field 2 "size_bytes" removed'],
+        id="removed_field",
+    ),
+    pytest.param(
+        lambda fds: setattr(_job(fds).field[1], "number", 7),
+        [f'{FILE}: message demo.v1.Job: field "size_bytes" renumbered from 2 to 7'],
+        id="renumbered_field",
+    ),
+    pytest.param(
+        lambda fds: setattr(_job(fds).field[1], "name", "size"),
+        [f'{FILE}: message demo.v1.Job: field 2 renamed from "size_bytes" to "size"'],
+        id="renamed_field",
+    ),
+    pytest.param(
+        lambda fds: setattr(_job(fds).field[1], "type", FieldProto.TYPE_UINT64),
+        [f'{FILE}: message demo.v1.Job: field 2 "size_bytes" type changed from int64 to uint64'],
+        id="changed_type",
+    ),
+    pytest.param(
+        lambda fds: setattr(_job(fds).field[2], "label", FieldProto.LABEL_OPTIONAL),
+        [f'{FILE}: message demo.v1.Job: field 3 "tags" label changed from repeated to optional'],
+        id="changed_label",
+    ),
+    pytest.param(
+        _rename_job_to_task,
+        [
+            f"{FILE}: message demo.v1.Job removed (renamed to demo.v1.Task?)",
+            f"{FILE}: service demo.v1.JobService: rpc Run input type changed"
+            " from demo.v1.Job to demo.v1.Task",
+            f"{FILE}: service demo.v1.JobService: rpc Watch output type changed"
+            " from demo.v1.Job to demo.v1.Task",
+        ],
+        id="renamed_message_with_hint",
+    ),
+    pytest.param(
+        lambda fds: fds.file[0].service[0].method.pop(0),
+        [f"{FILE}: service demo.v1.JobService: rpc Run removed"],
+        id="removed_rpc",
+    ),
+    pytest.param(
+        lambda fds: setattr(fds.file[0].service[0].method[1], "server_streaming", False),
+        [
+            f"{FILE}: service demo.v1.JobService: rpc Watch server streaming changed"
+            " from true to false"
+        ],
+        id="streaming_change",
+    ),
+    pytest.param(
+        lambda fds: setattr(fds.file[0].enum_type[0].value[1], "number", 5),
+        [f'{FILE}: enum demo.v1.State: value "STATE_DONE" renumbered from 1 to 5'],
+        id="renumbered_enum_value",
+    ),
+    pytest.param(
+        lambda fds: fds.file[0].enum_type[0].value.pop(1),
+        [f'{FILE}: enum demo.v1.State: value 1 "STATE_DONE" removed'],
+        id="removed_enum_value",
+    ),
+    pytest.param(
+        _remove_service_and_move_empty,
+        [
+            f"{FILE}: message demo.v1.Empty moved to demo/v1/other.proto",
+            f"{FILE}: service demo.v1.JobService removed",
+        ],
+        id="removed_service_and_moved_message",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), _BREAKING_CHANGES)
+def test_breaking_change_fails(
+    change: Callable[[descriptor_pb2.FileDescriptorSet], object],
+    expected: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     cur = _baseline()
-    del cur.file[0].service[0].method[0]
+    change(cur)
     rc, out = _run(tmp_path, cur, capsys)
     assert rc == 1
-    assert out == [f"{FILE}: service demo.v1.JobService: rpc Run removed"]
-
-
-def test_streaming_change_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cur = _baseline()
-    cur.file[0].service[0].method[1].server_streaming = False
-    rc, out = _run(tmp_path, cur, capsys)
-    assert rc == 1
-    assert out == [
-        f"{FILE}: service demo.v1.JobService: rpc Watch server streaming changed from true to false"
-    ]
-
-
-def test_enum_value_changes_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cur = _baseline()
-    cur.file[0].enum_type[0].value[1].number = 5
-    rc, out = _run(tmp_path, cur, capsys)
-    assert rc == 1
-    assert out == [f'{FILE}: enum demo.v1.State: value "STATE_DONE" renumbered from 1 to 5']
-
-    cur = _baseline()
-    del cur.file[0].enum_type[0].value[1]
-    rc, out = _run(tmp_path, cur, capsys)
-    assert rc == 1
-    assert out == [f'{FILE}: enum demo.v1.State: value 1 "STATE_DONE" removed']
-
-
-def test_removed_service_and_moved_message_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cur = _baseline()
-    del cur.file[0].service[0]
-    other = cur.file.add(name="demo/v1/other.proto", package="demo.v1", syntax="proto3")
-    other.message_type.add().CopyFrom(cur.file[0].message_type[1])
-    del cur.file[0].message_type[1]
-    rc, out = _run(tmp_path, cur, capsys)
-    assert rc == 1
-    assert out == [
-        f"{FILE}: message demo.v1.Empty moved to demo/v1/other.proto",
-        f"{FILE}: service demo.v1.JobService removed",
-    ]
+    assert out == expected
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import grpc
 
@@ -148,15 +148,15 @@ class ChimeraClient:
         self.config = config if config is not None else ClientConfig()
         self._clock = clock
         self._lock = threading.Lock()
-        self._channels: dict[str, tuple[grpc.Channel, grpc.Channel, CircuitBreaker]] = {}
+        self._targets: dict[str, _Target] = {}
         self._closed = False
 
     def channel_for(self, target: str) -> grpc.Channel:
         """The shared channel to ``target`` ("host:port"), with deadline, retry and breaker."""
-        return self._entry(target)[1]
+        return self._target(target).channel
 
     def breaker_for(self, target: str) -> CircuitBreaker:
-        return self._entry(target)[2]
+        return self._target(target).breaker
 
     def stub(self, stub_class: Callable[[grpc.Channel], _Stub], target: str) -> _Stub:
         """``client.stub(echo_pb2_grpc.EchoServiceStub, "127.0.0.1:50054")``."""
@@ -164,11 +164,11 @@ class ChimeraClient:
 
     def close(self) -> None:
         with self._lock:
-            entries = list(self._channels.values())
-            self._channels.clear()
+            targets = list(self._targets.values())
+            self._targets.clear()
             self._closed = True
-        for raw, _, _ in entries:
-            raw.close()
+        for entry in targets:
+            entry.channel.close()  # an intercepted channel closes the one it wraps
 
     def __enter__(self) -> ChimeraClient:
         return self
@@ -176,23 +176,29 @@ class ChimeraClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _entry(self, target: str) -> tuple[grpc.Channel, grpc.Channel, CircuitBreaker]:
+    def _target(self, target: str) -> _Target:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the ChimeraClient is closed")
-            entry = self._channels.get(target)
+            entry = self._targets.get(target)
             if entry is None:
-                raw = grpc.insecure_channel(target, options=self.config.channel_options())
                 breaker = CircuitBreaker(
                     target,
                     failure_threshold=self.config.breaker_failure_threshold,
                     cooldown_seconds=self.config.breaker_cooldown_seconds,
                     clock=self._clock,
                 )
-                policy = _CallPolicy(self.config, breaker)
-                entry = (raw, grpc.intercept_channel(raw, policy), breaker)
-                self._channels[target] = entry
+                channel = grpc.intercept_channel(
+                    grpc.insecure_channel(target, options=self.config.channel_options()),
+                    _CallPolicy(self.config, breaker),
+                )
+                entry = self._targets[target] = _Target(channel, breaker)
             return entry
+
+
+class _Target(NamedTuple):
+    channel: grpc.Channel  # with the call policy on it
+    breaker: CircuitBreaker
 
 
 _Details = collections.namedtuple(

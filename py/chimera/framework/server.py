@@ -15,6 +15,7 @@ INVALID_ARGUMENT through their ``max_len`` rules.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -222,7 +223,7 @@ class ChimeraServer:
     @property
     def target(self) -> str:
         """Address clients use, e.g. ``127.0.0.1:50054``."""
-        return ServerConfig(host=self.config.host, port=self.port).bind_address
+        return dataclasses.replace(self.config, port=self.port).bind_address
 
     @property
     def metrics_port(self) -> int | None:

@@ -136,8 +136,8 @@ class Validator:
         rules = plan.rules
         unit = "entries" if plan.is_map else "elements"
         found = _check_length(rules, path, len(value), unit)
-        if found is not None:
-            return found
+        if found is not None or not (plan.recurse or plan.value.cpp_type in _NUMBERS):
+            return found  # only messages and numbers have rules per element
         if plan.is_map:
             items = ((f"{path}[{_format_key(key)}]", value[key]) for key in sorted(value))
         else:
@@ -145,7 +145,7 @@ class Validator:
         for item_path, item in items:
             if plan.recurse:
                 found = self._visit(item, f"{item_path}.")
-            elif plan.value.cpp_type in _NUMBERS:
+            else:
                 found = _check_number(rules, item_path, item)
             if found is not None:
                 return found

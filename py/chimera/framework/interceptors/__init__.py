@@ -16,6 +16,7 @@ from chimera.framework.interceptors.access_log import AccessLogInterceptor
 from chimera.framework.interceptors.base import (
     INFRASTRUCTURE_SERVICES,
     ObservingInterceptor,
+    Outcome,
     RpcInfo,
     RpcInterceptor,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "ErrorMappingInterceptor",
     "MetricsInterceptor",
     "ObservingInterceptor",
+    "Outcome",
     "RpcInfo",
     "RpcInterceptor",
     "ValidationInterceptor",

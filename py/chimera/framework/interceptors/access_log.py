@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection
 
 import grpc
 
 from chimera.framework.context import CallContext
-from chimera.framework.interceptors.base import (
-    INFRASTRUCTURE_SERVICES,
-    ObservingInterceptor,
-    RpcInfo,
-)
+from chimera.framework.interceptors.base import ObservingInterceptor, Outcome, RpcInfo
 
 __all__ = ["AccessLogInterceptor"]
 
@@ -29,37 +24,25 @@ _MAX_DETAILS = 200
 
 
 class AccessLogInterceptor(ObservingInterceptor):
-    def __init__(
-        self,
-        logger: logging.Logger | None = None,
-        skip_services: Collection[str] = INFRASTRUCTURE_SERVICES,
-    ) -> None:
-        super().__init__(skip_services)
-        self._log = logger or logging.getLogger("chimera.rpc")
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
 
-    def on_complete(
-        self,
-        context: CallContext,
-        info: RpcInfo,
-        code: grpc.StatusCode,
-        seconds: float,
-        responses: int,
-    ) -> None:
+    def on_complete(self, context: CallContext, info: RpcInfo, outcome: Outcome) -> None:
         record: dict[str, object] = {
             "event": "rpc",
             "method": info.method,
             "type": info.grpc_type,
-            "code": code.name,
-            "latency_ms": round(seconds * 1000.0, 3),
+            "code": outcome.code.name,
+            "latency_ms": round(outcome.seconds * 1000.0, 3),
             "request_id": context.request_id,
             "peer": context.peer(),
-            "responses": responses,
+            "responses": outcome.responses,
         }
-        if code != grpc.StatusCode.OK:
+        if outcome.code != grpc.StatusCode.OK:
             details = _details_of(context)
             if details:
                 record["details"] = details[:_MAX_DETAILS]
-        level = logging.ERROR if code in _SERVER_FAULTS else logging.INFO
+        level = logging.ERROR if outcome.code in _SERVER_FAULTS else logging.INFO
         self._log.log(level, json.dumps(record, sort_keys=True))
 
 

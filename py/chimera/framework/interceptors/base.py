@@ -11,7 +11,7 @@ often, with non-blocking handlers of their own) are passed through untouched.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import grpc
@@ -23,6 +23,7 @@ from chimera.framework.context import CallContext
 __all__ = [
     "INFRASTRUCTURE_SERVICES",
     "ObservingInterceptor",
+    "Outcome",
     "Proceed",
     "RpcInfo",
     "RpcInterceptor",
@@ -61,9 +62,6 @@ class RpcInfo(NamedTuple):
 class RpcInterceptor(grpc.ServerInterceptor):
     """Base class; override ``intercept_unary`` and/or ``intercept_stream``."""
 
-    def __init__(self, skip_services: Collection[str] = INFRASTRUCTURE_SERVICES) -> None:
-        self._skip = frozenset(skip_services)
-
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
@@ -75,9 +73,20 @@ class RpcInterceptor(grpc.ServerInterceptor):
         info = RpcInfo(
             handler_call_details.method, handler.request_streaming, handler.response_streaming
         )
-        if info.service in self._skip:
+        if info.service in INFRASTRUCTURE_SERVICES:
             return handler
-        return _rebuild(handler, info, self._wrap(info, _behavior_of(handler)))
+        behavior_name, factory = _SHAPES[info.request_streaming, info.response_streaming]
+        behavior = getattr(handler, behavior_name)
+        intercept = self.intercept_stream if info.response_streaming else self.intercept_unary
+
+        def intercepted(request: Any, context: grpc.ServicerContext) -> Any:
+            return intercept(request, CallContext.wrap(context, info.method), info, behavior)
+
+        return factory(
+            intercepted,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
     def intercept_unary(
         self, request: Any, context: CallContext, info: RpcInfo, proceed: Proceed
@@ -91,20 +100,13 @@ class RpcInterceptor(grpc.ServerInterceptor):
         """Handles an RPC with a streaming response; returns the response iterator."""
         return proceed(request, context)
 
-    def _wrap(self, info: RpcInfo, behavior: Proceed) -> Proceed:
-        if info.response_streaming:
 
-            def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                call = CallContext.wrap(context, info.method)
-                return self.intercept_stream(request, call, info, behavior)
+class Outcome(NamedTuple):
+    """How an RPC ended, as ``ObservingInterceptor.on_complete`` reports it."""
 
-            return stream
-
-        def unary(request: Any, context: grpc.ServicerContext) -> Any:
-            call = CallContext.wrap(context, info.method)
-            return self.intercept_unary(request, call, info, behavior)
-
-        return unary
+    code: grpc.StatusCode
+    seconds: float
+    responses: int  # messages sent: 0 or 1 for a unary response
 
 
 class ObservingInterceptor(RpcInterceptor):
@@ -117,14 +119,7 @@ class ObservingInterceptor(RpcInterceptor):
     def on_start(self, context: CallContext, info: RpcInfo) -> None:
         """Hook: the RPC is about to run."""
 
-    def on_complete(
-        self,
-        context: CallContext,
-        info: RpcInfo,
-        code: grpc.StatusCode,
-        seconds: float,
-        responses: int,
-    ) -> None:
+    def on_complete(self, context: CallContext, info: RpcInfo, outcome: Outcome) -> None:
         raise NotImplementedError
 
     def intercept_unary(
@@ -135,9 +130,9 @@ class ObservingInterceptor(RpcInterceptor):
         try:
             response = proceed(request, context)
         except BaseException as exc:
-            self.on_complete(context, info, outcome_code(context, exc), _since(start), 0)
+            self._complete(context, info, start, exc, 0)
             raise
-        self.on_complete(context, info, outcome_code(context, None), _since(start), 1)
+        self._complete(context, info, start, None, 1)
         return response
 
     def intercept_stream(
@@ -151,58 +146,50 @@ class ObservingInterceptor(RpcInterceptor):
                 yield response
                 sent += 1
         except BaseException as exc:
-            self.on_complete(context, info, outcome_code(context, exc), _since(start), sent)
+            self._complete(context, info, start, exc, sent)
             raise
-        self.on_complete(context, info, outcome_code(context, None), _since(start), sent)
+        self._complete(context, info, start, None, sent)
+
+    def _complete(
+        self,
+        context: CallContext,
+        info: RpcInfo,
+        start: float,
+        error: BaseException | None,
+        responses: int,
+    ) -> None:
+        seconds = time.perf_counter() - start
+        self.on_complete(context, info, Outcome(outcome_code(context, error), seconds, responses))
 
 
 def outcome_code(context: grpc.ServicerContext, error: BaseException | None) -> grpc.StatusCode:
     """The status the client will see, as far as the server can tell."""
     if isinstance(error, GeneratorExit):
         return grpc.StatusCode.CANCELLED  # the stream was dropped: client cancelled or left
-    code = context.code()
-    chosen = code is not None and code != grpc.StatusCode.OK
-    if error is not None:
-        return code if chosen else grpc.StatusCode.UNKNOWN
-    if chosen:
+    code = _chosen_code(context)
+    if code is not None:
         return code
+    if error is not None:
+        return grpc.StatusCode.UNKNOWN
     return grpc.StatusCode.OK if context.is_active() else grpc.StatusCode.CANCELLED
 
 
 def is_abort(error: BaseException, context: grpc.ServicerContext) -> bool:
     """True for the exception ``context.abort`` raises (a bare ``Exception()`` after setting a code)."""
+    return _chosen_code(context) is not None and type(error) is Exception and not error.args
+
+
+def _chosen_code(context: grpc.ServicerContext) -> grpc.StatusCode | None:
+    """The code the handler set (``set_code`` or ``abort``), unless none or OK."""
     code = context.code()
-    chosen = code is not None and code != grpc.StatusCode.OK
-    return chosen and type(error) is Exception and not error.args
+    return None if code == grpc.StatusCode.OK else code
 
 
-def _since(start: float) -> float:
-    return time.perf_counter() - start
-
-
-def _behavior_of(handler: grpc.RpcMethodHandler) -> Proceed:
-    if handler.request_streaming and handler.response_streaming:
-        return handler.stream_stream
-    if handler.request_streaming:
-        return handler.stream_unary
-    if handler.response_streaming:
-        return handler.unary_stream
-    return handler.unary_unary
-
-
-def _rebuild(
-    handler: grpc.RpcMethodHandler, info: RpcInfo, behavior: Proceed
-) -> grpc.RpcMethodHandler:
-    if info.request_streaming and info.response_streaming:
-        factory = grpc.stream_stream_rpc_method_handler
-    elif info.request_streaming:
-        factory = grpc.stream_unary_rpc_method_handler
-    elif info.response_streaming:
-        factory = grpc.unary_stream_rpc_method_handler
-    else:
-        factory = grpc.unary_unary_rpc_method_handler
-    return factory(
-        behavior,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+# (request_streaming, response_streaming) -> the handler's behaviour attribute
+# and the factory that builds a handler of the same shape.
+_SHAPES: dict[tuple[bool, bool], tuple[str, Callable[..., grpc.RpcMethodHandler]]] = {
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+}

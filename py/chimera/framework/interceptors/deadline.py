@@ -14,30 +14,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
 from chimera.framework.context import CallContext
-from chimera.framework.interceptors.base import (
-    INFRASTRUCTURE_SERVICES,
-    Proceed,
-    RpcInfo,
-    RpcInterceptor,
-)
+from chimera.framework.interceptors.base import Proceed, RpcInfo, RpcInterceptor
 
 __all__ = ["DeadlineInterceptor"]
 
 
 class DeadlineInterceptor(RpcInterceptor):
     def __init__(
-        self,
-        default_seconds: float | None,
-        stream_default_seconds: float | None = None,
-        skip_services: Collection[str] = INFRASTRUCTURE_SERVICES,
+        self, default_seconds: float | None, stream_default_seconds: float | None = None
     ) -> None:
-        super().__init__(skip_services)
         self._default = default_seconds
         self._stream_default = stream_default_seconds
 

@@ -9,32 +9,21 @@ request id, and the client gets INTERNAL with only that request id.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import grpc
 
 from chimera.framework.context import CallContext
 from chimera.framework.errors import ServiceError, abort_with
-from chimera.framework.interceptors.base import (
-    INFRASTRUCTURE_SERVICES,
-    Proceed,
-    RpcInfo,
-    RpcInterceptor,
-    is_abort,
-)
+from chimera.framework.interceptors.base import Proceed, RpcInfo, RpcInterceptor, is_abort
 
 __all__ = ["ErrorMappingInterceptor"]
 
 
 class ErrorMappingInterceptor(RpcInterceptor):
-    def __init__(
-        self,
-        logger: logging.Logger | None = None,
-        skip_services: Collection[str] = INFRASTRUCTURE_SERVICES,
-    ) -> None:
-        super().__init__(skip_services)
-        self._log = logger or logging.getLogger("chimera.rpc")
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
 
     def intercept_unary(
         self, request: Any, context: CallContext, info: RpcInfo, proceed: Proceed

@@ -8,16 +8,10 @@ Streaming RPCs are counted when their stream ends.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-
-import grpc
+from collections.abc import Sequence
 
 from chimera.framework.context import CallContext
-from chimera.framework.interceptors.base import (
-    INFRASTRUCTURE_SERVICES,
-    ObservingInterceptor,
-    RpcInfo,
-)
+from chimera.framework.interceptors.base import ObservingInterceptor, Outcome, RpcInfo
 from chimera.framework.metrics import DEFAULT_BUCKETS, MetricsRegistry
 
 __all__ = ["MetricsInterceptor"]
@@ -30,9 +24,7 @@ class MetricsInterceptor(ObservingInterceptor):
         self,
         registry: MetricsRegistry,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
-        skip_services: Collection[str] = INFRASTRUCTURE_SERVICES,
     ) -> None:
-        super().__init__(skip_services)
         self._started = registry.counter(
             "grpc_server_started_total", "RPCs started on the server.", _LABELS
         )
@@ -51,17 +43,10 @@ class MetricsInterceptor(ObservingInterceptor):
     def on_start(self, context: CallContext, info: RpcInfo) -> None:
         self._started.labels(**_labels(info)).inc()
 
-    def on_complete(
-        self,
-        context: CallContext,
-        info: RpcInfo,
-        code: grpc.StatusCode,
-        seconds: float,
-        responses: int,
-    ) -> None:
+    def on_complete(self, context: CallContext, info: RpcInfo, outcome: Outcome) -> None:
         labels = _labels(info)
-        self._handled.labels(**labels, grpc_code=code.name).inc()
-        self._seconds.labels(**labels).observe(seconds)
+        self._handled.labels(**labels, grpc_code=outcome.code.name).inc()
+        self._seconds.labels(**labels).observe(outcome.seconds)
 
 
 def _labels(info: RpcInfo) -> dict[str, str]:

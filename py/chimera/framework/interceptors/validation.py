@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 from google.protobuf.message import Message
 
 from chimera.framework.context import CallContext
-from chimera.framework.interceptors.base import (
-    INFRASTRUCTURE_SERVICES,
-    Proceed,
-    RpcInfo,
-    RpcInterceptor,
-)
+from chimera.framework.interceptors.base import Proceed, RpcInfo, RpcInterceptor
 from chimera.framework.validation import Validator
 
 __all__ = ["ValidationInterceptor"]
@@ -26,12 +21,7 @@ class ValidationInterceptor(RpcInterceptor):
     Client-streamed requests are checked one by one as the handler reads them.
     """
 
-    def __init__(
-        self,
-        validator: Validator,
-        skip_services: Collection[str] = INFRASTRUCTURE_SERVICES,
-    ) -> None:
-        super().__init__(skip_services)
+    def __init__(self, validator: Validator) -> None:
         self._validator = validator
 
     def intercept_unary(
