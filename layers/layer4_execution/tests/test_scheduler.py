@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import guests
-from chimera.execution.runner import ExecutionOutcome, TaskPayload, make_classifier, make_executor
-from chimera.execution.registry import ModuleRegistry
+from chimera.execution.deployments import DeploymentStore
+from chimera.execution.runner import AttemptOutcome, TaskPayload, classify, make_executor
 from chimera.execution.sandbox import ExecStatus, Limits, Sandbox
 from chimera.execution.scheduler import (
     Attempt,
@@ -289,39 +289,42 @@ def test_executor_exception_and_broken_sink_do_not_kill_workers() -> None:
     assert good.state is TaskState.SUCCEEDED
 
 
-# -- with the real sandbox and registry --------------------------------------
+# -- with the real sandbox, deployment store and executor ---------------------
 
 
 @pytest.fixture()
 def wired(sandbox: Sandbox):  # type: ignore[no-untyped-def]
-    registry = ModuleRegistry(sandbox.compile)
+    store = DeploymentStore()
     rec = Recorder()
 
-    def build(**kw: Any) -> Scheduler:
-        kw.setdefault("classify", make_classifier())
-        return Scheduler(make_executor(registry, sandbox), on_complete=rec, **kw)
+    def deploy(name: str, wasm: bytes) -> None:
+        store.add_module(name, sandbox.compile(wasm), "verdict", activate=True)
 
-    return registry, rec, build
+    def build(**kw: Any) -> Scheduler:
+        kw.setdefault("classify", classify)
+        return Scheduler(make_executor(store, sandbox), on_complete=rec, **kw)
+
+    return deploy, rec, build
 
 
 def test_timeout_retries_then_dead_letters(wired) -> None:  # type: ignore[no-untyped-def]
-    registry, rec, build = wired
-    registry.deploy(guests.INFINITE_LOOP, [], "spin")
+    deploy, rec, build = wired
+    deploy("spin", guests.INFINITE_LOOP)
     sched = build(retry=RetryPolicy(max_retries=1, base_delay_s=0.001))
-    payload = TaskPayload(b"", limits=Limits(fuel=10**15, timeout_ms=60_000))
+    payload = TaskPayload("spin", limits=Limits(fuel=10**15, timeout_ms=60_000))
     record = sched.submit("slow", payload, timeout_s=0.05).wait(10)
     sched.shutdown()
     assert record.state is TaskState.DEAD_LETTERED
     assert record.attempts == 2
-    assert isinstance(record.value, ExecutionOutcome)
+    assert isinstance(record.value, AttemptOutcome)
     assert record.value.status is ExecStatus.DEADLINE_EXCEEDED
 
 
 def test_cancel_running_wasm_task(wired) -> None:  # type: ignore[no-untyped-def]
-    registry, rec, build = wired
-    registry.deploy(guests.INFINITE_LOOP, [], "spin")
+    deploy, rec, build = wired
+    deploy("spin", guests.INFINITE_LOOP)
     sched = build()
-    payload = TaskPayload(b"", limits=Limits(fuel=10**15, timeout_ms=60_000))
+    payload = TaskPayload("spin", limits=Limits(fuel=10**15, timeout_ms=60_000))
     h = sched.submit("spin", payload)
     wait_until(lambda: sched.state("spin") is TaskState.RUNNING)
     time.sleep(0.02)
@@ -333,22 +336,13 @@ def test_cancel_running_wasm_task(wired) -> None:  # type: ignore[no-untyped-def
     assert "user asked" in record.error
 
 
-def test_trapping_task_fails_others_succeed(  # type: ignore[no-untyped-def]
-    wired, sandbox: Sandbox
-) -> None:
-    registry, rec, build = wired
-    registry.deploy(guests.OK_GUEST, [], "ok")
-    trap = sandbox.compile(guests.UNREACHABLE)
-    ok_exec = make_executor(registry, sandbox)
-
-    def executor(a: Attempt) -> Any:
-        if a.task_id.startswith("trap"):
-            return ExecutionOutcome(registry.active(), sandbox.run(trap, [], b""))
-        return ok_exec(a)
-
-    sched = Scheduler(executor, classify=make_classifier(), on_complete=rec, concurrency=3)
+def test_trapping_task_fails_others_succeed(wired) -> None:  # type: ignore[no-untyped-def]
+    deploy, rec, build = wired
+    deploy("ok", guests.OK_GUEST)
+    deploy("trap", guests.UNREACHABLE)
+    sched = build(concurrency=3)
     handles = [
-        sched.submit(f"{kind}{i}", TaskPayload(b"")) for i in range(6) for kind in ("ok", "trap")
+        sched.submit(f"{kind}{i}", TaskPayload(kind)) for i in range(6) for kind in ("ok", "trap")
     ]
     records = [h.wait(5) for h in handles]
     sched.shutdown()

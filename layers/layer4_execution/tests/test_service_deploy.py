@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import socket
 import time
 
@@ -167,6 +168,49 @@ def test_invalid_modules_are_rejected_before_the_gate(wasm: bytes, words: str) -
         assert h.layer3.calls == 0
 
 
+def test_invalid_deploys_never_activate() -> None:
+    with running() as h:
+        v1 = h.deploy("ok", guests.OK_GUEST)
+        for wasm in (guests.FORBIDDEN_IMPORT, b"not wasm"):
+            with pytest.raises(grpc.RpcError) as exc:
+                h.deploy("ok", wasm)
+            assert code_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.RpcError) as exc:
+            h.genome("ok", (1.0, math.nan), "g-nan")
+        assert code_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
+        assert "genome.parameters[1]" in details_of(exc)
+        listed = h.stub.ListVersions(execution_pb2.ListVersionsRequest(module_name="ok"))
+        assert [d.version for d in listed.deployments] == [v1.version] == [1]
+        assert listed.active_version == 1
+
+
+def test_genome_deploy_changes_kernel_kpis() -> None:
+    """The closed loop in miniature: deploying a better genome raises the KPI."""
+    instance = generate_instance(9, 150).encode()
+    limits = execution_pb2.ExecutionLimits(
+        fuel=2_000_000_000, memory_bytes=64 * 1024 * 1024, timeout_ms=10_000
+    )
+    with running() as h:
+        h.deploy("packer", kernel_wasm_bytes())
+
+        def kpi_of_one_task() -> common_pb2.KpiReport:
+            task = h.submit("packer", input=instance, agent_id="agent-1", limits=limits)
+            rec = h.wait_terminal(task.task_id)
+            assert rec.status == common_pb2.TASK_STATUS_SUCCEEDED, rec.last_error
+            return rec.last_kpi
+
+        h.genome("packer", BAD_GENOME, "g-bad")
+        before = kpi_of_one_task()
+        h.genome("packer", GOOD_GENOME, "g-good")
+        after = kpi_of_one_task()
+    assert before.status == after.status == common_pb2.RUN_OUTCOME_SUCCESS
+    assert after.metrics["quality"] > before.metrics["quality"] + 0.2
+    assert after.fuel_consumed > before.fuel_consumed
+    assert (before.module_version, after.module_version) == (2, 3)
+    assert (before.genome_id, after.genome_id) == ("g-bad", "g-good")
+    assert after.agent_id == "agent-1" and after.metrics["attempt"] == 1.0
+
+
 def expected_quality(genome: tuple[float, ...], instance: bytes) -> float:
     with Sandbox(tick_ms=5.0) as sandbox:
         result = sandbox.run(sandbox.compile(kernel_wasm_bytes()), genome, instance)
@@ -276,9 +320,10 @@ def test_running_task_finishes_on_the_deployment_it_started_with() -> None:
         one, two = h.wait_terminal(first.task_id), h.wait_terminal(second.task_id)
         # The first task was still running when v2 became active ...
         assert one.finished_at.ToNanoseconds() > swap.deployed_at.ToNanoseconds()
-        # ... and finished on v1 all the same.
+        # ... and finished on v1 all the same, and its KPI report says so.
         assert (one.module_version, one.last_kpi.metrics["marker"]) == (1, 1.0)
         assert (two.module_version, two.last_kpi.metrics["marker"]) == (2, 2.0)
+        assert (one.last_kpi.module_version, two.last_kpi.module_version) == (1, 2)
 
 
 def test_genome_hot_swap_while_tasks_run() -> None:

@@ -180,6 +180,42 @@ def test_kpi_streams_are_capped() -> None:
             wait_streams(h, 1)
 
 
+def test_every_finished_task_publishes_exactly_one_kpi() -> None:
+    """One report per finished attempt; a task cancelled before it ran has none."""
+    with running(dataclasses.replace(FAST_OPTIONS, concurrency=1)) as h:
+        h.deploy("m4", guests.marker_guest(4.0))
+        h.deploy("loop", guests.INFINITE_LOOP)
+        with collect_kpis(h.stub, execution_pb2.StreamKpisRequest(module_name="m4")) as kpis:
+            wait_streams(h, 1)
+            blocker = h.submit("loop", limits=SPIN).task_id  # holds the one worker
+            wait_running(h, [blocker])
+            ids = [h.submit("m4", task_id=f"k{i}", agent_id="agent-7").task_id for i in range(50)]
+            k7 = h.stub.CancelTask(execution_pb2.CancelTaskRequest(task_id="k7"))
+            assert k7.status == common_pb2.TASK_STATUS_CANCELLED and k7.attempts == 0
+            h.stub.CancelTask(execution_pb2.CancelTaskRequest(task_id=blocker))
+            kpis.wait_for(lambda r: len(r) >= 49)
+            records = {t: h.wait_terminal(t) for t in ids}
+            time.sleep(0.05)  # room for an extra report to arrive, if one were sent
+    assert kpis.error is None
+    assert len(kpis.reports) == 49  # nothing extra
+    per_task = kpis.by_task()
+    assert sorted(per_task) == sorted(t for t in ids if t != "k7")
+    assert all(len(v) == 1 for v in per_task.values())
+    by_task = {t: v[0] for t, v in per_task.items()}
+    assert records["k7"].status == common_pb2.TASK_STATUS_CANCELLED
+    assert not records["k7"].HasField("last_kpi")
+    assert all(records[t].status == common_pb2.TASK_STATUS_SUCCEEDED for t in by_task)
+    assert all(
+        r.status == common_pb2.RUN_OUTCOME_SUCCESS and r.metrics["marker"] == 4.0
+        for r in by_task.values()
+    )
+    assert all(r.module_version == 1 and r.fuel_consumed > 0 for r in by_task.values())
+    assert all(
+        r.memory_peak_bytes == 65536 and r.agent_id == "agent-7" and r.module_name == "m4"
+        for r in by_task.values()
+    )
+
+
 def test_resubmitting_a_task_id_returns_the_existing_task() -> None:
     with running() as h:
         h.deploy("ok", guests.OK_GUEST)

@@ -2,9 +2,10 @@
 
 Core modules: ``abi`` (guest ABI byte formats), ``workload`` (kernel input and
 genome), ``sandbox`` (validation, compile cache, limited runs), ``scheduler``
-(priorities, retries, dead letters), ``registry`` (versions, hot swap,
-rollback), ``deployments`` (named slots for the service), ``kpi`` (subscriber
-fan-out), ``runner`` (glue), ``artifacts`` (where the kernel .wasm is).
+(priorities, retries, dead letters), ``deployments`` (named slots: versions,
+hot swap, rollback), ``runner`` (a task's payload, executor and retry
+verdict), ``kpi`` (subscriber fan-out), ``artifacts`` (where the kernel .wasm
+is).
 
 Service modules (target ``:execution_service``): ``service`` (the
 ExecutionService servicer), ``gate`` (the 3->4 module gate), ``convert``

@@ -1,28 +1,36 @@
 """Translations between the sandbox/scheduler types and the execution contract.
 
 Kept apart from the servicer so every mapping (run status -> RunOutcome, task
-state -> TaskStatus, KPI record -> KpiReport) is one small, testable function.
+state -> TaskStatus, finished attempt -> KPI record -> KpiReport) is one
+small, testable function.
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 from google.protobuf import timestamp_pb2
 
 from chimera.execution.deployments import DeploymentView
 from chimera.execution.kpi import KpiRecord
+from chimera.execution.runner import AttemptOutcome, TaskPayload
 from chimera.execution.sandbox import ExecStatus, RunResult
-from chimera.execution.scheduler import TaskState
+from chimera.execution.scheduler import Attempt, TaskState
 from chimera.v1 import common_pb2, execution_pb2
 
 __all__ = [
+    "MAX_KPI_METRICS",
+    "attempt_kpi",
     "deployment_to_proto",
     "kpi_to_proto",
     "run_outcome",
     "task_status",
     "timestamp",
 ]
+
+#: KpiReport.metrics holds at most this many entries (contract rule).
+MAX_KPI_METRICS = 64
 
 #: How a sandbox status maps to the contract's RunOutcome. GUEST_ERROR is split
 #: by :func:`run_outcome`; CANCELLED is an epoch interruption of a running guest.
@@ -85,6 +93,40 @@ def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
 def from_timestamp(ts: timestamp_pb2.Timestamp) -> float:
     """Unix seconds of a Timestamp."""
     return ts.seconds + ts.nanos / 1e9
+
+
+def attempt_kpi(attempt: Attempt, outcome: AttemptOutcome) -> KpiRecord:
+    """The KPI record of one finished attempt (``status`` holds its RunOutcome name).
+
+    Metrics: ``attempt`` (1 for the first try), the guest's own metrics (cut
+    to fit :data:`MAX_KPI_METRICS`), ``guest_status`` when the guest returned
+    a non-OK ABI status and ``cancelled`` when a cancel stopped the run.
+    """
+    payload: TaskPayload = attempt.payload
+    deployment, result = outcome.deployment, outcome.result
+    metrics: dict[str, float] = {"attempt": float(attempt.attempt)}
+    if result.output is not None:
+        for name, value in result.output.metrics.items():
+            if len(metrics) >= MAX_KPI_METRICS - 2:
+                break
+            metrics.setdefault(name, value)
+    if result.guest_status not in (None, 0):
+        metrics["guest_status"] = float(result.guest_status or 0)
+    if result.status is ExecStatus.CANCELLED:
+        metrics["cancelled"] = 1.0
+    return KpiRecord(
+        task_id=attempt.task_id,
+        agent_id=payload.agent_id or (deployment.genome_agent_id if deployment else ""),
+        module_version=str(deployment.version if deployment else 0),
+        latency_ms=result.latency_ms,
+        fuel_consumed=result.fuel_consumed,
+        memory_peak_bytes=result.memory_peak_bytes,
+        status=outcome_name(run_outcome(result)),
+        metrics=metrics,
+        recorded_at=time.time(),
+        module_name=payload.module_name,
+        genome_id=deployment.genome_id if deployment else "",
+    )
 
 
 def kpi_to_proto(record: KpiRecord) -> common_pb2.KpiReport:

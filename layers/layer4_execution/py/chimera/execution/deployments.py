@@ -1,11 +1,11 @@
 """Named module slots with versioned deployments, atomic activation and rollback.
 
-This is the service-side registry behind ``DeployModule``, ``DeployGenome``,
-``RollbackGenome`` and ``ListVersions`` (execution.proto). It differs from
-:class:`~chimera.execution.registry.ModuleRegistry` (one unnamed slot, a
-rollback stack) in what the contract needs: many slots, modules that are
-stored without being activated, a genome deployed onto any module already in
-the slot, rollback to a chosen version, and optimistic concurrency.
+This is the layer's module registry, behind ``DeployModule``,
+``DeployGenome``, ``RollbackGenome`` and ``ListVersions`` (execution.proto):
+many slots, modules that are stored without being activated, a genome
+deployed onto any module already in the slot, rollback to a chosen version,
+and optimistic concurrency. Tasks resolve their deployment here when each
+attempt starts (:func:`chimera.execution.runner.make_executor`).
 
 Why the shape:
 

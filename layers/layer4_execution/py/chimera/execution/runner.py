@@ -1,20 +1,30 @@
-"""Glue between scheduler, registry, sandbox and KPI hub (no gRPC here).
+"""One attempt of a task: its payload, the executor that runs it, the verdict.
 
-:func:`make_executor` is the scheduler's executor: it snapshots the active
-version when the attempt starts (so a hot swap never changes a running task)
-and runs it in the sandbox. :func:`completion_to_kpi` turns the scheduler's
-completion record into the KPI record layer 5 consumes.
+The service's scheduler runs every task through these (no gRPC here).
+:func:`make_executor` resolves the task's deployment in the
+:class:`~chimera.execution.deployments.DeploymentStore` when each attempt
+*starts* and runs it to the end on that immutable snapshot, so a hot swap or
+rollback never changes a running task. :func:`classify` decides, from the
+outcome, whether the scheduler retries. ``convert.attempt_kpi`` turns an
+outcome into the attempt's KPI record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from chimera.execution.kpi import KpiRecord
-from chimera.execution.registry import ModuleRegistry, Version
-from chimera.execution.sandbox import ExecStatus, Limits, RunResult, Sandbox
-from chimera.execution.scheduler import Attempt, CompletionRecord, TaskState, Verdict
+from chimera.execution.deployments import Deployment, DeploymentStore
+from chimera.execution.sandbox import RUN_EXPORT, ExecStatus, Limits, RunResult, Sandbox
+from chimera.execution.scheduler import Attempt, Verdict
+
+__all__ = [
+    "DEFAULT_RETRYABLE",
+    "AttemptOutcome",
+    "TaskPayload",
+    "classify",
+    "make_executor",
+]
 
 #: Run statuses worth retrying. The others are deterministic for a given
 #: (module, genome, input) -- same fuel, same trap -- so a retry would only
@@ -24,18 +34,21 @@ DEFAULT_RETRYABLE: frozenset[ExecStatus] = frozenset({ExecStatus.DEADLINE_EXCEED
 
 @dataclass(frozen=True)
 class TaskPayload:
-    """What a submitted task carries (the service builds it from ``TaskSpec``)."""
+    """What the scheduler carries for one task (the service builds it from ``TaskSpec``)."""
 
-    input: bytes
+    module_name: str
+    version: int = 0  # 0 = the active deployment when each attempt starts
+    entrypoint: str = RUN_EXPORT
+    input: bytes = b""
+    limits: Limits | None = None  # None: the sandbox's default limits
     agent_id: str = ""
-    limits: Limits | None = None
 
 
 @dataclass(frozen=True)
-class ExecutionOutcome:
-    """One attempt's result and the version it ran on."""
+class AttemptOutcome:
+    """An attempt's deployment and sandbox result (ok/status/message serve the scheduler)."""
 
-    version: Version
+    deployment: Deployment | None
     result: RunResult
 
     @property
@@ -54,70 +67,38 @@ class ExecutionOutcome:
         return self.result.message
 
 
-def make_executor(
-    registry: ModuleRegistry, sandbox: Sandbox
-) -> Callable[[Attempt], ExecutionOutcome]:
-    """An executor that runs each attempt on the version active at its start."""
+def classify(value: object) -> Verdict:
+    """Scheduler ``classify``: success, a retry (:data:`DEFAULT_RETRYABLE`) or a failure."""
+    if not isinstance(value, AttemptOutcome):
+        return Verdict.RETRY
+    if value.ok:
+        return Verdict.SUCCESS
+    return Verdict.RETRY if value.status in DEFAULT_RETRYABLE else Verdict.FAIL
 
-    def execute(attempt: Attempt) -> ExecutionOutcome:
-        payload = attempt.payload
-        if not isinstance(payload, TaskPayload):
-            raise TypeError(f"payload must be TaskPayload, got {type(payload).__name__}")
-        version = registry.active()  # the snapshot: immutable from here on
+
+def make_executor(store: DeploymentStore, sandbox: Sandbox) -> Callable[[Attempt], AttemptOutcome]:
+    """The scheduler's executor: each attempt runs on the deployment it resolves at its start.
+
+    A deployment that cannot be resolved (the service checks at submit, so
+    this cannot happen there) is a ``GUEST_ERROR`` outcome with no deployment.
+    """
+
+    def execute(attempt: Attempt) -> AttemptOutcome:
+        payload: TaskPayload = attempt.payload
+        try:
+            deployment = store.resolve(payload.module_name, payload.version)
+        except (LookupError, RuntimeError) as exc:
+            return AttemptOutcome(
+                None, RunResult(ExecStatus.GUEST_ERROR, str(exc), None, 0, 0, 0.0, "")
+            )
         result = sandbox.run(
-            version.module, version.params, payload.input, payload.limits, attempt.cancel
+            deployment.module,
+            deployment.params,
+            payload.input,
+            payload.limits,
+            attempt.cancel,
+            entrypoint=payload.entrypoint,
         )
-        return ExecutionOutcome(version, result)
+        return AttemptOutcome(deployment, result)
 
     return execute
-
-
-def make_classifier(
-    retryable: Collection[ExecStatus] = DEFAULT_RETRYABLE,
-) -> Callable[[object], Verdict]:
-    """Scheduler ``classify`` for :class:`ExecutionOutcome` values."""
-
-    def classify(value: object) -> Verdict:
-        if not isinstance(value, ExecutionOutcome):
-            return Verdict.RETRY
-        if value.ok:
-            return Verdict.SUCCESS
-        return Verdict.RETRY if value.status in retryable else Verdict.FAIL
-
-    return classify
-
-
-def completion_to_kpi(record: CompletionRecord, agent_id: str | None = None) -> KpiRecord:
-    """The KPI record for a finished task (one per task, whatever its end).
-
-    ``agent_id`` defaults to the task payload's.
-    """
-    if agent_id is None:
-        agent_id = record.payload.agent_id if isinstance(record.payload, TaskPayload) else ""
-    outcome = record.value if isinstance(record.value, ExecutionOutcome) else None
-    metrics: dict[str, float] = {"attempts": float(record.attempts)}
-    if outcome is None:
-        return KpiRecord(
-            task_id=record.task_id,
-            agent_id=agent_id,
-            module_version="",
-            latency_ms=0.0,
-            fuel_consumed=0,
-            memory_peak_bytes=0,
-            status=record.state.value,
-            metrics=metrics,
-        )
-    res = outcome.result
-    if res.output is not None:
-        metrics.update(res.output.metrics)
-    terminal_run = record.state in (TaskState.SUCCEEDED, TaskState.FAILED)
-    return KpiRecord(
-        task_id=record.task_id,
-        agent_id=agent_id,
-        module_version=outcome.version.label,
-        latency_ms=res.latency_ms,
-        fuel_consumed=res.fuel_consumed,
-        memory_peak_bytes=res.memory_peak_bytes,
-        status=res.status.value if terminal_run else record.state.value,
-        metrics=metrics,
-    )

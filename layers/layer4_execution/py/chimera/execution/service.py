@@ -27,6 +27,7 @@ One KPI report is published per finished attempt, from the worker that ran it.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import re
 import threading
@@ -40,6 +41,7 @@ import grpc
 
 from chimera.execution.abi import encode_result
 from chimera.execution.convert import (
+    attempt_kpi,
     deployment_to_proto,
     from_timestamp,
     kpi_to_proto,
@@ -51,6 +53,7 @@ from chimera.execution.convert import (
 from chimera.execution.deployments import (
     Deployment,
     DeploymentStore,
+    DeploymentView,
     ModuleNotInSlot,
     NoActiveDeployment,
     NothingToRollBack,
@@ -60,14 +63,12 @@ from chimera.execution.deployments import (
 )
 from chimera.execution.gate import ModuleGate, Unavailable
 from chimera.execution.kpi import KpiHub, KpiRecord, Subscription
-from chimera.execution.runner import DEFAULT_RETRYABLE
+from chimera.execution.runner import AttemptOutcome, TaskPayload, classify, make_executor
 from chimera.execution.sandbox import (
     RUN_EXPORT,
     WASM_PAGE,
-    ExecStatus,
     InvalidModule,
     Limits,
-    RunResult,
     Sandbox,
     has_entrypoint,
 )
@@ -82,7 +83,6 @@ from chimera.execution.scheduler import (
     TaskHandle,
     TaskSnapshot,
     TaskState,
-    Verdict,
 )
 from chimera.framework import (
     FailedPrecondition,
@@ -100,7 +100,6 @@ _log = logging.getLogger("chimera.execution.service")
 
 SERVICE_NAME = "chimera.v1.ExecutionService"
 DEFAULT_LIST_LIMIT = 100
-MAX_KPI_METRICS = 64
 _SLOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PRIORITIES = frozenset(common_pb2.Priority.values())
@@ -197,38 +196,6 @@ class ExecutionMetrics:
         )
 
 
-@dataclass(frozen=True)
-class _Payload:
-    """What the scheduler carries for one task."""
-
-    module_name: str
-    version: int  # 0 = the active deployment when each attempt starts
-    entrypoint: str
-    input: bytes
-    limits: Limits
-    agent_id: str
-
-
-@dataclass(frozen=True)
-class _AttemptOutcome:
-    """An attempt's deployment and sandbox result (ok/status/message serve the scheduler)."""
-
-    deployment: Deployment | None
-    result: RunResult
-
-    @property
-    def ok(self) -> bool:
-        return self.result.ok
-
-    @property
-    def status(self) -> ExecStatus:
-        return self.result.status
-
-    @property
-    def message(self) -> str:
-        return self.result.message
-
-
 @dataclass
 class _TaskInfo:
     """Per-task facts the scheduler does not keep (guarded by the servicer's lock)."""
@@ -242,14 +209,6 @@ class _TaskInfo:
     output: bytes = b""
     final: TaskSnapshot | None = None
     final_state: TaskState | None = None
-
-
-def _classify(value: object) -> Verdict:
-    if not isinstance(value, _AttemptOutcome):
-        return Verdict.RETRY
-    if value.ok:
-        return Verdict.SUCCESS
-    return Verdict.RETRY if value.status in DEFAULT_RETRYABLE else Verdict.FAIL
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
@@ -270,6 +229,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             default_limits=options.default_limits,
         )
         self.store = DeploymentStore()
+        self._run_attempt = make_executor(self.store, self.sandbox)
         self.hub = KpiHub(default_queue_size=options.kpi_buffer)
         # Scheduler times are monotonic; reports use Unix time. A fixed offset
         # keeps the order of scheduler events in the converted timestamps.
@@ -294,7 +254,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             concurrency=options.concurrency,
             max_queue=options.max_queue,
             retry=options.retry,
-            classify=_classify,
+            classify=classify,
             on_complete=self._on_complete,
             retain_finished=options.retain_finished,
             max_dead_letters=options.max_dead_letters,
@@ -339,9 +299,9 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         view = self.store.add_module(
             request.module_name, compiled, request.verdict_id, activate=request.activate
         )
-        self.metrics.deployments.labels(kind="module").inc()
-        self._refresh_gauges()
-        _log.info(
+        return self._deployed(
+            "module",
+            view,
             "deployed module %s v%d sha256=%s verdict=%s active=%s",
             request.module_name,
             view.deployment.version,
@@ -349,7 +309,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             request.verdict_id,
             view.active,
         )
-        return deployment_to_proto(view)
 
     def DeployGenome(
         self, request: execution_pb2.DeployGenomeRequest, context: grpc.ServicerContext
@@ -367,7 +326,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             raise InvalidArgument("module_sha256", "must be 64 lowercase hexadecimal characters")
         stored = common_pb2.AgentGenome()
         stored.CopyFrom(genome)
-        try:
+        with _store_errors():
             view = self.store.deploy_genome(
                 request.module_name,
                 genome.parameters,
@@ -377,48 +336,34 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 module_sha256=request.module_sha256,
                 expected_active_version=request.expected_active_version,
             )
-        except VersionConflict as exc:
-            raise Aborted(str(exc)) from None
-        except (SlotNotFound, ModuleNotInSlot) as exc:
-            raise NotFound(str(exc)) from None
-        except NoActiveDeployment as exc:
-            raise FailedPrecondition(str(exc)) from None
-        self.metrics.deployments.labels(kind="genome").inc()
-        self._refresh_gauges()
-        _log.info(
+        return self._deployed(
+            "genome",
+            view,
             "deployed genome %r on %s v%d (previous v%d)",
             genome.id,
             request.module_name,
             view.deployment.version,
             view.previous_version,
         )
-        return deployment_to_proto(view)
 
     def RollbackGenome(
         self, request: execution_pb2.RollbackGenomeRequest, context: grpc.ServicerContext
     ) -> execution_pb2.Deployment:
         _check_slot_name(request.module_name)
-        try:
+        with _store_errors():
             view = self.store.rollback(request.module_name, request.to_version)
-        except (SlotNotFound, VersionNotFound) as exc:
-            raise NotFound(str(exc)) from None
-        except NothingToRollBack as exc:
-            raise FailedPrecondition(str(exc)) from None
-        self.metrics.deployments.labels(kind="rollback").inc()
-        self._refresh_gauges()
-        _log.info("rolled %s back to v%d", request.module_name, view.deployment.version)
-        return deployment_to_proto(view)
+        return self._deployed(
+            "rollback", view, "rolled %s back to v%d", request.module_name, view.deployment.version
+        )
 
     def ListVersions(
         self, request: execution_pb2.ListVersionsRequest, context: grpc.ServicerContext
     ) -> execution_pb2.ListVersionsResponse:
         _check_slot_name(request.module_name)
-        try:
+        with _store_errors():
             views, active = self.store.list(
                 request.module_name, request.limit or DEFAULT_LIST_LIMIT
             )
-        except SlotNotFound as exc:
-            raise NotFound(str(exc)) from None
         return execution_pb2.ListVersionsResponse(
             deployments=[deployment_to_proto(v) for v in views], active_version=active
         )
@@ -457,13 +402,13 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 spec.task_id = uuid.uuid4().hex
             info = _TaskInfo(spec=spec, enqueued_at=time.time())
             self._tasks[spec.task_id] = info
-            payload = _Payload(
-                request.module_name,
-                request.module_version,
-                entrypoint,
-                bytes(request.input),
-                limits,
-                request.agent_id,
+            payload = TaskPayload(
+                module_name=request.module_name,
+                version=request.module_version,
+                entrypoint=entrypoint,
+                input=bytes(request.input),
+                limits=limits,
+                agent_id=request.agent_id,
             )
             priority = request.priority or common_pb2.PRIORITY_NORMAL
             try:
@@ -558,62 +503,25 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
 
     # -- scheduler callbacks (worker threads) ------------------------------------
 
-    def _execute(self, attempt: Attempt) -> _AttemptOutcome:
-        payload: _Payload = attempt.payload
+    def _execute(self, attempt: Attempt) -> AttemptOutcome:
         self._refresh_gauges()
-        deployment: Deployment | None
-        try:
-            deployment = self.store.resolve(payload.module_name, payload.version)
-        except (LookupError, RuntimeError) as exc:  # cannot happen after submit's checks
-            deployment = None
-            result = RunResult(ExecStatus.GUEST_ERROR, str(exc), None, 0, 0, 0.0, "")
-        else:
-            result = self.sandbox.run(
-                deployment.module,
-                deployment.params,
-                payload.input,
-                payload.limits,
-                attempt.cancel,
-                entrypoint=payload.entrypoint,
-            )
-        outcome = run_outcome(result)
-        metrics: dict[str, float] = {"attempt": float(attempt.attempt)}
-        if result.output is not None:
-            # KpiReport.metrics holds at most MAX_KPI_METRICS entries (contract rule).
-            for name, value in result.output.metrics.items():
-                if len(metrics) >= MAX_KPI_METRICS - 2:
-                    break
-                metrics.setdefault(name, value)
-        if result.guest_status not in (None, 0):
-            metrics["guest_status"] = float(result.guest_status or 0)
-        if result.status is ExecStatus.CANCELLED:
-            metrics["cancelled"] = 1.0
-        record = KpiRecord(
-            task_id=attempt.task_id,
-            agent_id=payload.agent_id or (deployment.genome_agent_id if deployment else ""),
-            module_version=str(deployment.version if deployment else 0),
-            latency_ms=result.latency_ms,
-            fuel_consumed=result.fuel_consumed,
-            memory_peak_bytes=result.memory_peak_bytes,
-            status=outcome_name(outcome),
-            metrics=metrics,
-            recorded_at=time.time(),
-            module_name=payload.module_name,
-            genome_id=deployment.genome_id if deployment else "",
-        )
+        outcome = self._run_attempt(attempt)
+        deployment, result = outcome.deployment, outcome.result
+        run_code = run_outcome(result)
+        record = attempt_kpi(attempt, outcome)
         with self._lock:
             info = self._tasks.get(attempt.task_id)
             if info is not None:
                 info.last_kpi = kpi_to_proto(record)
-                info.last_outcome = outcome
+                info.last_outcome = run_code
                 info.module_version = deployment.version if deployment else 0
                 if result.ok and result.output is not None:
                     info.output = encode_result(result.output)
-        label = outcome_name(outcome).removeprefix("RUN_OUTCOME_").lower()
+        label = outcome_name(run_code).removeprefix("RUN_OUTCOME_").lower()
         self.metrics.attempts.labels(outcome=label).inc()
         self.metrics.attempt_seconds.labels(outcome=label).observe(result.latency_ms / 1000.0)
         self._publish(record)
-        return _AttemptOutcome(deployment, result)
+        return outcome
 
     def _on_complete(self, record: CompletionRecord) -> None:
         status = task_status(record.state)
@@ -636,6 +544,15 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self._refresh_gauges()
 
     # -- helpers ---------------------------------------------------------------
+
+    def _deployed(
+        self, kind: str, view: DeploymentView, message: str, *args: object
+    ) -> execution_pb2.Deployment:
+        """Counts and logs a deployment change (``kind``); returns it as the contract's message."""
+        self.metrics.deployments.labels(kind=kind).inc()
+        self._refresh_gauges()
+        _log.info(message, *args)
+        return deployment_to_proto(view)
 
     def _publish(self, record: KpiRecord) -> None:
         # Under one lock with the retained list, so a stream that asks for a
@@ -747,6 +664,19 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 if ts is not None:
                     getattr(msg, name).CopyFrom(ts)
         return msg
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """Maps the deployment store's refusals to gRPC statuses, with the store's message."""
+    try:
+        yield
+    except VersionConflict as exc:
+        raise Aborted(str(exc)) from None
+    except (SlotNotFound, VersionNotFound, ModuleNotInSlot) as exc:
+        raise NotFound(str(exc)) from None
+    except (NoActiveDeployment, NothingToRollBack) as exc:
+        raise FailedPrecondition(str(exc)) from None
 
 
 def _check_slot_name(name: str) -> None:
