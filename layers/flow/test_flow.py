@@ -7,6 +7,9 @@
    ValidationService.GetVerdict over gRPC and compares digests), deploys a
    genome, and runs the plan's run_module task on a packing instance.
 4. The gate refuses tampered bytes and plan verdicts.
+5. Bad work stops at the layer that owns the rule: a dependency cycle at
+   planning, an over-limit plan at validation, a forbidden import at
+   validation (and again at execution's own byte check).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+import wasmtime
 
 from chimera.discovery.config import DiscoveryConfig
 from chimera.discovery.main import build_server as build_discovery
@@ -120,6 +124,7 @@ def test_goal_to_execution(stack: Stack) -> None:
     # 3 -> 4: the plan's tasks, in order, drive the module through the gate.
     wasm = kernel_wasm_bytes()
     record = None
+    kpis_checked = False
     for task in plan.tasks:
         name = task.parameters.get("module_name", "packer")
         if task.operation == "validate_module":
@@ -164,11 +169,13 @@ def test_goal_to_execution(stack: Stack) -> None:
             record = wait_terminal(stack.execution, handle.task_id)
             assert record.status == common_pb2.TASK_STATUS_SUCCEEDED, record.last_error
         elif task.operation == "analyze_kpis":
-            assert record is not None
+            assert record is not None, "analyze_kpis ran before run_module"
             kpi = record.last_kpi
             assert kpi.status == common_pb2.RUN_OUTCOME_SUCCESS
             assert kpi.genome_id == "g-good" and kpi.module_name == "packer"
             assert kpi.fuel_consumed > 0 and "quality" in kpi.metrics
+            kpis_checked = True
+    assert kpis_checked, [t.operation for t in plan.tasks]
 
 
 def test_gate_refuses_tampered_bytes_and_plan_verdicts(stack: Stack) -> None:
@@ -221,3 +228,69 @@ def test_invalid_module_verdict_is_refused(stack: Stack) -> None:
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "not valid" in err.value.details() and "module.missing_export" in err.value.details()
+
+
+def _caller_task(task_id: str, *deps: str, memory_bytes: int = 0) -> planning_pb2.Task:
+    return planning_pb2.Task(
+        id=task_id,
+        title=f"task {task_id}",
+        operation="run_module",
+        estimated_duration_ms=1000,
+        dependencies=list(deps),
+        resource_requirements=common_pb2.ResourceRequirements(memory_bytes=memory_bytes),
+    )
+
+
+def test_cycle_is_stopped_at_planning(stack: Stack) -> None:
+    request = planning_pb2.CreatePlanRequest(
+        goal=planning_pb2.Goal(description="run three steps"),
+        tasks=[_caller_task("a", "c"), _caller_task("b", "a"), _caller_task("c", "b")],
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        stack.planning.CreatePlan(request, timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cycle" in err.value.details()
+    assert all(node in err.value.details() for node in ("a", "b", "c"))
+
+
+def test_over_limit_plan_is_stopped_at_validation(stack: Stack) -> None:
+    # Planning accepts what the caller asks for; layer 3's policy caps a task at 64 GiB.
+    plan = stack.planning.CreatePlan(
+        planning_pb2.CreatePlanRequest(
+            goal=planning_pb2.Goal(description="one huge task"),
+            tasks=[_caller_task("huge", memory_bytes=128 << 30)],
+        ),
+        timeout=30,
+    )
+    verdict = stack.validation.ValidatePlan(validation_pb2.ValidatePlanRequest(plan=plan))
+    assert not verdict.is_valid
+    critical = [f for f in verdict.findings if f.severity == common_pb2.SEVERITY_CRITICAL]
+    assert "plan.task_resources_exceed" in [f.rule for f in critical], list(verdict.findings)
+    assert any("huge" in f.message for f in critical)
+
+
+def test_forbidden_import_is_stopped_at_validation_and_execution(stack: Stack) -> None:
+    escape = """
+        (module
+          (import "env" "system" (func $system (param i32)))
+          (memory (export "memory") 1)
+          (func (export "chimera_run") (result i32)
+            (call $system (i32.const 0))
+            (i32.const 0)))
+    """
+    wasm = bytes(wasmtime.wat2wasm(escape))
+    verdict = stack.validation.ValidateModule(
+        validation_pb2.ValidateModuleRequest(module_name="escape", wasm=wasm)
+    )
+    assert not verdict.is_valid
+    assert "module.import_not_allowed" in [f.rule for f in verdict.findings]
+    with pytest.raises(grpc.RpcError) as err:
+        stack.execution.DeployModule(
+            execution_pb2.DeployModuleRequest(
+                module_name="escape", wasm=wasm, verdict_id=verdict.verdict_id
+            )
+        )
+    # Layer 4 checks the bytes itself before it asks layer 3: an import outside its
+    # allow-list is refused there and then, naming the import.
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "env" in err.value.details() and "system" in err.value.details()
