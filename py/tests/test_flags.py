@@ -18,7 +18,7 @@ def parse(argv: list[str], check: Callable[[], None] | None = None) -> ServerCon
     add_server_flags(parser, 6100)
     parser.add_argument("--extra", type=int, default=1)
     args = parser.parse_args(argv)
-    return server_config_from_flags(parser, args, PREFIX, 6100, check)
+    return server_config_from_flags(parser, args, PREFIX, ServerConfig(port=6100), check)
 
 
 def test_defaults_then_environment_then_flags(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -121,3 +121,19 @@ def test_default_gate_requires_a_verdict(tmp_path: Path) -> None:
 def test_bad_flags_exit_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert server_main.main(["--concurrency", "0", "--trust-unvalidated-modules"]) == 2
     assert "concurrency" in capsys.readouterr().err
+
+
+def test_shared_server_flags_over_layer_defaults(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LAYER4_PORT", raising=False)
+    monkeypatch.delenv("LAYER4_MAX_WORKERS", raising=False)
+    config, _ = server_main.parse_args([])
+    # KPI streams each hold a handler thread, so layer 4 defaults to more workers.
+    assert (config.host, config.port, config.max_workers) == ("127.0.0.1", 50054, 32)
+    config, _ = server_main.parse_args(["--max-workers", "4", "--metrics-port", "off"])
+    assert (config.max_workers, config.metrics_port) == (4, None)
+    with pytest.raises(SystemExit) as exit_info:
+        server_main.parse_args(["--port", "-1"])
+    assert exit_info.value.code == 2
+    assert "port" in capsys.readouterr().err

@@ -2,8 +2,9 @@
 
 ``--host``, ``--port``, ``--metrics-port`` and ``--max-workers`` override the
 ``<PREFIX>*`` environment settings (:meth:`ServerConfig.from_env`), which
-override the layer's default port; a value ServerConfig rejects is a usage
-error naming the field, not a traceback.
+override the layer's defaults (its port, and any other ServerConfig field it
+sets differently); a value ServerConfig rejects is a usage error naming the
+field, not a traceback.
 """
 
 from __future__ import annotations
@@ -32,16 +33,16 @@ def server_config_from_flags(
     parser: argparse.ArgumentParser,
     args: argparse.Namespace,
     env_prefix: str,
-    default_port: int,
+    defaults: ServerConfig,
     check: Callable[[], None] | None = None,
 ) -> ServerConfig:
-    """The layer's ServerConfig: defaults, then ``env_prefix`` variables, then flags.
+    """The layer's ServerConfig: ``defaults``, then ``env_prefix`` variables, then flags.
 
     ``check`` (the layer's own flag checks, reporting through ``parser.error``)
     runs after the flags are read and before they are applied, so a layer
     flag's mistake is reported ahead of a rejected server value.
     """
-    config = ServerConfig.from_env(env_prefix, base=ServerConfig(port=default_port))
+    config = ServerConfig.from_env(env_prefix, base=defaults)
     changes: dict[str, Any] = {}
     if args.host is not None:
         changes["host"] = args.host

@@ -42,7 +42,7 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Path | None]:
         "--config", type=Path, help="thresholds/collection JSON (default: the layer's)"
     )
     args = parser.parse_args(list(argv))
-    config = server_config_from_flags(parser, args, ENV_PREFIX, DEFAULT_PORT)
+    config = server_config_from_flags(parser, args, ENV_PREFIX, ServerConfig(port=DEFAULT_PORT))
     return config, args.config
 
 

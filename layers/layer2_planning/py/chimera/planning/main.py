@@ -56,7 +56,7 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
         if args.plan_retention < 1:
             parser.error("--plan-retention must be at least 1")
 
-    config = server_config_from_flags(parser, args, ENV_PREFIX, DEFAULT_PORT, check)
+    config = server_config_from_flags(parser, args, ENV_PREFIX, ServerConfig(port=DEFAULT_PORT), check)
     return config, Options(args.templates, args.discovery_target, args.plan_retention)
 
 

@@ -36,7 +36,7 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Path | None]:
         "--policy", type=Path, help="policy JSON (default: the layer's policy.json)"
     )
     args = parser.parse_args(list(argv))
-    config = server_config_from_flags(parser, args, ENV_PREFIX, DEFAULT_PORT)
+    config = server_config_from_flags(parser, args, ENV_PREFIX, ServerConfig(port=DEFAULT_PORT))
     return config, args.policy
 
 

@@ -7,15 +7,14 @@ turns that check off for standalone use; it is off by default and announced
 with a warning at start-up and on every deploy.
 
 Server settings come from ``LAYER4_*`` environment variables
-(``ServerConfig.from_env``) and are overridden by ``--host``/``--port``/
-``--metrics-port``. ``ExecutionServer`` is the same assembly for in-process
-use (tests, benchmarks, the main job's demo).
+(``ServerConfig.from_env``) and are overridden by the flags every layer
+shares (``chimera.framework.flags``). ``ExecutionServer`` is the same
+assembly for in-process use (tests, benchmarks, the main job).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from chimera.execution.sandbox import Limits
 from chimera.execution.scheduler import RetryPolicy
 from chimera.execution.service import SERVICE_NAME, ExecutionOptions, ExecutionServicer
 from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.v1 import execution_pb2_grpc
 
 __all__ = ["ExecutionServer", "build_gate", "main", "parse_args"]
@@ -116,15 +116,14 @@ def build_gate(validation_target: str, trust_unvalidated: bool) -> ModuleGate:
     return VerdictGate(validation_target)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, argparse.Namespace]:
+    """ServerConfig (defaults, LAYER4_* environment, then flags) and the layer's own flags."""
     env = os.environ
     d = ExecutionOptions()
     p = argparse.ArgumentParser(
         prog="layer4-execution", description="Chimera Layer 4 Execution gRPC service."
     )
-    p.add_argument("--host", help="interface to bind (default 127.0.0.1 or LAYER4_HOST)")
-    p.add_argument("--port", type=int, help=f"gRPC port, 0 = any free (default {DEFAULT_PORT})")
-    p.add_argument("--metrics-port", help="Prometheus /metrics port; 0 = any free, 'off' = none")
+    add_server_flags(p, DEFAULT_PORT)
     p.add_argument(
         "--validation-target",
         default=env.get("LAYER4_VALIDATION_TARGET", DEFAULT_VALIDATION_TARGET),
@@ -158,7 +157,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--max-kpi-streams", type=int, default=d.max_kpi_streams, help="open StreamKpis at once"
     )
     p.add_argument("--port-file", help="write the bound gRPC port here once serving")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # KPI streams each hold a handler thread: more workers than the default 8.
+    defaults = ServerConfig(port=DEFAULT_PORT, max_workers=DEFAULT_MAX_WORKERS)
+    return server_config_from_flags(p, args, "LAYER4_", defaults), args
 
 
 def options_from_args(args: argparse.Namespace) -> ExecutionOptions:
@@ -178,30 +180,11 @@ def options_from_args(args: argparse.Namespace) -> ExecutionOptions:
     )
 
 
-def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    """LAYER4_* environment settings, overridden by --host/--port/--metrics-port."""
-    # KPI streams each hold a handler thread: more workers than the default 8.
-    config = ServerConfig.from_env(
-        "LAYER4_", base=ServerConfig(port=DEFAULT_PORT, max_workers=DEFAULT_MAX_WORKERS)
-    )
-    metrics_port = config.metrics_port
-    if args.metrics_port is not None:
-        off = args.metrics_port.strip().lower() in ("off", "none", "")
-        metrics_port = None if off else int(args.metrics_port)
-    return dataclasses.replace(
-        config,
-        host=config.host if args.host is None else args.host,
-        port=config.port if args.port is None else args.port,
-        metrics_port=metrics_port,
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    args = parse_args(argv)
+    config, args = parse_args(argv)
     try:
-        config = config_from_args(args)
         options = options_from_args(args)
     except ValueError as exc:
         print(f"layer4-execution: {exc}", file=sys.stderr)
