@@ -17,6 +17,7 @@ declare -A PINNED=(
   [gcc]=""
   [libprotobuf-dev]="3.21.12"
   [libstd-rust-dev-wasm32]="1.63.0"
+  [lld-14]=""
   [protobuf-compiler]="3.21.12"
   [rust-clippy]="1.63.0"
   [rustc]="1.63.0"
