@@ -134,7 +134,8 @@ phase_done
 
 # --- 3. inside: the README's commands --------------------------------------------
 run_inside() {
-  local name="$1" log="$root.$1.log" status=0
+  local name="$1" status=0
+  local log="$root.${name//[^A-Za-z0-9]/_}.log"
   shift
   phase "$name"
   systemd-nspawn -q --register=no --keep-unit --resolv-conf=copy-host \
