@@ -76,7 +76,8 @@ cleanup() {
   fi
   # systemd-nspawn unmounts what it mounted; anything left (an interrupted
   # run) is unmounted here, lazily, before the root is removed.
-  findmnt -rn -o TARGET | grep -F "$root" | sort -r | while read -r mount; do umount -l "$mount" || true; done
+  { findmnt -rn -o TARGET | grep -F "$root" || true; } | sort -r |
+    while read -r mount; do umount -l "$mount" || true; done
   if ((keep_root)); then
     echo "fresh_machine: root kept at $root"
   else
@@ -132,7 +133,17 @@ git clone -q --no-hardlinks "$repo" "$root$workdir"
 git -C "$root$workdir" checkout -q --detach "$(git -C "$repo" rev-parse HEAD)"
 phase_done
 
-# --- 3. inside: the README's commands --------------------------------------------
+# --- 3. the machine's network trust ----------------------------------------------
+# Where the network intercepts TLS, the machine trusts local CAs of its own
+# (/usr/local/share/ca-certificates); a fresh machine on that network has them
+# too. Debian's ca-certificates, which the bootstrap installs, adds them to
+# the system store. Nothing else of the host enters the root.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+fi
+
+# --- 4. inside: the README's commands --------------------------------------------
 run_inside() {
   local name="$1" status=0
   local log="$root.${name//[^A-Za-z0-9]/_}.log"
