@@ -74,7 +74,8 @@ def test_vectors_file_has_cases() -> None:
 @pytest.mark.parametrize("case", cases("cost"), ids=lambda c: c[1])
 def test_cost_vectors(core: ResourcesCore, case: list[str]) -> None:
     _, _, rates, amount, minutes, shares, per_hour, total = case
-    cost = core.price(Rates(*(float(r) for r in rates.split(","))), [(amounts(amount), int(minutes))])[0]
+    rates_in = Rates(*(float(r) for r in rates.split(",")))
+    cost = core.price(rates_in, [(amounts(amount), int(minutes))])[0]
     want = [float(s) for s in shares.split(",")]
     assert cost.shares == pytest.approx(want, rel=1e-12, abs=1e-15)
     assert cost.per_hour == pytest.approx(float(per_hour), rel=1e-12, abs=1e-15)

@@ -23,7 +23,9 @@ def test_probe_reports_this_host(tmp_path: object) -> None:
     # JAX always has a backend; on a host without accelerators it is the CPU.
     assert host.devices, host.accelerator_probe
     assert host.accelerator_probe.startswith("jax ")
-    platforms = sorted({d.platform.removeprefix("jax:") for d in host.devices if d.platform.startswith("jax:")})
+    platforms = sorted(
+        {d.platform.removeprefix("jax:") for d in host.devices if d.platform.startswith("jax:")}
+    )
     assert host.accelerator_probe.split(";")[0].endswith(", ".join(platforms))
     assert all(d.id and d.platform and d.name for d in host.devices)
     if shutil.which("nvidia-smi") is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ import pytest
 from chimera.framework import ServerConfig
 from chimera.resources.core import ResourcesCore
 from chimera.resources.inventory import DeviceInfo, HostInventory
-from chimera.resources.main import Options, build_server, parse_args
+from chimera.resources.jobs import Reaper
+from chimera.resources.main import Options, build_parts, build_server, main, parse_args
 from chimera.v1 import common_pb2, resources_pb2, resources_pb2_grpc
 
 GIB = 1 << 30
@@ -146,7 +148,8 @@ def test_over_limit_requests_are_refused_naming_the_resource(env: Env) -> None:
     assert text.startswith("requirements.gpu_count") and "only 0 free now" in text
     env.stub.Allocate(req(cpu=1, memory_gib=14), timeout=10)
     code, text = code_of(env.stub.Allocate, req(cpu=1, memory_gib=2))
-    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and text.startswith("requirements.memory_bytes")
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert text.startswith("requirements.memory_bytes")
     assert metric(env, 'layer8_refusals_total{resource="gpu_count",reason="no_room"}') == 1
     assert metric(env, 'layer8_refusals_total{resource="cpu_cores",reason="too_large"}') == 1
 
@@ -178,7 +181,8 @@ def test_heartbeat_lease_expires_unless_renewed(env: Env) -> None:
     env.clock.advance(9)  # 17 s: still held thanks to the renewal, so 5 cores do not fit
     assert code_of(env.stub.Allocate, req(cpu=5))[0] == grpc.StatusCode.RESOURCE_EXHAUSTED
     env.clock.advance(2)  # 19 s: the holder stopped renewing ("died"): its 4 cores are back
-    assert env.stub.Allocate(req(cpu=5), timeout=10).status == resources_pb2.ALLOCATION_STATUS_ACTIVE
+    later = env.stub.Allocate(req(cpu=5), timeout=10)
+    assert later.status == resources_pb2.ALLOCATION_STATUS_ACTIVE
     got = env.stub.ListAllocations(resources_pb2.ListAllocationsRequest(), timeout=10)
     status = {x.id: x for x in got.allocations}[a.id]
     assert status.status == resources_pb2.ALLOCATION_STATUS_EXPIRED
@@ -283,13 +287,17 @@ def test_jobs_over_budget_or_pool_are_rejected(env: Env) -> None:
     # 1 core, 1 GiB for 30 min: (0.04 + 0.005) / 2 = 0.0225 USD.
     over = job(env, "pricey", common_pb2.PRIORITY_HIGH, 1, budget_usd=0.02)
     assert over.status == resources_pb2.JOB_STATUS_REJECTED
-    assert over.reason.startswith("budget_usd") and over.estimated_cost.total_usd == pytest.approx(0.0225)
+    assert over.reason.startswith("budget_usd")
+    assert over.estimated_cost.total_usd == pytest.approx(0.0225)
     fits = job(env, "cheap enough", common_pb2.PRIORITY_HIGH, 1, budget_usd=0.0225)
     assert fits.status == resources_pb2.JOB_STATUS_RUNNING
     huge = job(env, "huge", common_pb2.PRIORITY_HIGH, 64)
     assert huge.status == resources_pb2.JOB_STATUS_REJECTED
     assert huge.reason.startswith("requirements.cpu_cores")
     assert metric(env, 'layer8_refusals_total{resource="budget_usd",reason="budget"}') == 1
+
+
+schedule = resources_pb2.ScheduleJobRequest
 
 
 @pytest.mark.parametrize(
@@ -309,11 +317,12 @@ def test_jobs_over_budget_or_pool_are_rejected(env: Env) -> None:
         ("EstimateCost", req(minutes=0), "duration_minutes"),
         ("Release", resources_pb2.ReleaseRequest(), "allocation_id"),
         ("RenewLease", resources_pb2.RenewLeaseRequest(), "allocation_id"),
-        ("ScheduleJob", resources_pb2.ScheduleJobRequest(request=req()), "name"),
-        ("ScheduleJob", resources_pb2.ScheduleJobRequest(name="x"), "request"),
-        ("ScheduleJob", resources_pb2.ScheduleJobRequest(name="x", request=req(minutes=0)), "request.duration_minutes"),
-        ("ScheduleJob", resources_pb2.ScheduleJobRequest(name="x", request=req(cpu=0, memory_gib=0)), "request.requirements"),
-        ("ScheduleJob", resources_pb2.ScheduleJobRequest(name="x", request=req(), budget_usd=-1), "budget_usd"),
+        ("ScheduleJob", schedule(request=req()), "name"),
+        ("ScheduleJob", schedule(name="x"), "request"),
+        ("ScheduleJob", schedule(name="x", request=req(minutes=0)), "request.duration_minutes"),
+        ("ScheduleJob", schedule(name="x", request=req(cpu=0, memory_gib=0)), "request.requirements"),
+        ("ScheduleJob", schedule(name="x", request=req(), budget_usd=-1), "budget_usd"),
+        ("ScheduleJob", schedule(name="x", request=req(), population_size=10**8), "population_size"),
         ("GetJob", resources_pb2.GetJobRequest(), "job_id"),
         ("CancelJob", resources_pb2.CancelJobRequest(job_id="x" * 200), "job_id"),
         ("ListAllocations", resources_pb2.ListAllocationsRequest(limit=20000), "limit"),
@@ -345,3 +354,33 @@ def test_flags_and_a_broken_config(tmp_path: object) -> None:
     broken.write_text('{"rates": {"usd_per_gpu_hour": -2}}')
     with pytest.raises(ValueError, match="usd_per_gpu_hour"):
         build_server(config, Options(config=broken), probe=host)
+
+
+def test_reaper_returns_a_dead_holders_share_without_calls(core: ResourcesCore) -> None:
+    clock = FakeClock()
+    config = ServerConfig(port=0, metrics_port=0)
+    server, queue = build_parts(config, Options(), core=core, probe=host, clock=clock)
+    with server, grpc.insecure_channel(server.target) as channel:
+        stub = resources_pb2_grpc.ResourcesServiceStub(channel)
+        env = Env(stub, clock, f"http://127.0.0.1:{server.metrics_port}/metrics")
+        stub.Allocate(req(cpu=6, lease_seconds=5), timeout=10)
+        assert metric(env, 'layer8_allocated{resource="cpu_cores"}') == 6
+        reaper = Reaper(queue, interval=0.02).start()
+        try:
+            clock.advance(5)
+            deadline = time.monotonic() + 5
+            cpu = 'layer8_allocated{resource="cpu_cores"}'
+            while metric(env, cpu) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            reaper.stop()
+        assert metric(env, 'layer8_allocated{resource="cpu_cores"}') == 0
+        assert metric(env, 'layer8_lease_expiries_total{cause="heartbeat"}') == 1
+
+
+def test_cli_bad_config_is_exit_2_with_one_message(tmp_path: object, capsys: object) -> None:
+    broken = tmp_path / "rates.json"  # type: ignore[operator]
+    broken.write_text('{"rates": {"usd_per_cpu_core_hour": "cheap"}}')
+    assert main(["--port", "0", "--metrics-port", "off", "--no-jax", "--config", str(broken)]) == 2
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert err.count("\n") == 1 and "rates.usd_per_cpu_core_hour must be a number" in err

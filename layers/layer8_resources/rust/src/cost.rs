@@ -112,7 +112,7 @@ pub fn price(rates: &Rates, amounts: &Amounts, duration_minutes: u32) -> Result<
         rates.gpu_memory_gib_hour * (amounts.gpu_memory_bytes as f64 / GIB),
         rates.storage_gib_hour * (amounts.storage_bytes as f64 / GIB),
     ];
-    let per_hour = shares.iter().fold(0.0, |sum, s| sum + s);
+    let per_hour: f64 = shares.iter().sum();
     let total = per_hour * f64::from(duration_minutes) / 60.0;
     Ok(Cost {
         shares,

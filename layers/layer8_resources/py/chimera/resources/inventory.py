@@ -161,7 +161,9 @@ def _nvidia_gpus() -> tuple[list[DeviceInfo], str]:
         except ValueError:
             memory = 0
         gpus.append(
-            DeviceInfo(f"gpu:{parts[0]}", resources_pb2.DEVICE_KIND_GPU, parts[1], memory, "nvidia-smi")
+            DeviceInfo(
+                f"gpu:{parts[0]}", resources_pb2.DEVICE_KIND_GPU, parts[1], memory, "nvidia-smi"
+            )
         )
     return gpus, f"nvidia-smi: {len(gpus)} GPU(s)"
 

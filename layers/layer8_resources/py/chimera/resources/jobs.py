@@ -33,7 +33,7 @@ from chimera.resources.metrics import ResourceMetrics
 from chimera.resources.pool import Allocation, Clock, Pool
 from chimera.v1 import common_pb2, resources_pb2
 
-__all__ = ["Grant", "Job", "JobQueue"]
+__all__ = ["Grant", "Job", "JobQueue", "Reaper"]
 
 QUEUED = resources_pb2.JOB_STATUS_QUEUED
 RUNNING = resources_pb2.JOB_STATUS_RUNNING
@@ -237,3 +237,27 @@ class JobQueue:
 
 def _why(resource: str) -> str:
     return {"max_cost_usd_per_hour": "max_cost", "budget_usd": "budget"}.get(resource, "too_large")
+
+
+class Reaper:
+    """Runs :meth:`JobQueue.sync` every ``interval`` seconds on its own thread, so
+    leases of holders that died are returned (and queued jobs start) even when
+    no call arrives. ``stop`` ends it."""
+
+    def __init__(self, queue: JobQueue, interval: float = 1.0) -> None:
+        self._queue = queue
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="layer8-reaper", daemon=True)
+
+    def start(self) -> Reaper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._queue.sync()

@@ -3,7 +3,8 @@
 Settings come from ``LAYER8_*`` environment variables (see
 ``chimera.framework.ServerConfig.from_env``), then flags; the service binds
 127.0.0.1:50058 unless told otherwise. The pool is this host, probed at
-start (and on ``GetInventory(refresh=true)``); rates and grant limits come
+start (and on ``GetInventory(refresh=true)``); leases are checked on every
+call and once a second between calls; rates and grant limits come
 from ``--config`` (default ``layers/layer8_resources/resources.json``)::
 
     bazel run //layers/layer8_resources:server -- --config my_rates.json
@@ -25,13 +26,13 @@ from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.resources.config import ResourcesConfig
 from chimera.resources.core import ResourcesCore
 from chimera.resources.inventory import InventorySource, probe_host
-from chimera.resources.jobs import JobQueue
+from chimera.resources.jobs import JobQueue, Reaper
 from chimera.resources.metrics import ResourceMetrics
 from chimera.resources.pool import Clock, Pool
 from chimera.resources.service import SERVICE_NAME, ResourcesServicer
 from chimera.v1 import resources_pb2_grpc
 
-__all__ = ["Options", "build_server", "main", "parse_args"]
+__all__ = ["Options", "build_parts", "build_server", "main", "parse_args"]
 
 DEFAULT_PORT = 50058
 ENV_PREFIX = "LAYER8_"
@@ -44,6 +45,8 @@ class Options:
     config: Path | None = None
     storage_path: Path = Path(".")
     use_jax: bool = True
+    #: How often leases are checked when no call arrives.
+    reap_interval_seconds: float = 1.0
 
 
 def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
@@ -80,6 +83,18 @@ def build_server(
     ``probe`` (the host probe by default) and ``clock`` are injectable so
     tests can fix the pool and move time.
     """
+    return build_parts(server_config, options, core=core, probe=probe, clock=clock)[0]
+
+
+def build_parts(
+    server_config: ServerConfig,
+    options: Options,
+    *,
+    core: ResourcesCore | None = None,
+    probe: InventorySource | None = None,
+    clock: Clock = time.time,
+) -> tuple[ChimeraServer, JobQueue]:
+    """:func:`build_server` and the job queue behind it (for a :class:`Reaper`)."""
     core = core or ResourcesCore.load()
     settings = ResourcesConfig.load(options.config)
     probe = probe or functools.partial(probe_host, options.storage_path, use_jax=options.use_jax)
@@ -90,28 +105,27 @@ def build_server(
     )
     queue = JobQueue(pool, settings.grants, clock, metrics, settings.retention.finished_jobs)
     servicer = ResourcesServicer(pool, queue, probe)
-    return ChimeraServer(
-        server_config,
-        [
-            ServiceRegistration(
-                resources_pb2_grpc.add_ResourcesServiceServicer_to_server, servicer, SERVICE_NAME
-            )
-        ],
-        metrics=registry,
+    registration = ServiceRegistration(
+        resources_pb2_grpc.add_ResourcesServiceServicer_to_server, servicer, SERVICE_NAME
     )
+    return ChimeraServer(server_config, [registration], metrics=registry), queue
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     server_config, options = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        server = build_server(server_config, options)
+        server, queue = build_parts(server_config, options)
     except (ValueError, FileNotFoundError) as exc:
         print(f"resources-server: {exc}", file=sys.stderr)
         return 2
     server.start()
     server.install_signal_handlers()
-    server.wait()
+    reaper = Reaper(queue, options.reap_interval_seconds).start()
+    try:
+        server.wait()
+    finally:
+        reaper.stop()
     return 0
 
 

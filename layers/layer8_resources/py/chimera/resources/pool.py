@@ -273,9 +273,8 @@ class Pool:
     def _capacity(self) -> Amounts:
         h = self._host
         gpus = h.accelerators
-        return Amounts(
-            h.cpu_cores, h.memory_bytes, len(gpus), sum(d.memory_bytes for d in gpus), h.storage_bytes
-        )
+        gpu_memory = sum(d.memory_bytes for d in gpus)
+        return Amounts(h.cpu_cores, h.memory_bytes, len(gpus), gpu_memory, h.storage_bytes)
 
     def _allocated(self) -> Amounts:
         # Devices are held whole: their count and all their memory are taken.
@@ -331,7 +330,8 @@ class Pool:
             job_id=job_id,
         )
         self._active[a.id] = a
-        self._metrics.allocations.labels(layer=common_pb2.Layer.Name(request.requesting_layer)).inc()
+        layer = common_pb2.Layer.Name(request.requesting_layer)
+        self._metrics.allocations.labels(layer=layer).inc()
         self._metrics.cost.inc(cost.total)
         self._publish()
         return a
