@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from chimera.framework import ServerConfig
+from chimera.resources.client import ResourcesClient
 from chimera.resources.core import ResourcesCore
 from chimera.resources.inventory import DeviceInfo, HostInventory
 from chimera.resources.jobs import Reaper
@@ -384,3 +385,19 @@ def test_cli_bad_config_is_exit_2_with_one_message(tmp_path: object, capsys: obj
     assert main(["--port", "0", "--metrics-port", "off", "--no-jax", "--config", str(broken)]) == 2
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert err.count("\n") == 1 and "rates.usd_per_cpu_core_hour must be a number" in err
+
+
+def test_client_asks_before_a_run_and_waits_for_the_grant(core: ResourcesCore) -> None:
+    config = ServerConfig(port=0, metrics_port=None)
+    with build_server(config, Options(), core=core, probe=host) as server:
+        with ResourcesClient(server.target, poll_seconds=0.01) as resources:
+            first = resources.request_run("evolve a", cpu_cores=6, minutes=5, population_size=99)
+            assert first.status == resources_pb2.JOB_STATUS_RUNNING
+            assert first.grant.max_population == 99 and first.grant.wall_time_seconds == 300
+            second = resources.request_run("evolve b", cpu_cores=4, minutes=5, wait_seconds=0.05)
+            assert second.status == resources_pb2.JOB_STATUS_QUEUED  # 2 cores free, waits
+            assert resources.finish(first.id).status == resources_pb2.JOB_STATUS_FINISHED
+            granted = resources.job(second.id)
+            assert granted.status == resources_pb2.JOB_STATUS_RUNNING
+            assert granted.grant.max_population == 4 * 256
+            assert resources.inventory().available.cpu_cores == 4

@@ -6,5 +6,5 @@ memory, storage, accelerators from JAX and ``nvidia-smi``), ``core`` (the
 Rust core through WASM: allocation solver and cost), ``pool`` (allocations
 and leases with expiry), ``jobs`` (the priority and budget queue),
 ``messages`` (proto conversions), ``service`` (gRPC), ``main`` (the server
-entry point).
+entry point), ``client`` (what a layer that runs jobs calls before a run).
 """
