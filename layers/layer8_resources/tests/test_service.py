@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -139,10 +140,13 @@ def test_allocate_and_release_return_the_share(env: Env) -> None:
 
 def test_over_limit_requests_are_refused_naming_the_resource(env: Env) -> None:
     code, text = code_of(env.stub.Allocate, req(cpu=9))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert text.startswith("requirements.cpu_cores") and "whole pool has 8 cores" in text
     code, text = code_of(env.stub.Allocate, req(gpus=3))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION and text.startswith("requirements.gpu_count")
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and text.startswith("requirements.gpu_count")
+    code, text = code_of(env.stub.Allocate, req(storage_gib=101))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert text.startswith("requirements.storage_bytes") and "whole pool has 100 GiB" in text
     env.stub.Allocate(req(cpu=1, gpus=2), timeout=10)
     code, text = code_of(env.stub.Allocate, req(cpu=1, gpus=1))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -401,3 +405,27 @@ def test_client_asks_before_a_run_and_waits_for_the_grant(core: ResourcesCore) -
             assert granted.status == resources_pb2.JOB_STATUS_RUNNING
             assert granted.grant.max_population == 4 * 256
             assert resources.inventory().available.cpu_cores == 4
+
+
+def test_refresh_probes_the_host_again(core: ResourcesCore) -> None:
+    probes = [host(), dataclasses.replace(host(), cpu_cores=4.0, accelerator_probe="second")]
+    calls: list[int] = []
+
+    def probe() -> HostInventory:
+        calls.append(1)
+        return probes[min(len(calls), 2) - 1]
+
+    config = ServerConfig(port=0, metrics_port=None)
+    with build_server(config, Options(), core=core, probe=probe) as server:
+        with grpc.insecure_channel(server.target) as channel:
+            stub = resources_pb2_grpc.ResourcesServiceStub(channel)
+            held = stub.Allocate(req(cpu=3), timeout=10)
+            cached = stub.GetInventory(resources_pb2.GetInventoryRequest(), timeout=10)
+            assert cached.capacity.cpu_cores == 8 and len(calls) == 1
+            fresh = stub.GetInventory(resources_pb2.GetInventoryRequest(refresh=True), timeout=10)
+            assert fresh.accelerator_probe == "second" and len(calls) == 2
+            assert fresh.capacity.cpu_cores == 4 and fresh.available.cpu_cores == 1
+            assert fresh.active_allocations == 1
+            code, text = code_of(stub.Allocate, req(cpu=2))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "only 1 cores free" in text
+            stub.Release(resources_pb2.ReleaseRequest(allocation_id=held.id), timeout=10)

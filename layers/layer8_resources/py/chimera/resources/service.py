@@ -1,9 +1,10 @@
 """ResourcesService: inventory, allocations, leases, cost and the job queue.
 
-Refusals: a request that does not fit what is free now is RESOURCE_EXHAUSTED,
-one larger than the whole pool or above its ``max_cost_usd_per_hour`` is
-FAILED_PRECONDITION (as the contract says); each message starts with the
-field at fault (``requirements.gpu_count: ...``, ``max_cost_usd_per_hour: ...``).
+Refusals: a request that does not fit is RESOURCE_EXHAUSTED, whether it
+does not fit what is free now or is larger than the whole pool (the message
+says which); one above its ``max_cost_usd_per_hour`` is FAILED_PRECONDITION.
+Each message starts with the field at fault (``requirements.gpu_count: ...``,
+``max_cost_usd_per_hour: ...``).
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ class ResourcesServicer(resources_pb2_grpc.ResourcesServiceServicer):
         try:
             allocation = self._pool.allocate(request, amounts)
         except Refused as err:
-            if err.reason == "no_room":
-                raise ResourceExhausted(err.message) from None
-            raise FailedPrecondition(err.message) from None
+            if err.reason == "max_cost":
+                raise FailedPrecondition(err.message) from None
+            raise ResourceExhausted(err.message) from None
         return allocation_pb(allocation, self._pool.rates)
 
     def Release(
