@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import psutil
 
@@ -14,7 +15,7 @@ GPU = resources_pb2.DEVICE_KIND_GPU
 CPU = resources_pb2.DEVICE_KIND_CPU
 
 
-def test_probe_reports_this_host(tmp_path: object) -> None:
+def test_probe_reports_this_host(tmp_path: Path) -> None:
     host = probe_host(str(tmp_path))
     assert host.cpu_cores == len(os.sched_getaffinity(0))
     assert host.memory_bytes == psutil.virtual_memory().total

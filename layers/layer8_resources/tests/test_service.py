@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -74,7 +76,9 @@ def env(core: ResourcesCore) -> Iterator[Env]:
             yield Env(resources_pb2_grpc.ResourcesServiceStub(channel), clock, url)
 
 
-def req(cpu: float = 1.0, memory_gib: int = 1, gpus: int = 0, minutes: int = 60, **kw: object):
+def req(
+    cpu: float = 1.0, memory_gib: int = 1, gpus: int = 0, minutes: int = 60, **kw: Any
+) -> resources_pb2.ResourceRequest:
     return resources_pb2.ResourceRequest(
         requesting_layer=kw.pop("layer", common_pb2.LAYER_GENETICS),
         requirements=common_pb2.ResourceRequirements(
@@ -89,9 +93,9 @@ def req(cpu: float = 1.0, memory_gib: int = 1, gpus: int = 0, minutes: int = 60,
     )
 
 
-def code_of(call: object, *args: object) -> tuple[grpc.StatusCode, str]:
+def code_of(call: Callable[..., Any], *args: object) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as err:
-        call(*args, timeout=10)  # type: ignore[operator]
+        call(*args, timeout=10)
     return err.value.code(), err.value.details()
 
 
@@ -224,7 +228,7 @@ def test_max_cost_per_hour_is_honoured(env: Env) -> None:
     assert metric(env, label) == 1
 
 
-def job(env: Env, name: str, priority: int, cpu: float, **kw: object) -> resources_pb2.ScheduledJob:
+def job(env: Env, name: str, priority: int, cpu: float, **kw: Any) -> resources_pb2.ScheduledJob:
     return env.stub.ScheduleJob(
         resources_pb2.ScheduleJobRequest(
             name=name,
@@ -349,13 +353,13 @@ def test_unknown_ids_are_not_found(env: Env) -> None:
         assert code_of(call, message)[0] == grpc.StatusCode.NOT_FOUND
 
 
-def test_flags_and_a_broken_config(tmp_path: object) -> None:
+def test_flags_and_a_broken_config(tmp_path: Path) -> None:
     config, options = parse_args(["--port", "0", "--metrics-port", "off", "--no-jax"])
     assert config.port == 0 and config.metrics_port is None and not options.use_jax
     with pytest.raises(SystemExit) as err:
         parse_args(["--storage-path", "/nonexistent/dir"])
     assert err.value.code == 2
-    broken = tmp_path / "rates.json"  # type: ignore[operator]
+    broken = tmp_path / "rates.json"
     broken.write_text('{"rates": {"usd_per_gpu_hour": -2}}')
     with pytest.raises(ValueError, match="usd_per_gpu_hour"):
         build_server(config, Options(config=broken), probe=host)
@@ -383,11 +387,13 @@ def test_reaper_returns_a_dead_holders_share_without_calls(core: ResourcesCore) 
         assert metric(env, 'layer8_lease_expiries_total{cause="heartbeat"}') == 1
 
 
-def test_cli_bad_config_is_exit_2_with_one_message(tmp_path: object, capsys: object) -> None:
-    broken = tmp_path / "rates.json"  # type: ignore[operator]
+def test_cli_bad_config_is_exit_2_with_one_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "rates.json"
     broken.write_text('{"rates": {"usd_per_cpu_core_hour": "cheap"}}')
     assert main(["--port", "0", "--metrics-port", "off", "--no-jax", "--config", str(broken)]) == 2
-    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    err = capsys.readouterr().err
     assert err.count("\n") == 1 and "rates.usd_per_cpu_core_hour must be a number" in err
 
 
