@@ -164,6 +164,10 @@ run_inside() {
     exit 1
   fi
   grep -E '^(bootstrap: |Executed [0-9]+ out of|main\.sh: OK)' "$log" || true
+  # The set-up's own time, inside the first command (bootstrap prints it).
+  local setup
+  setup="$(grep -oE '^bootstrap: ok .* in [0-9]+ s$' "$log" | grep -oE '[0-9]+ s$' | head -1 || true)"
+  [[ -z "$setup" ]] || timings+=("$(printf '  of which bootstrap         %6s' "$setup")")
   rm -f "$log"
 }
 

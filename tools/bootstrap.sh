@@ -154,7 +154,7 @@ main() {
   done
   check_executables
   check_python
-  echo "bootstrap: ok (bazel $(installed_version bazel-bootstrap), rustc $(installed_version rustc), lld $(installed_version lld-14), protoc $(installed_version protobuf-compiler), python $PYTHON_VERSION)"
+  echo "bootstrap: ok (bazel $(installed_version bazel-bootstrap), rustc $(installed_version rustc), lld $(installed_version lld-14), protoc $(installed_version protobuf-compiler), python $PYTHON_VERSION) in ${SECONDS} s"
 }
 
 main "$@"
