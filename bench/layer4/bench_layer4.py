@@ -49,7 +49,7 @@ from typing import Any
 import grpc
 import wasmtime
 
-from chimera.execution.abi import decode_result, encode_params
+from chimera.wasm.guest import decode_result, encode_params
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.sandbox import Limits, ModuleCache, Sandbox
 from chimera.execution.workload import GOOD_GENOME, generate_instance

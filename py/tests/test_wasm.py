@@ -57,9 +57,9 @@ def test_module_exports_exactly_the_core_abi_functions(wasm: bytes) -> None:
     # Besides memory, rustc exports only globals (__heap_base, __data_end).
     assert {e.name for e in module.exports if isinstance(e.type, wasmtime.FuncType)} == {
         "chimera_core_abi_version",
-        "chimera_alloc",
-        "chimera_result_ptr",
-        "chimera_result_len",
+        "chimera_core_alloc",
+        "chimera_core_result_ptr",
+        "chimera_core_result_len",
         *OPERATIONS,
     }
     assert CORE_ABI_VERSION == 1
@@ -70,14 +70,14 @@ def _module_wat(version: int, imports: str = "") -> bytes:
         f'(func (export "{n}") (result i32) i32.const {v})'
         for n, v in (
             ("chimera_core_abi_version", version),
-            ("chimera_result_ptr", 16),
-            ("chimera_result_len", 0),
+            ("chimera_core_result_ptr", 16),
+            ("chimera_core_result_len", 0),
         )
     )
     return bytes(
         wasmtime.wat2wasm(
             f"""(module {imports} (memory (export "memory") 1) {fns}
-            (func (export "chimera_alloc") (param i32) (result i32) i32.const 16)
+            (func (export "chimera_core_alloc") (param i32) (result i32) i32.const 16)
             (func (export "op") (param i32 i32) (result i32) i32.const 0))"""
         )
     )

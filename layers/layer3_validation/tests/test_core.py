@@ -140,4 +140,4 @@ def test_module_is_small_import_free_and_speaks_abi_v1() -> None:
     module = wasmtime.Module(wasmtime.Engine(), wasm)
     assert list(module.imports) == []
     exports = {e.name for e in module.exports}
-    assert {"memory", "chimera_alloc", "chimera_result_ptr", "chimera_result_len"} <= exports
+    assert {"memory", "chimera_core_alloc", "chimera_core_result_ptr", "chimera_core_result_len"} <= exports

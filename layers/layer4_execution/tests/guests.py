@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import wasmtime
 
-from chimera.execution.abi import GuestResult, encode_result
+from chimera.wasm.guest import GuestResult, encode_result
 
 RESULT_ADDR = 16
 

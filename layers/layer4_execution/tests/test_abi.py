@@ -7,7 +7,8 @@ import struct
 
 import pytest
 
-from chimera.execution import abi, workload
+from chimera.execution import workload
+from chimera.wasm import guest
 
 # Same hex strings as rust/guest_abi/src/codec.rs and rust/src/instance.rs tests.
 VECTOR_RESULT_HEX = (
@@ -22,30 +23,30 @@ VECTOR_INSTANCE_HEX = (
 )
 
 
-def vector_result() -> abi.GuestResult:
-    return abi.GuestResult((3.75, -1.0), {"quality": 0.8, "wasted_capacity": -3.25})
+def vector_result() -> guest.GuestResult:
+    return guest.GuestResult((3.75, -1.0), {"quality": 0.8, "wasted_capacity": -3.25})
 
 
 def test_shared_vectors_match_rust() -> None:
-    assert abi.encode_result(vector_result()).hex() == VECTOR_RESULT_HEX
-    assert abi.decode_result(bytes.fromhex(VECTOR_RESULT_HEX)) == vector_result()
-    assert abi.encode_params([1.0, -0.5, 3.25]).hex() == VECTOR_PARAMS_HEX
+    assert guest.encode_result(vector_result()).hex() == VECTOR_RESULT_HEX
+    assert guest.decode_result(bytes.fromhex(VECTOR_RESULT_HEX)) == vector_result()
+    assert guest.encode_params([1.0, -0.5, 3.25]).hex() == VECTOR_PARAMS_HEX
     assert workload.generate_instance(42, 4, 100, 110).encode().hex() == VECTOR_INSTANCE_HEX
 
 
 def test_round_trips() -> None:
-    r = abi.GuestResult((), {})
-    assert abi.decode_result(abi.encode_result(r)) == r
-    assert len(abi.encode_result(r)) == 12
+    r = guest.GuestResult((), {})
+    assert guest.decode_result(guest.encode_result(r)) == r
+    assert len(guest.encode_result(r)) == 12
     vals = (0.0, 1.5, -2.25, 1e300)
-    assert abi.decode_f64s(abi.encode_f64s(vals)) == vals
+    assert guest.decode_f64s(guest.encode_f64s(vals)) == vals
     inst = workload.generate_instance(7, 50)
     assert workload.decode_instance(inst.encode()) == inst
 
 
 def test_result_is_immutable() -> None:
     src = {"a": 1.0}
-    r = abi.GuestResult((1.0,), src)
+    r = guest.GuestResult((1.0,), src)
     src["a"] = 2.0
     assert r.metrics["a"] == 1.0
     with pytest.raises(TypeError):
@@ -75,19 +76,19 @@ def test_result_is_immutable() -> None:
     ],
 )
 def test_decode_rejects(data: bytes, needle: str) -> None:
-    with pytest.raises(abi.AbiError, match=needle):
-        abi.decode_result(data)
+    with pytest.raises(guest.AbiError, match=needle):
+        guest.decode_result(data)
 
 
 def test_encode_rejects() -> None:
-    with pytest.raises(abi.AbiError, match="finite"):
-        abi.encode_params([1.0, math.inf])
-    with pytest.raises(abi.AbiError, match="finite"):
-        abi.encode_result(abi.GuestResult((math.nan,), {}))
-    with pytest.raises(abi.AbiError, match="1..=255"):
-        abi.encode_result(abi.GuestResult((), {"x" * 256: 1.0}))
-    with pytest.raises(abi.AbiError, match="multiple of 8"):
-        abi.decode_f64s(b"\0" * 7)
+    with pytest.raises(guest.AbiError, match="finite"):
+        guest.encode_params([1.0, math.inf])
+    with pytest.raises(guest.AbiError, match="finite"):
+        guest.encode_result(guest.GuestResult((math.nan,), {}))
+    with pytest.raises(guest.AbiError, match="1..=255"):
+        guest.encode_result(guest.GuestResult((), {"x" * 256: 1.0}))
+    with pytest.raises(guest.AbiError, match="multiple of 8"):
+        guest.decode_f64s(b"\0" * 7)
 
 
 def test_splitmix_reference_values() -> None:
@@ -109,12 +110,12 @@ def test_generator_budget_and_ranges() -> None:
 
 def test_instance_validation() -> None:
     bad = workload.Instance(100.0, 2, (workload.Job(101.0, 1.0, 1.0),))
-    with pytest.raises(abi.AbiError, match="job 0: size"):
+    with pytest.raises(guest.AbiError, match="job 0: size"):
         bad.encode()
-    with pytest.raises(abi.AbiError, match="version"):
-        workload.decode_instance(abi.encode_f64s([2.0, 100.0, 1.0]))
-    with pytest.raises(abi.AbiError, match="max_machines"):
-        workload.decode_instance(abi.encode_f64s([1.0, 100.0, 1.5]))
-    with pytest.raises(abi.AbiError, match="8 values|genome must have"):
+    with pytest.raises(guest.AbiError, match="version"):
+        workload.decode_instance(guest.encode_f64s([2.0, 100.0, 1.0]))
+    with pytest.raises(guest.AbiError, match="max_machines"):
+        workload.decode_instance(guest.encode_f64s([1.0, 100.0, 1.5]))
+    with pytest.raises(guest.AbiError, match="8 values|genome must have"):
         workload.genome_dict([1.0])
     assert workload.genome_dict(workload.GOOD_GENOME)["lookahead"] == 0.6

@@ -13,7 +13,7 @@ import pytest
 import wasmtime
 
 import guests
-from chimera.execution.abi import GuestResult, encode_result
+from chimera.wasm.guest import GuestResult, encode_result
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.gate import TrustingGate, VerdictGate
 from chimera.execution.sandbox import Sandbox

@@ -9,7 +9,7 @@ import time
 import grpc
 
 import guests
-from chimera.execution.abi import GuestResult, encode_result
+from chimera.wasm.guest import GuestResult, encode_result
 from chimera.execution.service import SERVICE_NAME
 from chimera.v1 import common_pb2, execution_pb2
 from service_support import FAST_OPTIONS, Harness, collect_kpis, running, wait_streams

@@ -2,10 +2,10 @@
 
 Mirror of ``rust/wasm_export`` (the Chimera core ABI v1). The module has no
 imports and exports ``memory``, ``chimera_core_abi_version``,
-``chimera_alloc``, ``chimera_result_ptr``, ``chimera_result_len`` and one
+``chimera_core_alloc``, ``chimera_core_result_ptr``, ``chimera_core_result_len`` and one
 ``(ptr, len) -> status`` function per operation. A call: ``p =
-chimera_alloc(n)``, write the request at ``p``, ``status = op(p, n)``, read
-``chimera_result_len()`` bytes at ``chimera_result_ptr()``: the response when
+chimera_core_alloc(n)``, write the request at ``p``, ``status = op(p, n)``, read
+``chimera_core_result_len()`` bytes at ``chimera_core_result_ptr()``: the response when
 ``status == 0``, otherwise an error payload (``str`` message, ``u32`` count,
 that many ``str`` details).
 
@@ -29,9 +29,9 @@ __all__ = ["CORE_ABI_VERSION", "CoreError", "CoreModule"]
 CORE_ABI_VERSION = 1
 _ABI_EXPORTS = (
     "chimera_core_abi_version",
-    "chimera_alloc",
-    "chimera_result_ptr",
-    "chimera_result_len",
+    "chimera_core_alloc",
+    "chimera_core_result_ptr",
+    "chimera_core_result_len",
 )
 
 
@@ -80,14 +80,14 @@ class CoreModule:
         store, exports = self._instance()
         memory = exports["memory"]
         assert isinstance(memory, wasmtime.Memory)
-        ptr = int(exports["chimera_alloc"](store, len(request))) & 0xFFFFFFFF
+        ptr = int(exports["chimera_core_alloc"](store, len(request))) & 0xFFFFFFFF
         if ptr == 0 or ptr + len(request) > memory.data_len(store):
-            raise RuntimeError(f"chimera_alloc({len(request)}) failed")
+            raise RuntimeError(f"chimera_core_alloc({len(request)}) failed")
         if request:
             memory.write(store, request, ptr)
         status = int(exports[operation](store, ptr, len(request)))
-        rptr = int(exports["chimera_result_ptr"](store)) & 0xFFFFFFFF
-        rlen = int(exports["chimera_result_len"](store)) & 0xFFFFFFFF
+        rptr = int(exports["chimera_core_result_ptr"](store)) & 0xFFFFFFFF
+        rlen = int(exports["chimera_core_result_len"](store)) & 0xFFFFFFFF
         if rptr + rlen > memory.data_len(store):
             raise RuntimeError("core result lies outside its memory")
         raw = bytes(memory.read(store, rptr, rptr + rlen))

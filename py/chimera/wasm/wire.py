@@ -1,7 +1,9 @@
 """The little-endian wire format of core requests and responses.
 
 Mirror of ``rust/wire`` (crate ``chimera_wire``): ``u8``/``u32``/``u64``,
-``f64``, and ``str``/``bytes`` as a ``u32`` length followed by the bytes.
+``f64``, and ``str``/``bytes`` as a ``u32`` length followed by the bytes;
+plus ``u16`` and unprefixed ``fixed`` bytes, which the guest ABI's result
+record (``chimera.wasm.guest``, mirror of ``guest_abi``) uses.
 :class:`Writer` and :class:`Reader` mirror it (``string``/``raw`` are
 ``str``/``bytes``); a reader must consume a response exactly, so a host and
 guest that disagree on a layout fail loudly.
@@ -14,6 +16,7 @@ from collections.abc import Iterable
 
 __all__ = ["Reader", "WireError", "Writer"]
 
+_U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _F64 = struct.Struct("<d")
@@ -33,6 +36,10 @@ class Writer:
         self._parts.append(bytes((value,)))
         return self
 
+    def u16(self, value: int) -> Writer:
+        self._parts.append(_U16.pack(value))
+        return self
+
     def u32(self, value: int) -> Writer:
         self._parts.append(_U32.pack(value))
         return self
@@ -50,6 +57,11 @@ class Writer:
 
     def raw(self, value: bytes) -> Writer:
         self._parts.append(_U32.pack(len(value)))
+        self._parts.append(bytes(value))
+        return self
+
+    def fixed(self, value: bytes) -> Writer:
+        """Bytes without a length prefix (the reader knows the length)."""
         self._parts.append(bytes(value))
         return self
 
@@ -82,6 +94,9 @@ class Reader:
     def u8(self) -> int:
         return self._take(1, "u8")[0]
 
+    def u16(self) -> int:
+        return int(_U16.unpack(self._take(2, "u16"))[0])
+
     def u32(self) -> int:
         return int(_U32.unpack(self._take(4, "u32"))[0])
 
@@ -93,6 +108,9 @@ class Reader:
 
     def raw(self) -> bytes:
         return self._take(self.u32(), "bytes")
+
+    def fixed(self, n: int) -> bytes:
+        return self._take(n, "bytes")
 
     def string(self) -> str:
         return self.raw().decode("utf-8")

@@ -7,16 +7,16 @@
 //! |---|---|---|
 //! | `memory` | linear memory | the only data channel |
 //! | `chimera_core_abi_version` | `() -> i32` | [`CORE_ABI_VERSION`] (1) |
-//! | `chimera_alloc` | `(len) -> ptr` | a fresh guest buffer of `len` bytes |
-//! | `chimera_result_ptr` / `chimera_result_len` | `() -> i32` | bytes of the last result |
+//! | `chimera_core_alloc` | `(len) -> ptr` | a fresh guest buffer of `len` bytes |
+//! | `chimera_core_result_ptr` / `chimera_core_result_len` | `() -> i32` | bytes of the last result |
 //! | one per operation | `(ptr, len) -> status` | an [`Operation`] of the layer's core |
 //!
-//! Call sequence: `p = chimera_alloc(n)`, the host writes the request at `p`,
+//! Call sequence: `p = chimera_core_alloc(n)`, the host writes the request at `p`,
 //! `s = op(p, n)` (the guest frees the request), then the host reads
-//! `chimera_result_len()` bytes at `chimera_result_ptr()`: the response when
+//! `chimera_core_result_len()` bytes at `chimera_core_result_ptr()`: the response when
 //! `s == 0`, otherwise an error payload (`str` message, `u32` count, that many
 //! `str` details; see [`ApiError::encode`]). Status [`STATUS_UNKNOWN_BUFFER`]
-//! (4) means `(p, n)` did not come from `chimera_alloc`.
+//! (4) means `(p, n)` did not come from `chimera_core_alloc`.
 //!
 //! Buffers live in the per-thread arena of `rust/guest_abi`
 //! ([`guest_abi::guest::Arena`]), the same one behind layer 4's guest ABI;
@@ -44,7 +44,7 @@ pub use guest_abi::guest::Arena;
 
 /// Version of the core ABI described above.
 pub const CORE_ABI_VERSION: i32 = 1;
-/// Status: the buffer was not handed out by `chimera_alloc`.
+/// Status: the buffer was not handed out by `chimera_core_alloc`.
 pub const STATUS_UNKNOWN_BUFFER: i32 = 4;
 
 /// A core operation: request bytes to response bytes, or an error whose code
@@ -63,7 +63,7 @@ pub fn run(arena: &mut Arena, ptr: i32, len: i32, op: Operation) -> i32 {
         None => {
             let e = ApiError::new(
                 STATUS_UNKNOWN_BUFFER,
-                "pointer/length was not returned by chimera_alloc",
+                "pointer/length was not returned by chimera_core_alloc",
             );
             (e.code, e.encode())
         }
@@ -77,17 +77,17 @@ pub fn export_op(ptr: i32, len: i32, op: Operation) -> i32 {
     guest::with_arena(|a| run(a, ptr, len, op))
 }
 
-/// Body of the `chimera_alloc` export.
+/// Body of the `chimera_core_alloc` export.
 pub fn export_alloc(len: i32) -> i32 {
     guest::export_alloc(len)
 }
 
-/// Body of the `chimera_result_ptr` export.
+/// Body of the `chimera_core_result_ptr` export.
 pub fn export_result_ptr() -> i32 {
     guest::export_result_ptr()
 }
 
-/// Body of the `chimera_result_len` export.
+/// Body of the `chimera_core_result_len` export.
 pub fn export_result_len() -> i32 {
     guest::export_result_len()
 }
@@ -110,15 +110,15 @@ pub mod testing {
         run(arena, p, len, op)
     }
 
-    /// Asserts how `op`'s export treats bad buffers: one `chimera_alloc` did
+    /// Asserts how `op`'s export treats bad buffers: one `chimera_core_alloc` did
     /// not hand out is [`STATUS_UNKNOWN_BUFFER`] with a payload naming
-    /// `chimera_alloc`; a one-byte request must be rejected by `op` (non-zero
+    /// `chimera_core_alloc`; a one-byte request must be rejected by `op` (non-zero
     /// status); a negative allocation is address 0.
     pub fn assert_rejects_bad_buffers(op: Operation) {
         let mut arena = Arena::new();
         assert_eq!(run(&mut arena, 12345, 3, op), STATUS_UNKNOWN_BUFFER);
         let mut r = Reader::new(arena.result());
-        assert!(r.str().unwrap().contains("chimera_alloc"));
+        assert!(r.str().unwrap().contains("chimera_core_alloc"));
         let p = arena.alloc(1);
         assert_ne!(run(&mut arena, p, 1, op), 0);
         assert_eq!(arena.alloc(-1), 0);
@@ -126,8 +126,8 @@ pub mod testing {
 }
 
 /// Declares the core ABI exports of a face crate: the four fixed ones
-/// (`chimera_core_abi_version`, `chimera_alloc`, `chimera_result_ptr`,
-/// `chimera_result_len`) and one `extern "C" fn(ptr, len) -> status` per
+/// (`chimera_core_abi_version`, `chimera_core_alloc`, `chimera_core_result_ptr`,
+/// `chimera_core_result_len`) and one `extern "C" fn(ptr, len) -> status` per
 /// `export_name => operation;` line (attributes such as doc comments before a
 /// line go on its export). Each export carries `#[no_mangle]` and
 /// `#[allow(unsafe_code)]`, so the calling crate can `#![deny(unsafe_code)]`.
@@ -144,21 +144,21 @@ macro_rules! core_exports {
         /// Allocates a request buffer of `len` bytes; 0 for a negative length.
         #[allow(unsafe_code)]
         #[no_mangle]
-        pub extern "C" fn chimera_alloc(len: i32) -> i32 {
+        pub extern "C" fn chimera_core_alloc(len: i32) -> i32 {
             $crate::export_alloc(len)
         }
 
         /// Address of the last result.
         #[allow(unsafe_code)]
         #[no_mangle]
-        pub extern "C" fn chimera_result_ptr() -> i32 {
+        pub extern "C" fn chimera_core_result_ptr() -> i32 {
             $crate::export_result_ptr()
         }
 
         /// Length of the last result.
         #[allow(unsafe_code)]
         #[no_mangle]
-        pub extern "C" fn chimera_result_len() -> i32 {
+        pub extern "C" fn chimera_core_result_len() -> i32 {
             $crate::export_result_len()
         }
 
@@ -251,19 +251,19 @@ mod tests {
         let mut w = Writer::new();
         w.str("xy");
         let req = w.into_bytes();
-        let p = exports::chimera_alloc(req.len() as i32);
+        let p = exports::chimera_core_alloc(req.len() as i32);
         guest::with_arena(|a| {
             a.buffer_mut(p, req.len() as i32)
                 .unwrap()
                 .copy_from_slice(&req)
         });
         assert_eq!(exports::test_upper(p, req.len() as i32), 0);
-        assert!(exports::chimera_result_ptr() != 0);
-        let len = exports::chimera_result_len();
+        assert!(exports::chimera_core_result_ptr() != 0);
+        let len = exports::chimera_core_result_len();
         let out = guest::with_arena(|a| a.result().to_vec());
         assert_eq!(out.len() as i32, len);
         assert_eq!(Reader::new(&out).str().unwrap(), "XY");
-        let q = exports::chimera_alloc(0);
+        let q = exports::chimera_core_alloc(0);
         assert_eq!(exports::test_refuse(q, 0), 7);
         assert_eq!(exports::test_refuse(q, 0), STATUS_UNKNOWN_BUFFER, "freed");
     }

@@ -33,7 +33,7 @@ from typing import Any
 import wasmtime
 
 from chimera.execution import _epoch
-from chimera.execution.abi import (
+from chimera.wasm.guest import (
     ABI_VERSION,
     GUEST_STATUS_NAMES,
     MEMORY_EXPORT,

@@ -39,7 +39,7 @@ from typing import Any
 
 import grpc
 
-from chimera.execution.abi import encode_result
+from chimera.wasm.guest import encode_result
 from chimera.execution.convert import (
     attempt_kpi,
     deployment_to_proto,

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chimera.execution.abi import AbiError, decode_f64s, encode_f64s
+from chimera.wasm.guest import AbiError, decode_f64s, encode_f64s
 
 INPUT_VERSION = 1.0
 MAX_JOBS = 100_000

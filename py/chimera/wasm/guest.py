@@ -1,10 +1,19 @@
 """Host side of the Chimera guest ABI v1 (mirror of the Rust crate `guest_abi`).
 
+Chimera has two WASM ABIs, each with its own export names and version:
+
+* the **core ABI** (``chimera.wasm.host``; exports prefixed ``chimera_core_``,
+  version from ``chimera_core_abi_version``): a layer's Rust core, called by
+  its own service, one export per operation;
+* the **guest ABI** (this module; exports prefixed ``chimera_``, version
+  from ``chimera_abi_version``): a workload module that layer 4 runs in its
+  sandbox, one ``chimera_run`` entry point over a genome and an input.
+
 A guest module has no imports and exports ``memory``, ``chimera_abi_version``,
 ``chimera_alloc``, ``chimera_run``, ``chimera_result_ptr`` and
 ``chimera_result_len`` (see ``rust/guest_abi/src/lib.rs`` for the contract).
 This module holds the byte formats only, so it can be used and tested without
-wasmtime:
+wasmtime; they are read and written with :mod:`chimera.wasm.wire`:
 
 * params (the genome): little-endian ``f64`` array;
 * result record: ``b"CHR1"``, ``u32`` objective count, that many ``f64``,
@@ -22,6 +31,8 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+from chimera.wasm.wire import Reader, WireError, Writer
 
 ABI_VERSION = 1
 RESULT_MAGIC = b"CHR1"
@@ -53,7 +64,7 @@ GUEST_STATUS_NAMES: Mapping[int, str] = MappingProxyType(
 )
 
 
-class AbiError(ValueError):
+class AbiError(WireError):
     """Bytes that do not follow the guest ABI formats."""
 
 
@@ -98,72 +109,66 @@ def encode_result(result: GuestResult) -> bytes:
     """Encodes a result record (used by tests and WAT fixtures)."""
     if len(result.objectives) > MAX_ENTRIES or len(result.metrics) > MAX_ENTRIES:
         raise AbiError(f"more than {MAX_ENTRIES} objectives or metrics")
-    out = bytearray(RESULT_MAGIC)
-    out += struct.pack("<I", len(result.objectives))
+    w = Writer()
+    w.u32(len(result.objectives))
     for i, v in enumerate(result.objectives):
         if not math.isfinite(v):
             raise AbiError(f"objective {i} is not finite")
-        out += struct.pack("<d", v)
-    out += struct.pack("<I", len(result.metrics))
+        w.f64(v)
+    w.u32(len(result.metrics))
     for name, v in result.metrics.items():
         raw = name.encode("utf-8")
         if not 1 <= len(raw) <= MAX_NAME_LEN:
             raise AbiError(f"metric name {name!r} must be 1..={MAX_NAME_LEN} bytes")
         if not math.isfinite(v):
             raise AbiError(f"metric {name!r} is not finite")
-        out += struct.pack("<H", len(raw)) + raw + struct.pack("<d", v)
-    return bytes(out)
-
-
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.at = 0
-
-    def take(self, n: int, what: str) -> bytes:
-        if self.at + n > len(self.data):
-            raise AbiError(f"record truncated while reading {what}")
-        chunk = self.data[self.at : self.at + n]
-        self.at += n
-        return chunk
-
-    def unpack(self, fmt: str, what: str) -> float | int:
-        value: float | int = struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
-        return value
+        w.u16(len(raw)).fixed(raw).f64(v)
+    return RESULT_MAGIC + w.to_bytes()
 
 
 def decode_result(data: bytes) -> GuestResult:
     """Decodes a result record, rejecting anything the Rust encoder would not produce."""
-    r = _Reader(bytes(data))
-    if r.take(4, "magic") != RESULT_MAGIC:
+    data = bytes(data)
+    if data[:4] != RESULT_MAGIC:
         raise AbiError("result record does not start with CHR1")
-    n_obj = int(r.unpack("<I", "objective count"))
+    try:
+        return _decode_record(Reader(data[4:]))
+    except AbiError:
+        raise
+    except WireError as exc:
+        raise AbiError(f"record {exc}") from None
+
+
+def _decode_record(r: Reader) -> GuestResult:
+    n_obj = r.u32()
     if n_obj > MAX_ENTRIES:
         raise AbiError(f"{n_obj} objectives exceed the limit of {MAX_ENTRIES}")
     objectives = []
     for i in range(n_obj):
-        v = float(r.unpack("<d", "objective"))
+        v = r.f64()
         if not math.isfinite(v):
             raise AbiError(f"non-finite value in objective {i}")
         objectives.append(v)
-    n_met = int(r.unpack("<I", "metric count"))
+    n_met = r.u32()
     if n_met > MAX_ENTRIES:
         raise AbiError(f"{n_met} metrics exceed the limit of {MAX_ENTRIES}")
     metrics: dict[str, float] = {}
     for _ in range(n_met):
-        length = int(r.unpack("<H", "metric name length"))
+        length = r.u16()
         if not 1 <= length <= MAX_NAME_LEN:
             raise AbiError(f"bad metric name: length {length}")
         try:
-            name = r.take(length, "metric name").decode("utf-8")
+            name = r.fixed(length).decode("utf-8")
         except UnicodeDecodeError:
             raise AbiError("bad metric name: not UTF-8") from None
-        v = float(r.unpack("<d", "metric value"))
+        v = r.f64()
         if not math.isfinite(v):
             raise AbiError(f"non-finite value in metric {name!r}")
         if name in metrics:
             raise AbiError(f"duplicate metric {name!r}")
         metrics[name] = v
-    if r.at != len(r.data):
-        raise AbiError(f"{len(r.data) - r.at} trailing bytes after the record")
+    try:
+        r.finish()
+    except WireError as exc:
+        raise AbiError(f"{exc} after the record") from None
     return GuestResult(tuple(objectives), metrics)
