@@ -33,6 +33,8 @@ case "${1:-}" in
   --keep-root) keep_root=1 ;;
   *) die "unknown argument: $1 (usage: ci/fresh_machine.sh [--keep-root])" ;;
 esac
+# The commit under test, fixed before anything runs (the checkout may move on).
+commit="$(git -C "$repo" rev-parse HEAD)"
 [[ "$(id -u)" == 0 ]] || die "needs root (debootstrap and systemd-nspawn); run it with sudo"
 for tool in debootstrap systemd-nspawn; do
   command -v "$tool" >/dev/null || die "$tool is missing; run tools/bootstrap.sh --optional"
@@ -129,8 +131,9 @@ phase_done
 # (committed files only: no bazel-* links, no untracked or uncommitted files)
 phase "clone the tree"
 workdir=/root/chimera
-git clone -q --no-hardlinks "$repo" "$root$workdir"
-git -C "$root$workdir" checkout -q --detach "$(git -C "$repo" rev-parse HEAD)"
+git clone -q --no-hardlinks --no-checkout "$repo" "$root$workdir"
+git -C "$root$workdir" checkout -q --detach "$commit"
+echo "fresh_machine: commit $commit"
 phase_done
 
 # --- 3. the machine's network trust ----------------------------------------------
