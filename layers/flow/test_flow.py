@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,6 +27,8 @@ from chimera.discovery.config import DiscoveryConfig
 from chimera.discovery.main import build_server as build_discovery
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.gate import VerdictGate
+from chimera.plans.executor import PlanError, PlanExecutor, PlanRun
+from chimera.plans.operations import ModuleOperations
 from chimera.execution.main import build_server as build_execution
 from chimera.execution.service import ExecutionOptions
 from chimera.execution.workload import GOOD_GENOME, generate_instance
@@ -47,11 +48,6 @@ from chimera.v1 import (
 )
 
 LOOPBACK = ServerConfig(port=0, metrics_port=None)
-TERMINAL = {
-    common_pb2.TASK_STATUS_SUCCEEDED,
-    common_pb2.TASK_STATUS_DEAD_LETTERED,
-    common_pb2.TASK_STATUS_CANCELLED,
-}
 
 
 @dataclass
@@ -85,17 +81,6 @@ def stack() -> Iterator[Stack]:
                     channel.close()
 
 
-def wait_terminal(
-    stub: execution_pb2_grpc.ExecutionServiceStub, task_id: str
-) -> execution_pb2.TaskRecord:
-    deadline = time.monotonic() + 20
-    while True:
-        record = stub.GetTask(execution_pb2.GetTaskRequest(task_id=task_id))
-        if record.status in TERMINAL or time.monotonic() > deadline:
-            return record
-        time.sleep(0.02)
-
-
 def test_goal_to_execution(stack: Stack) -> None:
     # 1 -> 2: planning sizes the plan from discovery's measurement of this host.
     goal = planning_pb2.Goal(
@@ -121,61 +106,56 @@ def test_goal_to_execution(stack: Stack) -> None:
         plan.SerializeToString(deterministic=True)
     ).hexdigest()
 
-    # 3 -> 4: the plan's tasks, in order, drive the module through the gate.
+    # 3 -> 4: the plan's tasks, in dependency order, drive the module through the gate.
     wasm = kernel_wasm_bytes()
-    record = None
-    kpis_checked = False
-    for task in plan.tasks:
-        name = task.parameters.get("module_name", "packer")
-        if task.operation == "validate_module":
-            module_verdict = stack.validation.ValidateModule(
-                validation_pb2.ValidateModuleRequest(
-                    module_name=name,
-                    wasm=wasm,
-                    expected_sha256=hashlib.sha256(wasm).hexdigest(),
-                    required_exports=["chimera_run", "chimera_alloc"],
-                )
+    module = ModuleOperations(
+        stack.validation,
+        stack.execution,
+        wasm,
+        instance=lambda task: generate_instance(5, 12).encode(),
+        context={"requested_by": "flow_test"},
+    )
+
+    def deploy_with_genome(task: planning_pb2.Task, run: PlanRun) -> execution_pb2.Deployment:
+        deployment = module.deploy_module(task, run)
+        genome = stack.execution.DeployGenome(
+            execution_pb2.DeployGenomeRequest(
+                module_name=module.module_name(task),
+                genome=common_pb2.AgentGenome(id="g-good", agent_id="flow", parameters=GOOD_GENOME),
             )
-            assert module_verdict.is_valid, list(module_verdict.findings)
-            assert module_verdict.module_facts.size_bytes == len(wasm)
-            assert "chimera_run" in module_verdict.module_facts.exports
-            assert list(module_verdict.module_facts.imports) == []
-        elif task.operation == "deploy_module":
-            deployment = stack.execution.DeployModule(
-                execution_pb2.DeployModuleRequest(
-                    module_name=name, wasm=wasm, verdict_id=module_verdict.verdict_id,
-                    activate=True,
-                )
-            )
-            assert deployment.module_sha256 == module_verdict.subject_sha256
-            genome = stack.execution.DeployGenome(
-                execution_pb2.DeployGenomeRequest(
-                    module_name=name,
-                    genome=common_pb2.AgentGenome(
-                        id="g-good", agent_id="flow", parameters=GOOD_GENOME
-                    ),
-                )
-            )
-            assert genome.active and genome.verdict_id == module_verdict.verdict_id
-        elif task.operation == "run_module":
-            handle = stack.execution.SubmitTask(
-                execution_pb2.TaskSpec(
-                    module_name=name,
-                    input=generate_instance(5, 12).encode(),
-                    priority=task.priority,
-                    labels={"plan_id": plan.id, "task_id": task.id},
-                )
-            )
-            record = wait_terminal(stack.execution, handle.task_id)
-            assert record.status == common_pb2.TASK_STATUS_SUCCEEDED, record.last_error
-        elif task.operation == "analyze_kpis":
-            assert record is not None, "analyze_kpis ran before run_module"
-            kpi = record.last_kpi
-            assert kpi.status == common_pb2.RUN_OUTCOME_SUCCESS
-            assert kpi.genome_id == "g-good" and kpi.module_name == "packer"
-            assert kpi.fuel_consumed > 0 and "quality" in kpi.metrics
-            kpis_checked = True
-    assert kpis_checked, [t.operation for t in plan.tasks]
+        )
+        assert genome.active and genome.verdict_id == deployment.verdict_id
+        return deployment
+
+    run = PlanExecutor({**module.mapping(), "deploy_module": deploy_with_genome}).run(plan)
+    assert list(run.results) == ["validate_module", "deploy_module", "run_module", "collect_kpis"]
+    module_verdict = run.value("validate_module")
+    assert module_verdict.module_facts.size_bytes == len(wasm)
+    assert "chimera_run" in module_verdict.module_facts.exports
+    assert list(module_verdict.module_facts.imports) == []
+    assert run.value("deploy_module").module_sha256 == module_verdict.subject_sha256
+    assert run.value("run_module").status == common_pb2.TASK_STATUS_SUCCEEDED
+    kpi = run.value("collect_kpis")
+    assert kpi.genome_id == "g-good" and kpi.module_name == "packer"
+    assert kpi.fuel_consumed > 0 and "quality" in kpi.metrics
+
+
+def test_an_operation_no_layer_implements_stops_the_plan_before_it_runs(stack: Stack) -> None:
+    plan = stack.planning.CreatePlan(
+        planning_pb2.CreatePlanRequest(
+            goal=planning_pb2.Goal(description="Improve the packer genome by evolution")
+        ),
+        timeout=30,
+    )
+    executed: list[str] = []
+
+    def record(task: planning_pb2.Task, run: PlanRun) -> None:
+        executed.append(task.id)
+
+    executor = PlanExecutor({op: record for op in ("collect", "validate_module", "run_module")})
+    with pytest.raises(PlanError, match=r"task 'analyze' needs operation 'analyze_kpis'"):
+        executor.run(plan)
+    assert executed == []
 
 
 def test_gate_refuses_tampered_bytes_and_plan_verdicts(stack: Stack) -> None:

@@ -7,12 +7,16 @@ purely as a gRPC client:
 
 1. Discovery ``Collect`` (CPU, memory, accelerators): the host's observations;
 2. Planning ``CreatePlan`` for the goal, sized from those observations;
-3. Validation ``ValidatePlan`` of that plan, then ``ValidateModule`` of the
-   execution kernel's ``.wasm`` (digest and required exports checked);
-4. Execution ``DeployModule`` with that module verdict (the server's gate asks
-   layer 3 for it; the trust flag is never used), then the workload
-   (``workload_run``): DeployGenome (default genome), the tasks, DeployGenome
-   (better genome, a hot swap), the same tasks, every KPI from StreamKpis.
+3. Validation ``ValidatePlan`` of that plan;
+4. the plan itself, task by task in dependency order
+   (``chimera.plans.executor``): ``validate_module`` (layer 3 ``ValidateModule``
+   of the execution kernel's ``.wasm``, digest and required exports checked),
+   ``deploy_module`` (layer 4 ``DeployModule`` with that verdict; the server's
+   gate asks layer 3 for it; the trust flag is never used), ``run_module``
+   (the workload, ``workload_run``: DeployGenome (default genome), the tasks,
+   DeployGenome (better genome, a hot swap), the same tasks, every KPI from
+   StreamKpis) and ``analyze_kpis``. A plan with an operation no layer
+   implements stops before any task runs.
 
 It prints one line per layer and a per-genome table, and writes the same
 facts as JSON to ``--summary-out``. Exit status: 0 when every step succeeded,
@@ -45,6 +49,8 @@ import stack as stack_mod
 import workload_run
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.framework.processes import StackError
+from chimera.plans.executor import PlanError, PlanExecutor, PlanRun
+from chimera.plans.operations import ModuleFailure, ModuleOperations
 from chimera.v1 import (
     common_pb2,
     discovery_pb2,
@@ -61,8 +67,6 @@ DEFAULT_GOAL = "Deploy and run the packer module"
 DEFAULT_MODULE = "packer"
 #: The kernel exports DeployModule and the tasks need; layer 3 checks them.
 REQUIRED_EXPORTS = ("chimera_run", "chimera_alloc")
-#: Plan operations the loop carries out; the plan must contain each.
-REQUIRED_OPERATIONS = ("validate_module", "deploy_module", "run_module")
 RPC_TIMEOUT_S = 30.0
 
 T = TypeVar("T")
@@ -192,7 +196,6 @@ def run_loop(
             planning.CreatePlan,
             planning_pb2.CreatePlanRequest(goal=goal, observations=[batch]),
         )
-        operations = {t.operation for t in plan.tasks}
         summary["planning"] = {
             "plan_id": plan.id,
             "tasks": [t.id for t in plan.tasks],
@@ -206,18 +209,8 @@ def run_loop(
         }
         if not plan.tasks:
             raise JobFailed("Planning CreatePlan: the plan has no tasks")
-        missing = [op for op in REQUIRED_OPERATIONS if op not in operations]
-        if missing:
-            raise JobFailed(
-                f"Planning CreatePlan: the plan for {args.goal!r} lacks the operations {missing}"
-            )
-        module_name = next(
-            t.parameters.get("module_name", args.module_name)
-            for t in plan.tasks
-            if t.operation == "validate_module"
-        )
 
-        # 3. Layer 3: the plan, then the kernel module.
+        # 3. Layer 3: the plan; the module comes with the plan's own tasks.
         plan_verdict = call(
             "Validation ValidatePlan",
             validation.ValidatePlan,
@@ -226,62 +219,75 @@ def run_loop(
         summary["validation"] = {"plan": _verdict_json(plan_verdict)}
         if not plan_verdict.is_valid:
             raise JobFailed(f"Validation ValidatePlan: plan rejected: {_findings(plan_verdict)}")
-        wasm = kernel_wasm_bytes()
-        digest = hashlib.sha256(wasm).hexdigest()
-        module_verdict = call(
-            "Validation ValidateModule",
-            validation.ValidateModule,
-            validation_pb2.ValidateModuleRequest(
-                module_name=module_name,
-                wasm=wasm,
-                expected_sha256=digest,
-                required_exports=REQUIRED_EXPORTS,
-                context={"requested_by": "main_job", "plan_id": plan.id},
-            ),
-        )
-        summary["validation"]["module"] = {
-            **_verdict_json(module_verdict),
-            "module_name": module_name,
-            "size_bytes": len(wasm),
-            "sha256": digest,
-        }
-        if not module_verdict.is_valid:
-            raise JobFailed(
-                f"Validation ValidateModule: {module_name} rejected: {_findings(module_verdict)}"
-            )
 
-        # 4. Layer 4: deploy through the 3->4 gate, then the two-genome workload.
-        deployment = call(
-            "Execution DeployModule",
-            execution.DeployModule,
-            execution_pb2.DeployModuleRequest(
-                module_name=module_name,
-                wasm=wasm,
-                verdict_id=module_verdict.verdict_id,
-                activate=True,
-            ),
+        # 3 -> 4: the plan's tasks, in dependency order, through the 3->4 gate.
+        wasm = kernel_wasm_bytes()
+        module = ModuleOperations(
+            validation,
+            execution,
+            wasm,
+            instance=lambda task: b"",  # run_module runs the workload below, not one task
+            required_exports=REQUIRED_EXPORTS,
+            default_module=args.module_name,
+            context={"requested_by": "main_job"},
+            timeout_s=RPC_TIMEOUT_S,
         )
-        summary["execution"] = {
-            "module_name": module_name,
-            "version": deployment.version,
-            "module_sha256": deployment.module_sha256,
-            "verdict_id": deployment.verdict_id,
-            "gate": f"verdict {module_verdict.verdict_id} from layer 3 (3->4 gate on)",
-        }
-        if deployment.module_sha256 != digest:
-            raise JobFailed("Execution DeployModule: the deployed SHA-256 is not the validated one")
-        with step("Execution workload"):
+
+        def validate_module(task: planning_pb2.Task, run: PlanRun) -> Any:
+            verdict = module.validate_module(task, run)
+            summary["validation"]["module"] = {
+                **_verdict_json(verdict),
+                "module_name": module.module_name(task),
+                "size_bytes": len(wasm),
+                "sha256": hashlib.sha256(wasm).hexdigest(),
+            }
+            return verdict
+
+        def deploy_module(task: planning_pb2.Task, run: PlanRun) -> Any:
+            deployment = module.deploy_module(task, run)
+            summary["execution"] = {
+                "module_name": deployment.module_name,
+                "version": deployment.version,
+                "module_sha256": deployment.module_sha256,
+                "verdict_id": deployment.verdict_id,
+                "gate": f"verdict {deployment.verdict_id} from layer 3 (3->4 gate on)",
+            }
+            return deployment
+
+        def run_module(task: planning_pb2.Task, run: PlanRun) -> workload_run.WorkloadResult:
             result = workload_run.run_workload(
                 execution,
-                module_name,
+                module.module_name(task),
                 workload_run.make_instances(args.tasks, args.jobs),
                 agent_id="main-job",
                 timeout_s=args.timeout,
             )
-        outcome.workload = result
-        summary["workload"] = result.to_json()
-        if result.failures:
-            raise JobFailed(f"Execution workload: {'; '.join(result.failures)}")
+            outcome.workload = result
+            summary["workload"] = result.to_json()
+            return result
+
+        def analyze_kpis(task: planning_pb2.Task, run: PlanRun) -> None:
+            result: workload_run.WorkloadResult = run.last("run_module")
+            if result.failures:
+                raise JobFailed(f"Execution workload: {'; '.join(result.failures)}")
+
+        executor = PlanExecutor(
+            {
+                "validate_module": validate_module,
+                "deploy_module": deploy_module,
+                "run_module": run_module,
+                "analyze_kpis": analyze_kpis,
+            }
+        )
+        with step("Plan execution"):
+            try:
+                plan_run = executor.run(plan)
+            except (PlanError, ModuleFailure) as exc:
+                raise JobFailed(f"Plan {plan.id}: {exc}") from None
+        summary["plan_execution"] = [
+            {"task": r.task_id, "operation": r.operation, "seconds": round(r.seconds, 3)}
+            for r in plan_run.results.values()
+        ]
     finally:
         for channel in channels.values():
             channel.close()
