@@ -44,6 +44,10 @@ _NUMBERS = _FLOATS | {
     FieldDescriptor.CPPTYPE_UINT64,
 }
 
+# Fields min/max apply to: numbers, and enums by their value number (``min: 1``
+# refuses an enum's _UNSPECIFIED where that makes no sense in a list).
+_BOUNDED = _NUMBERS | {FieldDescriptor.CPPTYPE_ENUM}
+
 # Ranges from google/protobuf/timestamp.proto and duration.proto.
 _TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)  # 0001-01-01 .. 9999-12-31
 _DURATION_SECONDS = 315_576_000_000  # +-10,000 years
@@ -210,9 +214,10 @@ class Validator:
             return self._visit(value, f"{path}.") if plan.recurse else None
         if cpp in _NUMBERS:
             return _check_number(plan.rules, path, value)
-        if cpp == FieldDescriptor.CPPTYPE_ENUM and plan.rules.defined_only:
-            if plan.value.enum_type.values_by_number.get(value) is None:
+        if cpp == FieldDescriptor.CPPTYPE_ENUM:
+            if plan.rules.defined_only and plan.value.enum_type.values_by_number.get(value) is None:
                 return Violation(path, f"must be a defined {plan.value.enum_type.name} (got {value})")
+            return _check_number(plan.rules, path, value)
         if plan.pattern is not None and isinstance(value, str) and value:
             if plan.pattern.fullmatch(value) is None:
                 # The value itself is never quoted back: it may be a secret.
@@ -251,8 +256,8 @@ def _check_applicable(
     sized = is_repeated(field) or value.cpp_type == FieldDescriptor.CPPTYPE_STRING
     if (rules.HasField("min_len") or rules.HasField("max_len")) and not sized:
         raise ValueError(f"{where}: min_len/max_len need a string, bytes, repeated or map field")
-    if (rules.HasField("min") or rules.HasField("max")) and value.cpp_type not in _NUMBERS:
-        raise ValueError(f"{where}: min/max need a numeric field")
+    if (rules.HasField("min") or rules.HasField("max")) and value.cpp_type not in _BOUNDED:
+        raise ValueError(f"{where}: min/max need a numeric or enum field")
     if rules.finite and value.cpp_type not in _FLOATS:
         raise ValueError(f"{where}: finite needs a float or double field")
     if rules.pattern and value.type != FieldDescriptor.TYPE_STRING:

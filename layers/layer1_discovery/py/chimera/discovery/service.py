@@ -34,7 +34,6 @@ from chimera.discovery.core import DiscoveryCore, Rule
 from chimera.discovery.probes import ALL_PROBES, HostProber
 from chimera.discovery.windows import WindowTracker
 from chimera.framework import MetricsRegistry
-from chimera.framework.errors import InvalidArgument
 from chimera.v1 import common_pb2, discovery_pb2, discovery_pb2_grpc
 
 __all__ = ["BackgroundCollector", "Discovery", "DiscoveryServicer"]
@@ -177,33 +176,9 @@ class BackgroundCollector:
             self._thread.join(timeout)
 
 
-def _check_probes(probes: Sequence[int], field: str) -> list[int]:
-    known = set(ALL_PROBES)
-    for i, probe in enumerate(probes):
-        if probe not in known:
-            raise InvalidArgument(
-                f"{field}[{i}]", f"must be a known Probe other than PROBE_UNSPECIFIED (got {probe})"
-            )
-    return list(probes)
-
-
-def _check_severity(value: int, field: str, allow_unspecified: bool) -> None:
-    allowed = set(common_pb2.Severity.values())
-    if not allow_unspecified:
-        allowed.discard(common_pb2.SEVERITY_UNSPECIFIED)
-    if value not in allowed:
-        raise InvalidArgument(field, f"must be a known Severity (got {value})")
-
-
 def _rules(thresholds: Sequence[discovery_pb2.Threshold]) -> list[Rule]:
     rules = []
-    for i, t in enumerate(thresholds):
-        if t.comparison not in (discovery_pb2.COMPARISON_ABOVE, discovery_pb2.COMPARISON_BELOW):
-            raise InvalidArgument(
-                f"thresholds[{i}].comparison",
-                f"must be COMPARISON_ABOVE or COMPARISON_BELOW (got {t.comparison})",
-            )
-        _check_severity(t.severity, f"thresholds[{i}].severity", allow_unspecified=False)
+    for t in thresholds:  # comparison and severity are checked by the contract's rules
         rules.append(Rule(t.metric, t.comparison, t.value, t.severity))
     return rules
 
@@ -218,13 +193,13 @@ class DiscoveryServicer(discovery_pb2_grpc.DiscoveryServiceServicer):
     def Collect(
         self, request: discovery_pb2.CollectRequest, context: grpc.ServicerContext
     ) -> discovery_pb2.DataBatch:
-        probes = _check_probes(request.probes, "probes")
+        probes = list(request.probes)
         return self._discovery.collect(probes, trigger="collect")
 
     def StreamObservations(
         self, request: discovery_pb2.StreamObservationsRequest, context: grpc.ServicerContext
     ) -> Iterator[discovery_pb2.DataBatch]:
-        probes = _check_probes(request.probes, "probes")
+        probes = list(request.probes)
         interval = request.interval_ms / 1000.0
         tracker = self._discovery.new_tracker()
         stop = threading.Event()
@@ -248,7 +223,6 @@ class DiscoveryServicer(discovery_pb2_grpc.DiscoveryServiceServicer):
     def GetAlerts(
         self, request: discovery_pb2.GetAlertsRequest, context: grpc.ServicerContext
     ) -> discovery_pb2.GetAlertsResponse:
-        _check_severity(request.min_severity, "min_severity", allow_unspecified=True)
         since = request.since.ToNanoseconds() if request.HasField("since") else None
         limit = request.limit or DEFAULT_ALERT_LIMIT
         alerts = self._log.query(request.min_severity, since, limit)

@@ -73,11 +73,6 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
 
-def _check_enum(value: int, enum: Any, field: str) -> None:
-    if value not in enum.values():
-        raise InvalidArgument(field, f"must be a known {enum.DESCRIPTOR.name} (got {value})")
-
-
 class Planner:
     """Builds plans; stateless apart from its collaborators (thread-safe)."""
 
@@ -97,7 +92,6 @@ class Planner:
     def inputs(self, request: planning_pb2.CreatePlanRequest) -> PlanInputs:
         goal = planning_pb2.Goal()
         goal.CopyFrom(request.goal)
-        _check_enum(goal.priority, common_pb2.Priority, "goal.priority")
         if not goal.id:
             goal.id = _new_id("goal")
         if goal.priority == common_pb2.PRIORITY_UNSPECIFIED:
@@ -110,8 +104,6 @@ class Planner:
         for i, original in enumerate(raw):
             task = planning_pb2.Task()
             task.CopyFrom(original)
-            _check_enum(task.priority, common_pb2.Priority, f"{prefix}[{i}].priority")
-            _check_enum(task.assigned_layer, common_pb2.Layer, f"{prefix}[{i}].assigned_layer")
             if task.priority == common_pb2.PRIORITY_UNSPECIFIED:
                 task.priority = goal.priority
             if task.assigned_layer == common_pb2.LAYER_UNSPECIFIED:

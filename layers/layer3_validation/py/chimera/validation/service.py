@@ -18,7 +18,6 @@ only malformed requests are INVALID_ARGUMENT.
 
 from __future__ import annotations
 
-import re
 import time
 
 import grpc
@@ -35,7 +34,6 @@ from chimera.v1 import validation_pb2, validation_pb2_grpc
 __all__ = ["SERVICE_NAME", "ValidationServicer"]
 
 SERVICE_NAME = "chimera.v1.ValidationService"
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
@@ -89,10 +87,6 @@ class ValidationServicer(validation_pb2_grpc.ValidationServiceServicer):
         self, request: validation_pb2.ValidateModuleRequest, context: grpc.ServicerContext
     ) -> validation_pb2.ValidationResult:
         started = time.perf_counter()
-        if request.expected_sha256 and not _HEX64.fullmatch(request.expected_sha256):
-            raise InvalidArgument(
-                "expected_sha256", "must be 64 lowercase hexadecimal characters"
-            )
         for i, name in enumerate(request.required_exports):
             if not name:
                 raise InvalidArgument(f"required_exports[{i}]", "must not be empty")

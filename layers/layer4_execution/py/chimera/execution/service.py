@@ -85,6 +85,7 @@ from chimera.execution.scheduler import (
     TaskState,
 )
 from chimera.framework import (
+    Aborted,
     FailedPrecondition,
     InvalidArgument,
     MetricsRegistry,
@@ -94,27 +95,19 @@ from chimera.framework import (
 )
 from chimera.v1 import common_pb2, execution_pb2, execution_pb2_grpc
 
-__all__ = ["Aborted", "ExecutionMetrics", "ExecutionOptions", "ExecutionServicer"]
+__all__ = ["ExecutionMetrics", "ExecutionOptions", "ExecutionServicer"]
 
 _log = logging.getLogger("chimera.execution.service")
 
 SERVICE_NAME = "chimera.v1.ExecutionService"
 DEFAULT_LIST_LIMIT = 100
 _SLOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_PRIORITIES = frozenset(common_pb2.Priority.values())
 _MAX_LABEL_KEY = 128
 _MAX_LABEL_VALUE = 1024
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 )  # fmt: skip
-
-
-class Aborted(ServiceError):
-    """An optimistic-concurrency check failed (``expected_active_version``)."""
-
-    code = grpc.StatusCode.ABORTED
 
 
 @dataclass(frozen=True)
@@ -322,8 +315,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 f"must be empty or name each of the {len(genome.parameters)} parameters "
                 f"(got {names} names)",
             )
-        if request.module_sha256 and not _SHA256.fullmatch(request.module_sha256):
-            raise InvalidArgument("module_sha256", "must be 64 lowercase hexadecimal characters")
         stored = common_pb2.AgentGenome()
         stored.CopyFrom(genome)
         with _store_errors():
@@ -373,12 +364,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def SubmitTask(
         self, request: execution_pb2.TaskSpec, context: grpc.ServicerContext
     ) -> execution_pb2.TaskHandle:
-        if request.priority not in _PRIORITIES:
-            raise InvalidArgument(
-                "priority",
-                "must be one of PRIORITY_BACKGROUND (1), PRIORITY_LOW (25), PRIORITY_NORMAL (50), "
-                f"PRIORITY_HIGH (75), PRIORITY_CRITICAL (100) (got {request.priority})",
-            )
         _check_slot_name(request.module_name)
         _check_labels(request.labels)
         limits = self._limits(request.limits if request.HasField("limits") else None)

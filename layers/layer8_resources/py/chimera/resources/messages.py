@@ -28,10 +28,6 @@ __all__ = [
 
 def checked_amounts(request: resources_pb2.ResourceRequest, prefix: str = "") -> Amounts:
     """The request's amounts; InvalidArgument (path under ``prefix``) when it makes no sense."""
-    if request.requesting_layer not in common_pb2.Layer.values():
-        raise InvalidArgument(f"{prefix}requesting_layer", "must be a known chimera.v1.Layer")
-    if request.priority not in common_pb2.Priority.values():
-        raise InvalidArgument(f"{prefix}priority", "must be a known chimera.v1.Priority")
     r = request.requirements
     amounts = Amounts(r.cpu_cores, r.memory_bytes, r.gpu_count, r.gpu_memory_bytes, r.storage_bytes)
     if amounts == Amounts():
