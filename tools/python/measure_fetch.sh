@@ -31,7 +31,7 @@ seconds() { local start=$1; echo "$(($(date +%s%N) - start))" | awk '{printf "%.
 # A repository fetched again rewrites its marker file: compare their times.
 markers() { find "$output_base/external" -maxdepth 1 -name '@pypi_*.marker' -printf '%f %T@\n' | sort; }
 
-bazel --output_base="$output_base" version >/dev/null 2>&1 # server start-up is not fetch time
+bazel --output_base="$output_base" info release >/dev/null 2>&1 # server start-up is not fetch time
 start=$(date +%s%N)
 fetch
 cold_s=$(seconds "$start")
