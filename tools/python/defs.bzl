@@ -6,8 +6,9 @@
     py_pytest_test(name = "lib_test", srcs = ["tests/test_lib.py"], deps = [":lib"])
 
 Third-party packages come only from third_party/python/requirements_lock.txt
-(hash-pinned; regenerate with tools/python/lock.sh), installed by pip_parse
-into @pypi. The interpreter is the pinned Python registered in WORKSPACE.
+(hash-pinned; regenerate with tools/python/lock.sh): the hub @pypi aliases each
+to its own wheel repository (@pypi_<name>), fetched only when a build needs it.
+The interpreter is the pinned Python registered in WORKSPACE.
 """
 
 load("//tools/python/private:pytest.bzl", _py_pytest_test = "py_pytest_test")

@@ -1,4 +1,4 @@
-"""pip_build.py turns installed distributions into the right py_library targets."""
+"""pip_build.py turns one installed distribution into the right py_library."""
 
 import subprocess
 import sys
@@ -15,55 +15,59 @@ def _install(site: Path, dist: str, name: str, version: str, files: list[str], r
     metadata = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     metadata += [f"Requires-Dist: {spec}" for spec in requires]
     (info / "METADATA").write_text("\n".join(metadata) + "\n")
-    records = files + [f"{info.name}/METADATA", f"{info.name}/RECORD"]
-    (info / "RECORD").write_text("".join(f"{path},,\n" for path in records))
     for path in files:
         (site / path).parent.mkdir(parents=True, exist_ok=True)
         (site / path).write_text("")
 
 
-def _generate(tmp_path: Path, lock_names: list[str]) -> str:
-    lock = tmp_path / "lock.txt"
-    lock.write_text("".join(f"{name}==1.0 \\\n    --hash=sha256:00\n" for name in lock_names))
-    result = subprocess.run(
-        [sys.executable, GENERATOR, str(tmp_path / "site-packages"), str(lock), "//:lock.txt"],
-        check=True,
+def _generate(site: Path, distribution: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, GENERATOR, str(site), distribution, "pypi", "//:lock.txt"],
         capture_output=True,
         text=True,
     )
-    return result.stdout
 
 
-def test_targets_deps_markers_and_namespaces(tmp_path: Path) -> None:
+def test_deps_follow_metadata_markers_and_extras(tmp_path: Path) -> None:
     site = tmp_path / "site-packages"
-    _install(site, "grpcio", "grpcio", "1.0", ["grpc/__init__.py"], ["typing-extensions>=4"])
     _install(
         site,
-        "protobuf",
-        "protobuf",
+        "Protobuf_Ext",
+        "Protobuf_Ext",
         "1.0",
-        ["google/protobuf/__init__.py", "google/protobuf/timestamp_pb2.py"],
-        ["windows-only; sys_platform == 'win32'", "test-extra; extra == 'test'"],
+        ["google/protobuf/__init__.py"],
+        [
+            "typing_extensions>=4",
+            "windows-only; sys_platform == 'win32'",
+            "test-extra; extra == 'test'",
+            "Protobuf-Ext",  # a distribution naming itself is not its own dep
+        ],
     )
-    _install(site, "typing_extensions", "typing_extensions", "1.0", ["typing_extensions.py"], [])
-    build = _generate(tmp_path, ["grpcio", "protobuf", "typing-extensions", "windows-only", "test-extra"])
-
-    grpcio = build[build.index('name = "grpcio"') :].split(")\n")[0]
-    assert '"site-packages/grpc/**"' in grpcio
-    assert 'deps = [":typing-extensions"]' in grpcio
-
-    # A namespace package (google/) is narrowed to the distribution's own subtree,
-    # and dependencies behind unmet markers or extras are left out.
-    protobuf = build[build.index('name = "protobuf"') :].split(")\n")[0]
-    assert '"site-packages/google/protobuf/**"' in protobuf
-    assert '"site-packages/google/**"' not in protobuf
-    assert "deps = []" in protobuf
-
-    assert 'name = "typing-extensions"' in build
-    assert '"site-packages/typing_extensions.py"' in build
+    result = _generate(site, "protobuf-ext")
+    assert result.returncode == 0, result.stderr
+    build = result.stdout
+    assert 'load("@pypi//:locked.bzl", "locked")' in build
+    assert 'name = "pkg",  # protobuf-ext 1.0' in build
+    # The repository holds one distribution, so all of site-packages is its own.
+    assert '["site-packages/**"]' in build
+    assert 'imports = ["site-packages"]' in build
+    # Dependencies behind unmet markers or unrequested extras are left out;
+    # locked() drops those the lock does not pin.
+    assert 'deps = locked(["typing-extensions"])' in build
 
 
-def test_requirements_missing_from_lock_are_skipped(tmp_path: Path) -> None:
-    _install(tmp_path / "site-packages", "a", "a", "1.0", ["a/__init__.py"], ["b", "c"])
-    build = _generate(tmp_path, ["a", "b"])
-    assert 'deps = [":b"]' in build
+def test_a_wheel_of_another_name_is_refused(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    _install(site, "numpy", "numpy", "2.0", ["numpy/__init__.py"], [])
+    result = _generate(site, "scipy")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "the lock's scipy installed a wheel named numpy"
+
+
+def test_exactly_one_distribution_is_expected(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    _install(site, "a", "a", "1.0", ["a.py"], [])
+    _install(site, "b", "b", "1.0", ["b.py"], [])
+    result = _generate(site, "a")
+    assert result.returncode == 2
+    assert "found: a-1.0.dist-info, b-1.0.dist-info" in result.stderr

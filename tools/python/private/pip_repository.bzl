@@ -1,10 +1,18 @@
-"""pip_parse: third-party Python packages from a hash-locked requirements file.
+"""pip_parse and whl_library: third-party Python packages from a hash-locked requirements file.
 
-In the spirit of rules_python's pip_parse: every wheel in the lock is installed
-(`--require-hashes --no-deps --only-binary=:all:`) into this external
-repository, and each distribution becomes a py_library named after its
-normalized project name, with its locked dependencies as deps. Use
-`requirement("name")` from //tools/python:defs.bzl to refer to one.
+In the spirit of rules_python's hub + whl_library:
+
+- `pip_parse(name = "pypi", ...)` creates the hub `@pypi` from the lock alone
+  (nothing is downloaded): `@pypi//:<name>` aliases for every distribution and
+  `@pypi//:requirements.bzl`, whose `install_deps()` declares the wheels;
+- each `whl_library` (`@pypi_<name>`) installs one distribution with
+  `pip install --no-deps --require-hashes --only-binary=:all:` of its own
+  locked line and hashes, as the py_library `pkg` whose deps are the locked
+  distributions its metadata requires.
+
+Bazel fetches a wheel's repository only when a build reaches it, and a changed
+pin changes only that wheel's `requirement`, so only that wheel is fetched
+again. Use `requirement("name")` from //tools/python:defs.bzl to refer to one.
 """
 
 _LOCK_COMMAND = "tools/python/lock.sh"
@@ -12,6 +20,33 @@ _LOCK_COMMAND = "tools/python/lock.sh"
 def _pip_parse_impl(rctx):
     python = rctx.path(rctx.attr.python_interpreter_target).realpath
     lock = rctx.path(rctx.attr.requirements_lock)
+    generated = rctx.execute([
+        python,
+        rctx.path(rctx.attr._hub_generator),
+        lock,
+        str(rctx.attr.requirements_lock),
+        rctx.name,
+        str(rctx.attr.python_interpreter_target),
+        rctx.path("."),
+    ])
+    if generated.return_code != 0:
+        fail(("\n\nPython packages: %s\nFix: regenerate the lock with %s.\n") % (generated.stderr.strip(), _LOCK_COMMAND))
+    rctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % rctx.name)
+
+pip_parse = repository_rule(
+    implementation = _pip_parse_impl,
+    doc = "The hub of a hash-locked requirements file: aliases and install_deps() for one whl_library per distribution.",
+    attrs = {
+        "python_interpreter_target": attr.label(mandatory = True, allow_single_file = True, doc = "The pinned interpreter (e.g. @python3_11//:python)."),
+        "requirements_lock": attr.label(mandatory = True, allow_single_file = True, doc = "requirements file with == and --hash pins for every package."),
+        "_hub_generator": attr.label(default = "//tools/python/private:pip_hub.py", allow_single_file = True),
+    },
+)
+
+def _whl_library_impl(rctx):
+    python = rctx.path(rctx.attr.python_interpreter_target).realpath
+    rctx.file("requirement.txt", "\n".join(rctx.attr.pip_options + [rctx.attr.requirement]) + "\n")
+    rctx.report_progress("pip install %s" % rctx.attr.requirement.split(" ")[0])
     result = rctx.execute(
         [
             python,
@@ -28,7 +63,7 @@ def _pip_parse_impl(rctx):
             "--target",
             "site-packages",
             "--requirement",
-            lock,
+            "requirement.txt",
         ],
         timeout = rctx.attr.timeout,
         quiet = True,
@@ -36,37 +71,47 @@ def _pip_parse_impl(rctx):
     if result.return_code != 0:
         _fail_install(rctx, result)
 
-    generated = rctx.execute(
-        [python, rctx.path(rctx.attr._build_generator), "site-packages", lock, str(rctx.attr.requirements_lock)],
-    )
+    generated = rctx.execute([
+        python,
+        rctx.path(rctx.attr._build_generator),
+        "site-packages",
+        rctx.attr.distribution,
+        rctx.attr.hub,
+        rctx.attr.lock_label,
+    ])
     if generated.return_code != 0:
-        fail("pip_parse: generating the BUILD file failed:\n" + generated.stderr)
+        fail("\n\nPython packages: generating the BUILD file of %s failed: %s\n" % (rctx.attr.distribution, generated.stderr.strip()))
     rctx.file("BUILD", generated.stdout)
     rctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % rctx.name)
 
 def _fail_install(rctx, result):
-    lock = str(rctx.attr.requirements_lock)
+    lock = rctx.attr.lock_label
+    wheel = rctx.attr.requirement.split(" ")[0]
     if "DO NOT MATCH THE HASHES" in result.stderr:
-        fail(("\n\nPython packages: a downloaded wheel does not match its hash in %s.\n%s\n" +
+        fail(("\n\nPython packages: the downloaded wheel of %s does not match its hash in %s.\n%s\n" +
               "Fix: if the lock was edited by hand, regenerate it with %s; otherwise the download was altered, do not bypass the check.\n") %
-             (lock, _tail(result.stderr), _LOCK_COMMAND))
+             (wheel, lock, _tail(result.stderr), _LOCK_COMMAND))
     if "hashes are required" in result.stderr.lower() or "--hash" in result.stderr:
-        fail(("\n\nPython packages: %s has a requirement without a --hash pin.\n%s\nFix: regenerate it with %s.\n") %
-             (lock, _tail(result.stderr), _LOCK_COMMAND))
-    fail(("\n\nPython packages: pip could not install %s.\n%s\n" +
+        fail(("\n\nPython packages: %s has a requirement without a --hash pin (%s).\n%s\nFix: regenerate it with %s.\n") %
+             (lock, wheel, _tail(result.stderr), _LOCK_COMMAND))
+    fail(("\n\nPython packages: pip could not install %s from %s.\n%s\n" +
           "Fix: check access to PyPI (the only index this build uses), then rerun; regenerate the lock with %s after editing requirements.in.\n") %
-         (lock, _tail(result.stderr), _LOCK_COMMAND))
+         (wheel, lock, _tail(result.stderr), _LOCK_COMMAND))
 
 def _tail(text, lines = 12):
     return "\n".join(text.strip().split("\n")[-lines:])
 
-pip_parse = repository_rule(
-    implementation = _pip_parse_impl,
-    doc = "Installs a hash-locked requirements file into an external repository of py_library targets.",
+whl_library = repository_rule(
+    implementation = _whl_library_impl,
+    doc = "One locked distribution, installed from its own hash-pinned requirement; declared by a hub's install_deps().",
     attrs = {
+        "distribution": attr.string(mandatory = True, doc = "PEP 503 normalized project name."),
+        "hub": attr.string(mandatory = True, doc = "The pip_parse hub whose locked.bzl resolves this wheel's deps."),
+        "lock_label": attr.string(mandatory = True, doc = "The lock this requirement comes from, for messages."),
+        "pip_options": attr.string_list(doc = "The lock's index options (--index-url, --find-links, ...)."),
         "python_interpreter_target": attr.label(mandatory = True, allow_single_file = True, doc = "The pinned interpreter (e.g. @python3_11//:python)."),
-        "requirements_lock": attr.label(mandatory = True, allow_single_file = True, doc = "requirements file with --hash pins for every package."),
-        "timeout": attr.int(default = 1800, doc = "Seconds allowed for downloading and installing all wheels."),
+        "requirement": attr.string(mandatory = True, doc = "`name==version --hash=sha256:... ...`, as locked."),
+        "timeout": attr.int(default = 900, doc = "Seconds allowed for downloading and installing the wheel."),
         "_build_generator": attr.label(default = "//tools/python/private:pip_build.py", allow_single_file = True),
     },
 )

@@ -3,7 +3,9 @@
 _PIP_REPOSITORY = "pypi"
 
 def requirement(name):
-    """Returns the @pypi target of a distribution, by any spelling of its name (PEP 503).
+    """Returns the @pypi hub alias of a distribution, by any spelling of its name (PEP 503).
+
+    The alias points at the distribution's own wheel repository (@pypi_<name>).
 
     Args:
       name: project name as on PyPI, e.g. "grpcio-tools" or "PyYAML".
