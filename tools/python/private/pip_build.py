@@ -67,7 +67,9 @@ def wheel_build(site: Path, distribution: str, hub: str, lock_label: str) -> str
             f'    name = "pkg",  # {name} {version}',
             "    data = glob(",
             '        ["site-packages/**"],',
-            '        exclude = ["**/__pycache__/**", "**/*.pyc", "**/* *"],',
+            # The .pyc files come too (compiled in the repository rule);
+            # file names with spaces cannot be Bazel labels.
+            '        exclude = ["**/* *"],',
             "    ),",
             '    imports = ["site-packages"],',
             f"    deps = locked({json.dumps(deps)}),",

@@ -71,6 +71,18 @@ def _whl_library_impl(rctx):
     if result.return_code != 0:
         _fail_install(rctx, result)
 
+    # Bytecode compiled once here: the runfiles are read-only, so otherwise
+    # every test process compiles the imports again (seconds for JAX, scipy).
+    # Hash-checked .pyc files do not depend on file times, so the repository
+    # stays the same wherever it is fetched.
+    compiled = rctx.execute(
+        [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", "site-packages"],
+        timeout = rctx.attr.timeout,
+        quiet = True,
+    )
+    if compiled.return_code != 0:
+        fail("\n\nPython packages: compiling %s failed:\n%s\n" % (rctx.attr.distribution, _tail(compiled.stdout + compiled.stderr)))
+
     generated = rctx.execute([
         python,
         rctx.path(rctx.attr._build_generator),
