@@ -25,11 +25,13 @@ carrying the core module), the py_binary `server` (its main.py) and one
 load("//tools/python:defs.bzl", "py_pytest_test", "requirement")
 load("//tools/rust:defs.bzl", "rust_library", "rust_test", "rust_wasm_module")
 
-def layer_core(name):
+def layer_core(name, test_data = []):
     """Declares `<name>_core`, `<name>_wasm`, their tests and `<name>_core_module`.
 
     Args:
       name: the layer's short name ("discovery"), the prefix of every target.
+      test_data: files the core's tests read with include_str! (e.g. test
+        vectors shared with the Python tests).
     """
     core = name + "_core"
     face = name + "_wasm"
@@ -42,6 +44,7 @@ def layer_core(name):
     rust_test(
         name = core + "_test",
         crate = ":" + core,
+        compile_data = test_data,
     )
     rust_library(
         name = face,
