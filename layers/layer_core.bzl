@@ -64,7 +64,7 @@ def layer_core(name, test_data = []):
         crate = ":" + face,
     )
 
-def layer_service(name, data, deps, tests, test_deps = []):
+def layer_service(name, data, deps, tests, test_deps = [], test_data = [], test_tags = {}):
     """Declares the py_library `name`, the py_binary `server` and the pytest targets.
 
     Args:
@@ -73,6 +73,8 @@ def layer_service(name, data, deps, tests, test_deps = []):
       deps: everything the package imports (listed by the layer, explicitly).
       tests: `t` for each tests/test_<t>.py; each becomes `<t>_test`.
       test_deps: what the tests import beyond the library, grpcio, pytest and wasmtime.
+      test_data: files the tests read beyond the library's data.
+      test_tags: extra tags per entry of `tests` (e.g. {"store": ["no-sandbox"]}).
     """
     package = "py/chimera/%s/" % name
     native.py_library(
@@ -93,6 +95,8 @@ def layer_service(name, data, deps, tests, test_deps = []):
             name = "%s_test" % t,
             size = "small",
             srcs = ["tests/test_%s.py" % t],
+            data = test_data,
+            tags = test_tags.get(t, []),
             deps = [
                 ":" + name,
                 requirement("grpcio"),
