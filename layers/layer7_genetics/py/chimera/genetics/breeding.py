@@ -1,25 +1,33 @@
-"""One generation of the genetic algorithm over real genes in box bounds (numpy).
+"""One generation of the genetic algorithm, on the shared JAX engine's operators.
 
-Tournament selection among the evaluated members, then per child either a
-crossover of two winners (single-point, uniform or BLX-alpha blend) or a
-copy of one, then Gaussian mutation (per gene with probability
-``mutation_rate``, sigma a fraction of the gene's range), clipped to the
-bounds; the ``elite_count`` best members are copied unchanged. All
-randomness comes from the ``numpy.random.Generator`` the caller passes, so a
-seed fixes the result.
+Selection, crossover, mutation and bound repair are ``chimera.optim.ga``'s
+(tournament among the *evaluated* members, single-point / uniform / BLX-alpha
+crossover, per-gene Gaussian mutation with sigma a fraction of each gene's
+range, clip to the box); this module only adds what ask/tell over gRPC needs
+on top: the elites (the ``elite_count`` best evaluated members, copied
+unchanged) and each child's parents, for the store's lineage. A child whose
+genes equal its first parent's before mutation was copied, so it has one
+parent; otherwise two. All randomness comes from the PRNG key the caller
+derives from the request's seed, so a seed fixes the result.
 
-This is the layer's own step, used until the shared JAX engine
-(``chimera.optim.ga``) is available to it; its operators are the same.
+Genes are float32 inside the engine (its default; see ``chimera.optim.ga``)
+and float64 in the store: the result is clipped to the bounds again in
+float64, since rounding to float32 can step just past a bound.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from numpy.typing import NDArray
 
+from chimera.optim import ga
+from chimera.optim.space import Space
 from chimera.v1 import common_pb2
 
 __all__ = ["CROSSOVERS", "Offspring", "Operators", "breed", "initial_population"]
@@ -30,9 +38,9 @@ NONE = common_pb2.CROSSOVER_METHOD_NONE
 SINGLE_POINT = common_pb2.CROSSOVER_METHOD_SINGLE_POINT
 UNIFORM = common_pb2.CROSSOVER_METHOD_UNIFORM
 BLEND = common_pb2.CROSSOVER_METHOD_BLEND
-#: The crossover methods the step implements.
-CROSSOVERS = frozenset({NONE, SINGLE_POINT, UNIFORM, BLEND})
-
+_ENGINE_NAMES = {SINGLE_POINT: "single_point", UNIFORM: "uniform", BLEND: "blend"}
+#: The crossover methods a request may name.
+CROSSOVERS = frozenset({NONE, *_ENGINE_NAMES})
 
 @dataclass(frozen=True)
 class Operators:
@@ -107,47 +115,49 @@ class Offspring:
     genes: Array
     parents: NDArray[np.int64]
     crossover: NDArray[np.int64]
-    mutated: NDArray[np.bool_]
 
 
-def initial_population(
-    rng: np.random.Generator, lower: Array, upper: Array, size: int, ops: Operators
-) -> Array:
+def _space(lower: Array, upper: Array) -> Space:
+    return Space(dim=int(lower.shape[0]), lower=tuple(lower.tolist()), upper=tuple(upper.tolist()))
+
+
+@functools.partial(jax.jit, static_argnames=("space", "size", "mean", "stddev"))
+def _initial(
+    key: jax.Array, space: Space, size: int, mean: tuple[float, ...], stddev: tuple[float, ...]
+) -> jax.Array:
+    if not mean:
+        return space.uniform(key, size)
+    noise = jax.random.normal(key, (size, space.dim), space.jdtype)
+    return space.repair(jnp.asarray(mean, space.jdtype) + noise * jnp.asarray(stddev, space.jdtype))
+
+
+def initial_population(key: jax.Array, lower: Array, upper: Array, size: int, ops: Operators) -> Array:
     """Uniform over the bounds, or the operators' search distribution clipped to them."""
-    shape = (size, lower.shape[0])
-    if ops.search_mean:
-        mean = np.asarray(ops.search_mean)
-        genes = mean + rng.standard_normal(shape) * np.asarray(ops.search_stddev)
-        return np.clip(genes, lower, upper)
-    return rng.uniform(lower, upper, shape)
+    genes = _initial(key, _space(lower, upper), size, ops.search_mean, ops.search_stddev)
+    return np.clip(np.asarray(genes, dtype=np.float64), lower, upper)
 
 
-def _tournament(
-    rng: np.random.Generator, fitness: Array, candidates: NDArray[np.int64], k: int, n: int
-) -> NDArray[np.int64]:
-    """``n`` winners, each the fittest of ``k`` candidates drawn with replacement."""
-    drawn = candidates[rng.integers(0, candidates.shape[0], (n, k))]
-    return drawn[np.arange(n), np.argmax(fitness[drawn], axis=1)]  # type: ignore[no-any-return]
-
-
-def _crossover(
-    rng: np.random.Generator, a: Array, b: Array, method: int, alpha: float
-) -> Array:
-    n, d = a.shape
-    if method == SINGLE_POINT:
-        cut = rng.integers(1, d, n) if d > 1 else np.zeros(n, dtype=np.int64)
-        return np.where(np.arange(d)[None, :] < cut[:, None], a, b)
-    if method == UNIFORM:
-        return np.where(rng.random((n, d)) < 0.5, a, b)
-    if method == BLEND:
-        low, high = np.minimum(a, b), np.maximum(a, b)
-        span = high - low
-        return rng.uniform(low - alpha * span, high + alpha * span)  # type: ignore[no-any-return]
-    return a.copy()
+@functools.partial(jax.jit, static_argnames=("config", "n"))
+def _vary(
+    key: jax.Array, genes: jax.Array, cost: jax.Array, config: ga.GAConfig, n: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``n`` children of ``genes`` (lower ``cost`` is better): the tournament
+    winners (first parents, then second), and whether each child was recombined."""
+    select_key, cross_key, mask_key, noise_key = jax.random.split(key, 4)
+    space = config.space
+    winners = ga.tournament(select_key, cost, 2 * n, config.tournament_size)
+    first, second = genes[winners[:n]], genes[winners[n:]]
+    children = ga.recombine(cross_key, first, second, config)
+    crossed = jnp.any(children != first, axis=1)
+    low, high = space.bounds()
+    sigma = jnp.asarray(config.mutation_sigma, space.jdtype) * (high - low)
+    mutate = jax.random.bernoulli(mask_key, config.gene_mutation_rate, children.shape)
+    noise = sigma * jax.random.normal(noise_key, children.shape, space.jdtype)
+    return space.repair(children + jnp.where(mutate, noise, 0.0)), winners, crossed
 
 
 def breed(
-    rng: np.random.Generator,
+    key: jax.Array,
     population: Array,
     fitness: Array,
     lower: Array,
@@ -155,38 +165,41 @@ def breed(
     ops: Operators,
     size: int,
 ) -> Offspring:
-    """The next population of ``size`` from ``population`` (``fitness`` NaN = unevaluated,
-    higher is better); at least one member must be evaluated."""
+    """The next population of ``size`` (>= 2) from ``population`` (``fitness``
+    NaN = unevaluated, higher is better); at least one member must be evaluated."""
     evaluated = np.flatnonzero(~np.isnan(fitness))
     if evaluated.size == 0:
         raise ValueError("no member of the population is evaluated")
-    elite_n = min(ops.elite_count, size, evaluated.size)
+    elite_n = min(ops.elite_count, size - 1, evaluated.size)
     elites = evaluated[np.argsort(-fitness[evaluated], kind="stable")[:elite_n]]
     n = size - elite_n
-    d = population.shape[1]
-    first = _tournament(rng, fitness, evaluated, max(ops.tournament_size, 1), n)
-    second = _tournament(rng, fitness, evaluated, max(ops.tournament_size, 1), n)
-    crossed = (rng.random(n) < ops.crossover_rate) & (ops.crossover_method != NONE)
-    children = population[first].copy()
-    if crossed.any():
-        children[crossed] = _crossover(
-            rng, population[first[crossed]], population[second[crossed]],
-            ops.crossover_method, ops.blend_alpha,
-        )
-    mask = rng.random((n, d)) < ops.mutation_rate
-    noise = rng.standard_normal((n, d)) * (ops.mutation_sigma * (upper - lower))
-    children = np.clip(np.where(mask, children + noise, children), lower, upper)
+    space = _space(lower, upper)
+    config = ga.GAConfig(
+        space=space,
+        pop_size=size,
+        tournament_size=min(max(ops.tournament_size, 1), size),
+        crossover=_ENGINE_NAMES.get(ops.crossover_method, "uniform"),  # type: ignore[arg-type]
+        crossover_rate=ops.crossover_rate if ops.crossover_method != NONE else 0.0,
+        blend_alpha=ops.blend_alpha,
+        mutation_rate=ops.mutation_rate,
+        mutation_sigma=ops.mutation_sigma if ops.mutation_sigma > 0 else Operators.mutation_sigma,
+        elite=0,
+    )
+    # The engine minimises; the store's fitness is higher-is-better.
+    children, winners, crossed = _vary(
+        key,
+        jnp.asarray(population[evaluated], space.jdtype),
+        jnp.asarray(-fitness[evaluated], space.jdtype),
+        config,
+        n,
+    )
+    crossed = np.asarray(crossed)
+    winner_rows = evaluated[np.asarray(winners)]
     parents = np.full((size, 2), -1, dtype=np.int64)
     parents[:elite_n, 0] = elites
-    parents[elite_n:, 0] = first
-    parents[elite_n:, 1] = np.where(crossed, second, -1)
+    parents[elite_n:, 0] = winner_rows[:n]
+    parents[elite_n:, 1] = np.where(crossed, winner_rows[n:], -1)
     method = np.full(size, NONE, dtype=np.int64)
     method[elite_n:][crossed] = ops.crossover_method
-    mutated = np.zeros(size, dtype=bool)
-    mutated[elite_n:] = mask.any(axis=1)
-    return Offspring(
-        genes=np.concatenate([population[elites], children]),
-        parents=parents,
-        crossover=method,
-        mutated=mutated,
-    )
+    new = np.concatenate([population[elites], np.asarray(children, dtype=np.float64)])
+    return Offspring(genes=np.clip(new, lower, upper), parents=parents, crossover=method)

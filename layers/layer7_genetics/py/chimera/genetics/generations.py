@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import jax
 import numpy as np
 
 from chimera.framework.errors import FailedPrecondition, InvalidArgument, ServiceError
@@ -93,8 +94,7 @@ class Breeder:
                 f"must give the fitness of at least one member of generation {agent.generation}",
             )
         genes = np.array([g.parameters for g in current], dtype=np.float64)
-        rng = np.random.default_rng([request.seed, agent.generation + 1])
-        offspring = breed(rng, genes, merged, space.lower, space.upper, ops, size)
+        offspring = breed(_key(request.seed, agent.generation + 1), genes, merged, space.lower, space.upper, ops, size)
         ids = [g.id for g in current]
         new = [
             NewGenome(
@@ -141,6 +141,8 @@ class Breeder:
             np.array([b.upper for b in request.bounds], dtype=np.float64),
         )
         size = request.population_size or self._limits.default_population
+        if size < 2:
+            raise InvalidArgument("population_size", "must be at least 2 (or 0 for the default)")
         if size * len(space.names) > self._limits.max_genes_per_generation:
             raise InvalidArgument(
                 "population_size",
@@ -156,8 +158,7 @@ class Breeder:
                 raise InvalidArgument(
                     f"bounds[{exc.details[0]}]", "must have lower below upper"
                 ) from exc
-        rng = np.random.default_rng([request.seed, 0])
-        genes = initial_population(rng, space.lower, space.upper, size, ops)
+        genes = initial_population(_key(request.seed, 0), space.lower, space.upper, size, ops)
         new = [NewGenome(parameters=tuple(row)) for row in genes.tolist()]
         self._core.check_population(space.bounds, [g.parameters for g in new])
         records = self._commit(request.agent_id, 0, new, space, ops, size, {})
@@ -239,6 +240,12 @@ class Breeder:
         if summary is not None:
             response.evaluated_generation.CopyFrom(summary)
         return response
+
+
+def _key(seed: int, generation: int) -> jax.Array:
+    """The PRNG key of one generation: all 64 bits of the seed, then the generation."""
+    key = jax.random.fold_in(jax.random.PRNGKey(seed & 0xFFFFFFFF), seed >> 32)
+    return jax.random.fold_in(key, generation)
 
 
 def _operators(
