@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import grpc
@@ -17,6 +18,8 @@ __all__ = ["DEFAULT_HISTORY_LIMIT", "SERVICE_NAME", "GeneticsServicer"]
 
 SERVICE_NAME = "chimera.v1.GeneticsService"
 DEFAULT_HISTORY_LIMIT = 100
+
+_log = logging.getLogger("chimera.genetics")
 
 
 class UpstreamError(ServiceError):
@@ -53,6 +56,13 @@ class GeneticsServicer(genetics_pb2_grpc.GeneticsServiceServicer):
     ) -> genetics_pb2.RunGenerationResponse:
         response = self._breeder.run_generation(request)
         self._generations.labels(kind="initial" if response.generation == 0 else "bred").inc()
+        if response.HasField("evaluated_generation"):
+            s = response.evaluated_generation
+            _log.info(
+                "agent %s generation %d: best %.6g mean %.6g diversity %.4g, %d evaluations so far",
+                request.agent_id, s.generation, s.best_fitness, s.mean_fitness,
+                s.diversity.mean_pairwise_distance, s.evaluations,
+            )
         return response
 
     def GetGenome(
