@@ -64,7 +64,7 @@ def layer_core(name, test_data = []):
         crate = ":" + face,
     )
 
-def layer_service(name, data, deps, tests, test_deps = [], test_data = [], test_tags = {}):
+def layer_service(name, data, deps, tests, test_deps = [], test_data = [], test_overrides = {}):
     """Declares the py_library `name`, the py_binary `server` and the pytest targets.
 
     Args:
@@ -74,7 +74,8 @@ def layer_service(name, data, deps, tests, test_deps = [], test_data = [], test_
       tests: `t` for each tests/test_<t>.py; each becomes `<t>_test`.
       test_deps: what the tests import beyond the library, grpcio, pytest and wasmtime.
       test_data: files the tests read beyond the library's data.
-      test_tags: extra tags per entry of `tests` (e.g. {"store": ["no-sandbox"]}).
+      test_overrides: per entry of `tests`, attributes replacing the defaults
+        (e.g. {"store": {"tags": ["no-sandbox"]}, "service": {"size": "medium"}}).
     """
     package = "py/chimera/%s/" % name
     native.py_library(
@@ -91,16 +92,16 @@ def layer_service(name, data, deps, tests, test_deps = [], test_data = [], test_
         deps = [":" + name],
     )
     for t in tests:
+        attrs = {"data": test_data, "size": "small"}
+        attrs.update(test_overrides.get(t, {}))
         py_pytest_test(
             name = "%s_test" % t,
-            size = "small",
             srcs = ["tests/test_%s.py" % t],
-            data = test_data,
-            tags = test_tags.get(t, []),
             deps = [
                 ":" + name,
                 requirement("grpcio"),
                 requirement("pytest"),
                 requirement("wasmtime"),
             ] + test_deps,
+            **attrs
         )
