@@ -65,9 +65,10 @@ def _report(hook: ProgressHook, generation, best, mean, evaluations) -> None:
     hook(int(generation), float(best), float(mean), int(evaluations))
 
 
-@functools.partial(
-    jax.jit, static_argnames=("strategy", "config", "objective", "generations", "progress", "progress_every")
-)
+_STATIC = ("strategy", "config", "objective", "generations", "progress", "progress_every")
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
 def run(
     strategy: Strategy,
     key: jax.Array,
@@ -77,7 +78,7 @@ def run(
     progress: Optional[ProgressHook] = None,
     progress_every: int = 10,
 ) -> tuple[Any, History]:
-    """Runs `generations` ask/evaluate/tell steps under `lax.scan`.
+    """Runs `generations` ask/evaluate/tell steps from `strategy.init` under `lax.scan`.
 
     The population is laid out over all JAX devices (rows sharded on a 1-D
     mesh) so evaluation runs data-parallel wherever JAX places it.
@@ -86,6 +87,22 @@ def run(
     """
     init_key, loop_key = jax.random.split(key)
     state = strategy.init(init_key, config)
+    return advance(strategy, state, loop_key, config, objective, generations, progress, progress_every)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def advance(
+    strategy: Strategy,
+    state: Any,
+    key: jax.Array,
+    config: Any,
+    objective: Objective,
+    generations: int,
+    progress: Optional[ProgressHook] = None,
+    progress_every: int = 10,
+) -> tuple[Any, History]:
+    """Continues a strategy's `state` for `generations` more steps (see `run`)."""
+    last = state.generation + generations
 
     def step(state, key):
         population, state = strategy.ask(key, state, config)
@@ -100,7 +117,7 @@ def run(
             evaluations=state.evaluations,
         )
         if progress is not None:
-            due = (state.generation % progress_every == 0) | (state.generation == generations)
+            due = (state.generation % progress_every == 0) | (state.generation == last)
             jax.lax.cond(
                 due,
                 lambda: jax.debug.callback(
@@ -114,4 +131,4 @@ def run(
             )
         return state, record
 
-    return jax.lax.scan(step, state, jax.random.split(loop_key, generations))
+    return jax.lax.scan(step, state, jax.random.split(key, generations))
