@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from chimera.genetics.backends import open_backend
+from chimera.optim.bandit import BanditState, choose, new_bandit, update
 from chimera.genetics.schema import SCHEMA_VERSION
 from chimera.genetics.store import Deployment, GenomeStore, NewGenome, StoreConflict, migrate
 from pg_server import fresh_database, postgres_url
@@ -126,10 +127,15 @@ def test_deployments_and_bandit_state(store: GenomeStore) -> None:
     assert [(d.version, d.replaced_version) for d in store.deployments("agent-1")] == [(3, 2), (2, 1)]
     with pytest.raises(StoreConflict):
         store.record_deployment(Deployment("packer", 3, "agent-1", g0[2].id, 2, 300.0))
+    # The engine's bandit state (chimera.optim.bandit), one blob per problem family.
     assert store.load_bandit("sphere/d10") is None
-    store.save_bandit("sphere/d10", '{"arms": [1, 2]}')
-    store.save_bandit("sphere/d10", '{"arms": [3]}')
-    assert store.load_bandit("sphere/d10") == '{"arms": [3]}'
+    state = update(new_bandit(["cma_es", "snes", "de"]), "snes", 0.25)
+    store.save_bandit("sphere/d10", state.to_json())
+    state = update(state, "cma_es", 0.75)
+    store.save_bandit("sphere/d10", state.to_json())
+    store.save_bandit("rastrigin/d100", new_bandit(["ga"]).to_json())
+    restored = BanditState.from_json(store.load_bandit("sphere/d10"))
+    assert restored == state and choose(restored)[0] == "de"  # the untried arm
 
 
 def test_reopening_keeps_everything_and_migrations_run_once(target: str) -> None:
