@@ -1,4 +1,5 @@
-"""The genome store against SQLite and a real PostgreSQL server: the same tests for both."""
+"""The genome store against SQLite and a real PostgreSQL server: the same tests for both,
+and the service on a PostgreSQL store."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from chimera.genetics.backends import open_backend
+from chimera.genetics.main import Options, build_server
 from chimera.optim.bandit import BanditState, choose, new_bandit, update
 from chimera.genetics.schema import SCHEMA_VERSION
 from chimera.genetics.store import Deployment, GenomeStore, NewGenome, StoreConflict, migrate
 from pg_server import fresh_database, postgres_url
+from service_support import LOOPBACK, SIZE, Stub, advance, start
 
 _names = itertools.count()
 
@@ -175,3 +179,17 @@ def test_sqlite_uses_wal_under_the_run_directory(tmp_path: Path) -> None:
     assert path.exists()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_service_runs_on_postgresql(pg_server: str) -> None:
+    """``--store postgresql://...``: RunGeneration stores into the server."""
+    url = fresh_database(pg_server, "service")
+    with build_server(LOOPBACK, Options(store=url)) as server, grpc.insecure_channel(server.target) as channel:
+        stub = Stub(channel)
+        first_generation = start(stub, "pg-agent", population_size=SIZE, seed=7)
+        second = advance(stub, "pg-agent", list(first_generation.population), seed=7)
+    assert second.generation == 1
+    with GenomeStore.open(url) as store:
+        assert store.generations("pg-agent") == [(0, SIZE), (1, SIZE)]
+        assert store.best("pg-agent").id == second.best.id
+        assert store.evaluated_count("pg-agent") == SIZE
