@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs and checks everything the Chimera build needs on a Debian machine.
-# Idempotent: packages already present at the pinned version are left alone.
-# Exit status 2 with one message naming the problem and the fix when set-up
-# cannot be completed.
+# Installs and checks everything the Chimera build needs on a Debian 12
+# (bookworm) machine. Idempotent: packages already present at the pinned
+# version are left alone. Exit status 2 with one message naming the problem and
+# the fix when set-up cannot be completed.
 #
-# Usage: tools/bootstrap.sh [--check]   (--check: report, never install)
+# Usage: tools/bootstrap.sh [--check] [--optional]
+#   --check     report, never install
+#   --optional  also the packages of the opt-in checks CI runs (PostgreSQL
+#               store tests, Prometheus, OCI image tools, browser tests, the
+#               fresh-machine check)
+#
+# CHIMERA_BOOTSTRAP_ROOT (tests only) prefixes every executable path checked.
 set -euo pipefail
 
 # Debian package -> required version prefix ("" = any version).
@@ -14,14 +20,47 @@ declare -A PINNED=(
   [bazel-rules-java]=""
   [bazel-rules-proto]=""
   [bazel-skylib]=""
+  [binutils]=""
+  [ca-certificates]=""
   [gcc]=""
+  [git]=""
   [libprotobuf-dev]="3.21.12"
   [libstd-rust-dev-wasm32]="1.63.0"
-  [lld-14]=""
+  # rust-lld (shipped by rustc) is a link to lld-14's lld, which
+  # libstd-rust-dev-wasm32 only recommends: every .wasm link needs it.
+  [lld-14]="1:14"
   [protobuf-compiler]="3.21.12"
+  [python3-pip]=""
+  [python3.11]="3.11"
+  [python3.11-venv]="3.11"
   [rust-clippy]="1.63.0"
   [rustc]="1.63.0"
   [rustfmt]="1.63.0"
+)
+
+# Installed by --optional: the real servers and tools of CI's opt-in checks.
+declare -A OPTIONAL=(
+  [chromium]=""
+  [debootstrap]=""
+  [postgresql]="15"
+  [prometheus]="2.42"
+  [skopeo]=""
+  [systemd-container]=""
+  [umoci]=""
+)
+
+# Executable the build calls -> the Debian package that provides its target.
+# Each must resolve, through every link, to an existing executable file.
+declare -A EXECUTABLES=(
+  [/usr/bin/bazel]=bazel-bootstrap
+  [/usr/bin/cc]=gcc
+  [/usr/bin/clippy-driver]=rust-clippy
+  [/usr/bin/git]=git
+  [/usr/bin/ld]=binutils
+  [/usr/bin/protoc]=protobuf-compiler
+  [/usr/bin/rust-lld]=lld-14
+  [/usr/bin/rustc]=rustc
+  [/usr/bin/rustfmt]=rustfmt
 )
 PYTHON_VERSION="3.11"
 
@@ -35,9 +74,11 @@ installed_version() {
   dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$1" 2>/dev/null | awk '$1 == "ii" {print $2}'
 }
 
+# missing_packages NAME_OF_ASSOCIATIVE_ARRAY
 missing_packages() {
+  local -n wanted="$1"
   local package
-  for package in "${!PINNED[@]}"; do
+  for package in "${!wanted[@]}"; do
     [[ -n "$(installed_version "$package")" ]] || echo "$package"
   done | sort
 }
@@ -54,39 +95,66 @@ install_packages() {
   fi
 }
 
+# check_versions NAME_OF_ASSOCIATIVE_ARRAY
 check_versions() {
+  local -n wanted="$1"
   local package version
-  for package in "${!PINNED[@]}"; do
+  for package in "${!wanted[@]}"; do
     version="$(installed_version "$package")"
     [[ -n "$version" ]] || die "Debian package $package is not installed" "apt-get install $package"
-    [[ "$version" == "${PINNED[$package]}"* ]] ||
-      die "Debian package $package is $version, Chimera pins ${PINNED[$package]}" "apt-get install $package=${PINNED[$package]}*"
+    [[ "$version" == "${wanted[$package]}"* ]] ||
+      die "Debian package $package is $version, Chimera pins ${wanted[$package]}" "apt-get install $package=${wanted[$package]}*"
+  done
+}
+
+# An installed package can still leave a tool unusable: a link whose target
+# belongs to a package that was never installed (rust-lld -> lld-14).
+check_executables() {
+  local root="${CHIMERA_BOOTSTRAP_ROOT:-}" path target
+  for path in $(printf '%s\n' "${!EXECUTABLES[@]}" | sort); do
+    target="$(readlink -m "$root$path")"
+    if [[ ! -e "$root$path" && ! -L "$root$path" ]]; then
+      die "$path is missing" "apt-get install ${EXECUTABLES[$path]}"
+    fi
+    if [[ ! -f "$target" || ! -x "$target" ]]; then
+      die "$path is a link to ${target#"$root"}, which does not exist" "apt-get install ${EXECUTABLES[$path]}"
+    fi
   done
 }
 
 check_python() {
   local python="${CHIMERA_PYTHON:-$(command -v "python$PYTHON_VERSION" || true)}"
   local version_tuple="${PYTHON_VERSION/./, }"
-  [[ -n "$python" ]] || die "no python$PYTHON_VERSION on PATH" "install Python $PYTHON_VERSION with pip, or set CHIMERA_PYTHON"
+  [[ -n "$python" ]] || die "no python$PYTHON_VERSION on PATH" "apt-get install python$PYTHON_VERSION python3-pip python$PYTHON_VERSION-venv, or set CHIMERA_PYTHON"
   "$python" -c "import sys, pip; assert sys.version_info[:2] == ($version_tuple)" 2>/dev/null ||
-    die "$python is not a Python $PYTHON_VERSION with pip" "install Python $PYTHON_VERSION with pip, or set CHIMERA_PYTHON"
+    die "$python is not a Python $PYTHON_VERSION with pip" "apt-get install python$PYTHON_VERSION python3-pip, or set CHIMERA_PYTHON"
+  # tools/python/lock.sh and the CI scripts make virtual environments.
+  "$python" -c "import ensurepip, venv" 2>/dev/null ||
+    die "$python cannot create virtual environments (no ensurepip)" "apt-get install python$PYTHON_VERSION-venv"
 }
 
 main() {
   CHECK_ONLY=0
-  case "${1:-}" in
-    "") ;;
-    --check) CHECK_ONLY=1 ;;
-    *) die "unknown argument: $1" "usage: tools/bootstrap.sh [--check]" ;;
-  esac
-  local missing
-  mapfile -t missing < <(missing_packages)
-  if ((${#missing[@]})); then
-    install_packages "${missing[@]}"
-  fi
-  check_versions
+  local with_optional=0 arg
+  for arg in "$@"; do
+    case "$arg" in
+      --check) CHECK_ONLY=1 ;;
+      --optional) with_optional=1 ;;
+      *) die "unknown argument: $arg" "usage: tools/bootstrap.sh [--check] [--optional]" ;;
+    esac
+  done
+  local sets=(PINNED) set missing
+  ((with_optional)) && sets+=(OPTIONAL)
+  for set in "${sets[@]}"; do
+    mapfile -t missing < <(missing_packages "$set")
+    if ((${#missing[@]})); then
+      install_packages "${missing[@]}"
+    fi
+    check_versions "$set"
+  done
+  check_executables
   check_python
-  echo "bootstrap: ok (bazel $(installed_version bazel-bootstrap), rustc $(installed_version rustc), protoc $(installed_version protobuf-compiler), python $PYTHON_VERSION)"
+  echo "bootstrap: ok (bazel $(installed_version bazel-bootstrap), rustc $(installed_version rustc), lld $(installed_version lld-14), protoc $(installed_version protobuf-compiler), python $PYTHON_VERSION) in ${SECONDS} s"
 }
 
 main "$@"

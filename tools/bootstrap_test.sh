@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks that tools/bootstrap.sh stops with one clear message (exit 2) on a
-# missing package, a wrong pinned version, or a wrong Python, and passes on a
-# machine that has everything. dpkg-query and python are replaced by fakes on
-# PATH; --check keeps the script from installing anything.
+# missing package, a wrong pinned version, a tool whose link dangles (rust-lld
+# without lld-14), or a wrong Python, and passes on a machine that has
+# everything. dpkg-query and python are replaced by fakes on PATH, the tools by
+# a fake root (CHIMERA_BOOTSTRAP_ROOT); --check keeps it from installing.
 set -euo pipefail
 bootstrap="$1"
 pinned_python="$(realpath "$2")"
@@ -25,6 +26,8 @@ case "$package" in
   bazel-bootstrap) echo "ii  4.2.3+ds-9" ;;
   libprotobuf-dev|protobuf-compiler) echo "ii  3.21.12-3" ;;
   libstd-rust-dev-wasm32|rust-clippy|rustc|rustfmt) echo "ii  1.63.0+dfsg1-2" ;;
+  lld-14) echo "ii  1:14.0.6-12" ;;
+  python3.11|python3.11-venv) echo "ii  3.11.2-6" ;;
   *) echo "ii  1.0" ;;
 esac
 FAKE
@@ -36,7 +39,26 @@ cat >"$fakes/python3.10" <<'FAKE'
 #!/usr/bin/env bash
 exec "$REAL_PYTHON" -c 'raise SystemExit(1)'
 FAKE
+cat >"$fakes/python3.9" <<'FAKE'
+#!/usr/bin/env bash
+# A Python 3.11 with pip but without ensurepip (python3.11-venv missing).
+exec "$REAL_PYTHON" -c 'import sys; sys.exit(1 if "ensurepip" in sys.argv[-1] else 0)' "$@"
+FAKE
 chmod +x "$fakes"/*
+
+# Fake root: every executable the build calls, as Debian lays them out (links
+# included), resolving to a real executable; rust-lld's target is removed below.
+root="$fakes/root"
+mkdir -p "$root/usr/bin" "$root/usr/lib/llvm-14/bin"
+for tool in bazel clippy-driver git protoc rustc rustfmt x86_64-linux-gnu-gcc-12 x86_64-linux-gnu-ld.bfd; do
+  printf '#!/bin/sh\n' >"$root/usr/bin/$tool"
+  chmod +x "$root/usr/bin/$tool"
+done
+cp "$root/usr/bin/rustc" "$root/usr/lib/llvm-14/bin/lld"
+ln -s x86_64-linux-gnu-gcc-12 "$root/usr/bin/cc"
+ln -s x86_64-linux-gnu-ld.bfd "$root/usr/bin/ld"
+ln -s ../lib/llvm-14/bin/lld "$root/usr/bin/rust-lld"
+export CHIMERA_BOOTSTRAP_ROOT="$root"
 export REAL_PYTHON="$pinned_python"
 export PATH="$fakes:$PATH"
 unset CHIMERA_PYTHON
@@ -60,7 +82,17 @@ expect 2 "missing Debian packages: rustc" FAKE_VERSIONS="rustc="
 expect 2 "rust-clippy rustfmt" FAKE_VERSIONS="rustfmt= rust-clippy="
 expect 2 "rustc is 1.70.0-1, Chimera pins 1.63.0" FAKE_VERSIONS="rustc=1.70.0-1"
 expect 2 "bazel-bootstrap is 6.0.0, Chimera pins 4.2.3" FAKE_VERSIONS="bazel-bootstrap=6.0.0"
+expect 2 "missing Debian packages: lld-14" FAKE_VERSIONS="lld-14="
 expect 2 "is not a Python 3.11 with pip" FAKE_VERSIONS= CHIMERA_PYTHON="$fakes/python3.10"
+expect 2 "cannot create virtual environments (no ensurepip)" FAKE_VERSIONS= CHIMERA_PYTHON="$fakes/python3.9"
+expect 2 "fix: apt-get install python3.11-venv" FAKE_VERSIONS= CHIMERA_PYTHON="$fakes/python3.9"
+rm "$root/usr/bin/protoc"
+expect 2 "/usr/bin/protoc is missing" FAKE_VERSIONS=
+printf '#!/bin/sh\n' >"$root/usr/bin/protoc"
+chmod +x "$root/usr/bin/protoc"
+rm "$root/usr/lib/llvm-14/bin/lld"
+expect 2 "/usr/bin/rust-lld is a link to /usr/lib/llvm-14/bin/lld, which does not exist" FAKE_VERSIONS=
+expect 2 "fix: apt-get install lld-14" FAKE_VERSIONS=
 status=0
 output="$(bash "$bootstrap" --bogus 2>&1)" || status=$?
 if [[ "$status" == 2 ]] && grep -qF "unknown argument: --bogus" <<<"$output"; then

@@ -3,7 +3,7 @@
     bazel run //bench/layer4:bench_layer4 -- --out $PWD/bench/results/layer4.json
 
 What is measured (design §5, "layer 4"), all on the execution kernel
-(``execution_kernel.wasm``) with a small input (a 10-job packing instance)
+(``execution_core_module.wasm``) with a small input (a 10-job packing instance)
 and the reference good genome:
 
 * **direct**: the module called with wasmtime in this Python process (a fresh
@@ -190,7 +190,7 @@ def closed_loop(call: Callable[[], object], tasks: int, concurrency: int) -> dic
 
 @contextmanager
 def server_process(concurrency: int, cache_dir: str, log_dir: str) -> Iterator[str]:
-    """Starts ``chimera.execution.server`` as a subprocess; yields its target."""
+    """Starts ``chimera.execution.main`` as a subprocess; yields its target."""
     port_file = Path(tempfile.mkstemp(dir=log_dir, suffix=".port")[1])
     port_file.unlink()
     log = open(Path(log_dir) / f"server-c{concurrency}-{time.time_ns()}.log", "w")
@@ -199,7 +199,7 @@ def server_process(concurrency: int, cache_dir: str, log_dir: str) -> Iterator[s
         [
             sys.executable,
             "-m",
-            "chimera.execution.server",
+            "chimera.execution.main",
             "--port", "0",
             "--metrics-port", "off",
             "--port-file", str(port_file),
@@ -348,7 +348,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "module_gate": "--trust-unvalidated-modules (no layer-3 service in the benchmark)",
         },
         "module": {
-            "name": "execution_kernel.wasm",
+            "name": "execution_core_module.wasm",
             "bytes": len(wasm),
             "sha256": hashlib.sha256(wasm).hexdigest(),
             "input": (

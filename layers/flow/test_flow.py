@@ -28,7 +28,7 @@ from chimera.discovery.config import DiscoveryConfig
 from chimera.discovery.main import build_server as build_discovery
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.gate import VerdictGate
-from chimera.execution.server import ExecutionServer
+from chimera.execution.main import build_server as build_execution
 from chimera.execution.service import ExecutionOptions
 from chimera.execution.workload import GOOD_GENOME, generate_instance
 from chimera.framework import ServerConfig
@@ -69,7 +69,7 @@ def stack() -> Iterator[Stack]:
     validation, _ = build_validation(LOOPBACK, Policy.load())
     with discovery, validation:
         planning = build_planning(LOOPBACK, Options(discovery_target=discovery.target))
-        execution = ExecutionServer(LOOPBACK, ExecutionOptions(), VerdictGate(validation.target))
+        execution = build_execution(LOOPBACK, ExecutionOptions(), VerdictGate(validation.target))
         with planning, execution:
             servers = (discovery, planning, validation, execution)
             channels = [grpc.insecure_channel(s.target) for s in servers]

@@ -62,3 +62,14 @@ def test_layer_check_runs_before_server_values_are_applied(
 
     with pytest.raises(SystemExit, match="layer flag wrong"):
         parse(["--port", "70000"], reject)  # the layer's error wins over the port's
+
+
+def test_a_metrics_port_that_is_not_a_number_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse(["--metrics-port", "abc"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--metrics-port: 'abc' is neither a port number nor 'off'" in err
+    assert "Traceback" not in err

@@ -12,13 +12,19 @@ import urllib.request
 
 import grpc
 import pytest
-from echo_servicer import SERVICE, EchoServicer, StartServer
+from echo_servicer import SERVICE, EchoServicer, StartServer, registration
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.framework import (
+    ChimeraServer,
+    MetricsRegistry,
+    ServerConfig,
+    ServiceRegistration,
+    StopHooks,
+)
 from chimera.testing.v1 import echo_pb2, echo_pb2_grpc
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -302,3 +308,37 @@ def test_busy_port_fails_loudly(server: ChimeraServer, servicer: EchoServicer) -
     with pytest.raises(RuntimeError, match="cannot bind"):
         second.start()
     second.stop(0)
+
+
+def test_stop_hooks_run_around_the_drain_in_order(servicer: EchoServicer) -> None:
+    events: list[str] = []
+
+    def failing() -> None:
+        events.append("failing")
+        raise RuntimeError("a hook that breaks must not stop the others")
+
+    server = ChimeraServer(
+        ServerConfig(port=0, metrics_port=None, grace_seconds=0.0),
+        [registration(servicer)],
+        on_stop=StopHooks(
+            before_drain=[lambda: events.append("end streams"), failing],
+            after_drain=[lambda: events.append("close")],
+        ),
+    )
+    with server:
+        events.append("serving")
+    server.stop()  # a second stop runs nothing again
+    assert events == ["serving", "end streams", "failing", "close"]
+
+
+def test_after_drain_hooks_run_when_the_server_cannot_bind(servicer: EchoServicer) -> None:
+    closed: list[bool] = []
+    with ChimeraServer(ServerConfig(port=0, metrics_port=None), [registration(servicer)]) as first:
+        second = ChimeraServer(
+            ServerConfig(port=first.port, metrics_port=None),
+            [registration(servicer)],
+            on_stop=StopHooks(after_drain=[lambda: closed.append(True)]),
+        )
+        with pytest.raises(RuntimeError, match="cannot bind"):
+            second.start()
+    assert closed == [True]

@@ -110,3 +110,63 @@ def test_string_values_are_never_echoed() -> None:
     violation = Validator().first_violation(good(message=secret))
     assert violation is not None
     assert "hunter2" not in str(violation)
+
+
+@pytest.mark.parametrize(
+    ("shapes", "expected"),
+    [
+        (echo_pb2.Shapes(digest="ab" * 32, tags=["ok"], color=1, colors=[1]), None),
+        (echo_pb2.Shapes(digest="AB" * 32), "field 'digest' must match /[0-9a-f]{64}/"),
+        (echo_pb2.Shapes(tags=["ok", "Not ok"]), "field 'tags[1]' must match /[a-z]+/"),
+        (echo_pb2.Shapes(color=7), "field 'color' must be a defined Color (got 7)"),
+        (echo_pb2.Shapes(colors=[1, -3]), "field 'colors[1]' must be a defined Color (got -3)"),
+    ],
+)
+def test_pattern_and_defined_enum_rules(shapes: Message, expected: str | None) -> None:
+    violation = Validator().first_violation(shapes)
+    assert (None if violation is None else str(violation)) == expected
+
+
+def test_pattern_never_quotes_the_value() -> None:
+    violation = Validator().first_violation(echo_pb2.Shapes(digest="secret-token"))
+    assert violation is not None and "secret" not in str(violation)
+
+
+@pytest.mark.parametrize(
+    ("shapes", "expected"),
+    [
+        (echo_pb2.Shapes(since={"seconds": 1, "nanos": 999_999_999}), None),
+        (echo_pb2.Shapes(since={"nanos": -1}), "field 'since.nanos' must be in 0..999999999 (got -1)"),
+        (
+            echo_pb2.Shapes(since={"nanos": 2_147_483_647}),
+            "field 'since.nanos' must be in 0..999999999 (got 2147483647)",
+        ),
+        (
+            echo_pb2.Shapes(marks=[{}, {"seconds": 253_402_300_800}]),
+            "field 'marks[1].seconds' must be in -62135596800..253402300799 (got 253402300800)",
+        ),
+        (
+            echo_pb2.Shapes(seen={"a": {"nanos": -5}}),
+            'field \'seen["a"].nanos\' must be in 0..999999999 (got -5)',
+        ),
+        (echo_pb2.Shapes(timeout={"seconds": -1, "nanos": -5}), None),
+        (
+            echo_pb2.Shapes(timeout={"seconds": 1, "nanos": -5}),
+            "field 'timeout.nanos' must have the sign of seconds",
+        ),
+        (
+            echo_pb2.Shapes(timeout={"seconds": 315_576_000_001}),
+            "field 'timeout.seconds' must be in -315576000000..315576000000 (got 315576000001)",
+        ),
+    ],
+)
+def test_timestamps_and_durations_are_range_checked_without_rules(
+    shapes: Message, expected: str | None
+) -> None:
+    violation = Validator().first_violation(shapes)
+    assert (None if violation is None else str(violation)) == expected
+
+
+def test_pattern_on_a_number_is_a_contract_error() -> None:
+    with pytest.raises(ValueError, match="pattern needs a string field"):
+        Validator().prepare(echo_pb2.MisappliedPattern.DESCRIPTOR)

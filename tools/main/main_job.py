@@ -44,6 +44,7 @@ import grpc
 import stack as stack_mod
 import workload_run
 from chimera.execution.artifacts import kernel_wasm_bytes
+from chimera.framework.processes import StackError
 from chimera.v1 import (
     common_pb2,
     discovery_pb2,
@@ -376,7 +377,7 @@ def run(args: argparse.Namespace) -> Outcome:
                 reason = str(exc)
             crashed = [s.name for s in layers.servers.values() if s.process.poll() is not None]
             stopped = layers.processes.stop()
-    except stack_mod.StackError as exc:
+    except StackError as exc:
         reason = f"starting the layers: {exc.headline}"
         outcome.details = exc.details
     if not reason and crashed:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stack import ProcessStack, ServerSpec, StackError, free_ports, runfile
+from chimera.framework.processes import ProcessStack, ServerSpec, StackError, free_ports, runfile
 
 DISCOVERY = "chimera.v1.DiscoveryService"
 PLANNING = "chimera.v1.PlanningService"

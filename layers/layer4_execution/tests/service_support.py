@@ -1,32 +1,34 @@
 """Helpers for the service tests: a real Execution server on loopback behind the real 3->4 gate.
 
 Verdicts come from layer 3 itself: :func:`verdict_server` starts layer 3's
-ValidationService (``chimera.validation``: its servicer, Rust core and the
-layer's ``policy.json``) in this process on a free loopback port, and the
-Execution server's ``VerdictGate`` asks it over gRPC exactly as in production.
-Tests get a verdict the way any caller of layer 4 does: ``ValidateModule`` on
-the bytes they then deploy.
+server binary (``//layers/layer3_validation:server``, with the layer's own
+``policy.json``) as a subprocess on a free loopback port, and the Execution
+server's ``VerdictGate`` asks it over gRPC exactly as in production. Layer 4's
+tests reach layer 3 only through its contract, as every other caller does:
+a verdict is ``ValidateModule`` on the bytes they then deploy.
 """
 
 from __future__ import annotations
 
+
+import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 
 from chimera.execution.gate import ModuleGate, VerdictGate
+from chimera.execution.main import build_server
 from chimera.execution.sandbox import Limits
 from chimera.execution.scheduler import RetryPolicy
-from chimera.execution.server import ExecutionServer
 from chimera.execution.service import ExecutionOptions
 from chimera.framework import ChimeraServer, ServerConfig
-from chimera.validation.main import build_server as build_validation
-from chimera.validation.policy import Policy
-from chimera.validation.service import SERVICE_NAME as VALIDATION_SERVICE
+from chimera.framework.processes import ProcessStack, ServerProcess, ServerSpec, free_ports, runfile
 from chimera.v1 import (
     common_pb2,
     execution_pb2,
@@ -36,6 +38,8 @@ from chimera.v1 import (
 )
 
 LOOPBACK = ServerConfig(port=0, metrics_port=None)
+VALIDATION_SERVICE = "chimera.v1.ValidationService"
+VALIDATION_SERVER = "layers/layer3_validation/server"
 
 #: Fast settings for tests: short ticks, short retry backoff, 2 workers.
 FAST_OPTIONS = ExecutionOptions(
@@ -50,9 +54,9 @@ FAST_OPTIONS = ExecutionOptions(
 
 @dataclass
 class Layer3:
-    """The real layer-3 ValidationService on loopback, and a client of it."""
+    """The real layer-3 ValidationService on loopback (its own process), and a client of it."""
 
-    server: ChimeraServer
+    server: ServerProcess
     stub: validation_pb2_grpc.ValidationServiceStub
 
     def validate(
@@ -72,29 +76,39 @@ class Layer3:
 
     @property
     def calls(self) -> int:
-        """GetVerdict RPCs the server has received (its own gRPC metrics count them)."""
-        started = self.server.metrics.get("grpc_server_started_total")
-        assert started is not None
-        return int(
-            started.value(  # type: ignore[attr-defined]
-                grpc_type="unary", grpc_service=VALIDATION_SERVICE, grpc_method="GetVerdict"
-            )
-        )
+        """GetVerdict RPCs the server has received, read from its Prometheus endpoint."""
+        url = f"http://127.0.0.1:{self.server.spec.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            if line.startswith("grpc_server_started_total{") and all(
+                label in line
+                for label in (
+                    'grpc_type="unary"',
+                    f'grpc_service="{VALIDATION_SERVICE}"',
+                    'grpc_method="GetVerdict"',
+                )
+            ):
+                return int(float(line.rsplit(" ", 1)[1]))
+        return 0
 
 
 @contextmanager
-def verdict_server() -> Iterator[tuple[ChimeraServer, Layer3]]:
-    """Layer 3's ValidationService with the layer's own policy.json, on a free loopback port."""
-    server, _ = build_validation(LOOPBACK, Policy.load())
-    with server, grpc.insecure_channel(server.target) as channel:
-        yield server, Layer3(server, validation_pb2_grpc.ValidationServiceStub(channel))
+def verdict_server() -> Iterator[tuple[ServerProcess, Layer3]]:
+    """Layer 3's server (its own policy.json) as a subprocess on free loopback ports."""
+    port, metrics_port = free_ports(2)
+    argv = (str(runfile(VALIDATION_SERVER)), "--port", str(port), "--metrics-port", str(metrics_port))
+    with tempfile.TemporaryDirectory() as run_dir, ProcessStack(Path(run_dir)) as stack:
+        (server,) = stack.start([ServerSpec("layer3", argv, port, VALIDATION_SERVICE, metrics_port)])
+        with grpc.insecure_channel(server.target) as channel:
+            yield server, Layer3(server, validation_pb2_grpc.ValidationServiceStub(channel))
 
 
 @dataclass
 class Harness:
     """A running Execution server, its stub and the layer-3 service behind its gate."""
 
-    server: ExecutionServer
+    server: ChimeraServer
     stub: execution_pb2_grpc.ExecutionServiceStub
     channel: grpc.Channel
     layer3: Layer3
@@ -156,7 +170,7 @@ def running(
     """
     with verdict_server() as (vserver, layer3):
         module_gate = gate(vserver.target) if gate is not None else VerdictGate(vserver.target)
-        server = ExecutionServer(LOOPBACK, options, module_gate)
+        server = build_server(LOOPBACK, options, module_gate)
         with server:
             channel = grpc.insecure_channel(server.target)
             try:

@@ -9,9 +9,11 @@ import grpc
 import pytest
 
 import guests
+from service_support import verdict_server
+
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.gate import VerdictGate
-from chimera.execution.server import ExecutionServer
+from chimera.execution.main import build_server as build_execution
 from chimera.execution.service import ExecutionOptions
 from chimera.execution.workload import GOOD_GENOME, generate_instance
 from chimera.framework import ServerConfig
@@ -22,8 +24,6 @@ from chimera.v1 import (
     validation_pb2,
     validation_pb2_grpc,
 )
-from chimera.validation.main import build_server as build_validation
-from chimera.validation.policy import Policy
 
 LOOPBACK = ServerConfig(port=0, metrics_port=None)
 Stubs = tuple[validation_pb2_grpc.ValidationServiceStub, execution_pb2_grpc.ExecutionServiceStub]
@@ -31,20 +31,12 @@ Stubs = tuple[validation_pb2_grpc.ValidationServiceStub, execution_pb2_grpc.Exec
 
 @pytest.fixture(scope="module")
 def stubs() -> Iterator[Stubs]:
-    validation, _ = build_validation(LOOPBACK, Policy.load())
-    with validation:
-        execution = ExecutionServer(
+    with verdict_server() as (validation, layer3):
+        execution = build_execution(
             LOOPBACK, ExecutionOptions(concurrency=1), VerdictGate(validation.target)
         )
-        with execution:
-            with (
-                grpc.insecure_channel(validation.target) as v,
-                grpc.insecure_channel(execution.target) as e,
-            ):
-                yield (
-                    validation_pb2_grpc.ValidationServiceStub(v),
-                    execution_pb2_grpc.ExecutionServiceStub(e),
-                )
+        with execution, grpc.insecure_channel(execution.target) as e:
+            yield layer3.stub, execution_pb2_grpc.ExecutionServiceStub(e)
 
 
 def vet(stub: validation_pb2_grpc.ValidationServiceStub, name: str, wasm: bytes) -> str:

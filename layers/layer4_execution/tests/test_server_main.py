@@ -15,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import guests
-from chimera.execution import server as server_main
+from chimera.execution import main as server_main
 from chimera.v1 import common_pb2, execution_pb2, execution_pb2_grpc
 
 
@@ -32,7 +32,7 @@ def start(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen[str], str]:
         [
             sys.executable,
             "-m",
-            "chimera.execution.server",
+            "chimera.execution.main",
             "--port",
             "0",
             "--metrics-port",

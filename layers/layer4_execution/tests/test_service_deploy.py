@@ -17,6 +17,7 @@ from chimera.execution.abi import GuestResult, encode_result
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.gate import TrustingGate, VerdictGate
 from chimera.execution.sandbox import Sandbox
+from chimera.execution.service import SERVICE_NAME
 from chimera.execution.workload import BAD_GENOME, GOOD_GENOME, generate_instance
 from chimera.v1 import common_pb2, execution_pb2, planning_pb2, validation_pb2
 from service_support import Harness, collect_kpis, running, wait_streams
@@ -91,7 +92,7 @@ def one_task_plan() -> planning_pb2.Plan:
 
 def test_gate_refuses_missing_invalid_mismatched_and_plan_verdicts() -> None:
     with running() as h:
-        cache = h.server.servicer.sandbox.modules
+        cache = h.server.servicer(SERVICE_NAME).sandbox.modules
         # Layer 3 says no to exactly these bytes (a required export is missing).
         invalid = h.layer3.validate(guests.OK_GUEST, "ok", required_exports=["optimize_v2"])
         assert not invalid.is_valid

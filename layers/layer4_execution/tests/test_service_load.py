@@ -10,6 +10,7 @@ import grpc
 
 import guests
 from chimera.execution.abi import GuestResult, encode_result
+from chimera.execution.service import SERVICE_NAME
 from chimera.v1 import common_pb2, execution_pb2
 from service_support import FAST_OPTIONS, Harness, collect_kpis, running, wait_streams
 
@@ -83,7 +84,7 @@ def test_thousand_tasks_run_in_priority_order_within_the_concurrency_limit() -> 
             running_now += delta
             peak = max(peak, running_now)
         assert 1 <= peak <= 2
-        assert h.server.servicer.scheduler.max_running <= 2
+        assert h.server.servicer(SERVICE_NAME).scheduler.max_running <= 2
         assert h.metric("layer4_tasks_total", status="succeeded") == n
         assert h.metric("layer4_kpi_drops_total") == 0
 
@@ -124,7 +125,7 @@ def test_slow_subscriber_never_blocks_execution_and_drops_are_counted() -> None:
         while h.metric("layer4_kpi_streams") > 0:
             assert time.monotonic() < end, "streams did not close"
             time.sleep(0.01)
-        assert h.server.servicer.hub.subscriber_count() == 0
+        assert h.server.servicer(SERVICE_NAME).hub.subscriber_count() == 0
 
 
 def test_stream_filters_and_backlog_since() -> None:

@@ -1,46 +1,62 @@
-"""DeployBest into a real layer-4 ExecutionService (its gate asking a real
-layer-3 ValidationService), both on loopback: the hot swap and its record."""
+"""DeployBest into layer 4's own server (its gate asking layer 3's own server),
+both subprocesses on loopback: the hot swap and its record."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from chimera.execution.artifacts import kernel_wasm_bytes
-from chimera.execution.gate import VerdictGate
-from chimera.execution.server import ExecutionServer
-from chimera.execution.service import ExecutionOptions
+from chimera.framework.processes import ProcessStack, ServerSpec, free_ports, runfile
 from chimera.genetics.main import Options, build_server
 from chimera.genetics.store import GenomeStore
 from chimera.v1 import execution_pb2, execution_pb2_grpc, genetics_pb2, validation_pb2, validation_pb2_grpc
-from chimera.validation.main import build_server as build_validation
-from chimera.validation.policy import Policy
 from service_support import LOOPBACK, SIZE, Stub, advance, start
+
+KERNEL = "layers/layer4_execution/execution_core_module.wasm"
 
 
 @pytest.fixture(scope="module")
 def execution() -> Iterator[tuple[str, execution_pb2_grpc.ExecutionServiceStub]]:
-    """Layer 3 and layer 4 on loopback, with the kernel deployed to slot 'packer' (v1)."""
-    validation, _ = build_validation(LOOPBACK, Policy.load())
-    with validation, grpc.insecure_channel(validation.target) as vchannel:
-        wasm = kernel_wasm_bytes()
-        verdict = validation_pb2_grpc.ValidationServiceStub(vchannel).ValidateModule(
-            validation_pb2.ValidateModuleRequest(module_name="packer", wasm=wasm), timeout=30
-        )
-        assert verdict.is_valid
-        with ExecutionServer(LOOPBACK, ExecutionOptions(), VerdictGate(validation.target)) as server:
-            with grpc.insecure_channel(server.target) as channel:
-                layer4 = execution_pb2_grpc.ExecutionServiceStub(channel)
-                first = layer4.DeployModule(
-                    execution_pb2.DeployModuleRequest(
-                        module_name="packer", wasm=wasm, verdict_id=verdict.verdict_id, activate=True
-                    )
-                )
-                assert first.version == 1
-                yield server.target, layer4
+    """Layers 3 and 4 on loopback, with layer 4's kernel deployed to slot 'packer' (v1)."""
+    v_port, v_metrics, e_port, e_metrics = free_ports(4)
+    layer3 = ServerSpec(
+        "layer3",
+        (str(runfile("layers/layer3_validation/server")), "--port", str(v_port), "--metrics-port", str(v_metrics)),
+        v_port,
+        "chimera.v1.ValidationService",
+        v_metrics,
+    )
+    layer4 = ServerSpec(
+        "layer4",
+        (
+            str(runfile("layers/layer4_execution/server")), "--port", str(e_port),
+            "--metrics-port", str(e_metrics), "--validation-target", layer3.target,
+        ),
+        e_port,
+        "chimera.v1.ExecutionService",
+        e_metrics,
+    )
+    with tempfile.TemporaryDirectory() as run_dir, ProcessStack(Path(run_dir)) as stack:
+        stack.start([layer3, layer4])
+        with grpc.insecure_channel(layer3.target) as vchannel, grpc.insecure_channel(layer4.target) as channel:
+            wasm = runfile(KERNEL).read_bytes()
+            verdict = validation_pb2_grpc.ValidationServiceStub(vchannel).ValidateModule(
+                validation_pb2.ValidateModuleRequest(module_name="packer", wasm=wasm), timeout=30
+            )
+            assert verdict.is_valid, list(verdict.findings)
+            stub = execution_pb2_grpc.ExecutionServiceStub(channel)
+            first = stub.DeployModule(
+                execution_pb2.DeployModuleRequest(
+                    module_name="packer", wasm=wasm, verdict_id=verdict.verdict_id, activate=True
+                ),
+                timeout=30,
+            )
+            assert first.version == 1
+            yield layer4.target, stub
 
 
 def test_deploy_best_hot_swaps_layer_4_and_records_the_replaced_version(

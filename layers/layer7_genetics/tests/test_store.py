@@ -87,6 +87,7 @@ def test_history_is_newest_first_and_pages(store: GenomeStore) -> None:
     assert [r.version for r in store.history("agent-1")] == [4, 3, 2, 1]
     assert [r.version for r in store.history("agent-1", limit=2)] == [4, 3]
     assert [r.version for r in store.history("agent-1", before_version=3)] == [2, 1]
+    assert len(store.history("agent-1", before_version=2**64 - 1)) == 4  # uint64 max: all
     assert [r.version for r in store.history("agent-1", evaluated_only=True)] == [2]
     assert store.history("nobody") == [] and store.get("g-missing") is None
 

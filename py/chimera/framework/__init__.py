@@ -4,22 +4,28 @@ A layer service (validation from the contract's ``(chimera.v1.rules)``,
 deadlines, error mapping, JSON access log, metrics, health and reflection all
 come with ``ChimeraServer``)::
 
-    from chimera.framework import MetricsRegistry, ServerConfig, ServiceRegistration, serve
+    from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration, serve
 
     registry = MetricsRegistry()
     tasks = registry.counter("layer4_tasks_total", "Tasks by final status.", ("status",))
-    serve(
+    servicer = ExecutionServicer(tasks)
+    server = ChimeraServer(
         ServerConfig.from_env("LAYER4_", base=ServerConfig(port=50054)),
-        ServiceRegistration(
-            execution_pb2_grpc.add_ExecutionServiceServicer_to_server,
-            ExecutionServicer(tasks),
-            "chimera.v1.ExecutionService",
-        ),
+        [
+            ServiceRegistration(
+                execution_pb2_grpc.add_ExecutionServiceServicer_to_server,
+                servicer,
+                "chimera.v1.ExecutionService",
+            )
+        ],
         metrics=registry,
+        on_stop=StopHooks(before_drain=[servicer.end_streams], after_drain=[servicer.close]),
     )
+    raise SystemExit(serve(server))
 
-Handlers raise ``NotFound(...)``, ``FailedPrecondition(...)``, ``InvalidArgument(field, rule)``
-or ``ResourceExhausted(...)``; anything else becomes INTERNAL with a request id.
+Handlers raise ``NotFound(...)``, ``FailedPrecondition(...)``, ``InvalidArgument(field, rule)``,
+``ResourceExhausted(...)``, ``Unavailable(...)`` or ``Aborted(...)``; anything else becomes
+INTERNAL with a request id.
 
 A caller::
 
@@ -37,18 +43,21 @@ from chimera.framework.client import ChimeraClient, ClientConfig, RetryPolicy
 from chimera.framework.config import MIB, ServerConfig
 from chimera.framework.context import REQUEST_ID_KEY, CallContext
 from chimera.framework.errors import (
+    Aborted,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
     ServiceError,
+    Unavailable,
 )
 from chimera.framework.metrics import Counter, Gauge, Histogram, MetricsRegistry
-from chimera.framework.server import ChimeraServer, ServiceRegistration, serve
+from chimera.framework.server import ChimeraServer, ServiceRegistration, StopHooks, serve
 from chimera.framework.validation import Validator, Violation
 
 __all__ = [
     "MIB",
+    "Aborted",
     "REQUEST_ID_KEY",
     "BreakerState",
     "BreakerStats",
@@ -70,6 +79,8 @@ __all__ = [
     "ServerConfig",
     "ServiceError",
     "ServiceRegistration",
+    "StopHooks",
+    "Unavailable",
     "Validator",
     "Violation",
     "serve",

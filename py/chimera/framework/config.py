@@ -33,6 +33,8 @@ class ServerConfig:
       default_stream_deadline_seconds: same for server-streaming RPCs; None because
         subscriptions (KPI streams, periodic collection) are meant to be long-lived.
       reflection: serve grpc.reflection so tools (``chimera.cli``, grpcurl) can call by name.
+      port_file: once serving, the bound gRPC port is written here (atomically), so a
+        parent that started the server with port 0 learns which port it got.
     """
 
     host: str = "127.0.0.1"
@@ -45,6 +47,7 @@ class ServerConfig:
     default_deadline_seconds: float | None = 30.0
     default_stream_deadline_seconds: float | None = None
     reflection: bool = True
+    port_file: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host.strip():
@@ -61,6 +64,8 @@ class ServerConfig:
             value = getattr(self, name)
             if value is not None:
                 _check_float(name, value, allow_zero=False)
+        if self.port_file is not None and (not isinstance(self.port_file, str) or not self.port_file):
+            raise ValueError(f"ServerConfig.port_file must be a non-empty path (got {self.port_file!r})")
         if not isinstance(self.reflection, bool):
             raise ValueError(f"ServerConfig.reflection must be a bool (got {self.reflection!r})")
 

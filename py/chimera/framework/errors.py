@@ -13,11 +13,13 @@ from typing import ClassVar, NoReturn
 import grpc
 
 __all__ = [
+    "Aborted",
     "FailedPrecondition",
     "InvalidArgument",
     "NotFound",
     "ResourceExhausted",
     "ServiceError",
+    "Unavailable",
     "abort_with",
 ]
 
@@ -59,6 +61,18 @@ class ResourceExhausted(ServiceError):
     """A bounded resource (queue, pool, budget) is full."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(ServiceError):
+    """A service this one depends on cannot be reached now; the caller may retry later."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class Aborted(ServiceError):
+    """The operation lost a race with a concurrent one (e.g. a version changed); retry from the start."""
+
+    code = grpc.StatusCode.ABORTED
 
 
 def abort_with(context: grpc.ServicerContext, error: ServiceError) -> NoReturn:

@@ -1,6 +1,6 @@
 """The command-line flags every layer server shares.
 
-``--host``, ``--port``, ``--metrics-port`` and ``--max-workers`` override the
+``--host``, ``--port``, ``--metrics-port``, ``--max-workers`` and ``--port-file`` override the
 ``<PREFIX>*`` environment settings (:meth:`ServerConfig.from_env`), which
 override the layer's defaults (its port, and any other ServerConfig field it
 sets differently); a value ServerConfig rejects is a usage error naming the
@@ -27,6 +27,16 @@ def add_server_flags(parser: argparse.ArgumentParser, default_port: int) -> None
     parser.add_argument("--port", type=int, help=f"gRPC port; 0 picks one (default {default_port})")
     parser.add_argument("--metrics-port", help="Prometheus port; 0 picks one, 'off' disables")
     parser.add_argument("--max-workers", type=int, help="handler threads")
+    parser.add_argument("--port-file", help="write the bound gRPC port here once serving")
+
+
+def _metrics_port(parser: argparse.ArgumentParser, text: str) -> int | None:
+    if text.strip().lower() in _OFF_WORDS:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        parser.error(f"--metrics-port: {text!r} is neither a port number nor 'off'")
 
 
 def server_config_from_flags(
@@ -49,10 +59,11 @@ def server_config_from_flags(
     if args.port is not None:
         changes["port"] = args.port
     if args.metrics_port is not None:
-        off = args.metrics_port.strip().lower() in _OFF_WORDS
-        changes["metrics_port"] = None if off else int(args.metrics_port)
+        changes["metrics_port"] = _metrics_port(parser, args.metrics_port)
     if args.max_workers is not None:
         changes["max_workers"] = args.max_workers
+    if args.port_file is not None:
+        changes["port_file"] = args.port_file
     if check is not None:
         check()
     try:

@@ -5,6 +5,9 @@ contract validation, deadlines, error mapping, a JSON access log, Prometheus
 metrics, the standard health service (per-service status) and server
 reflection. Shutdown is graceful: health turns NOT_SERVING, new RPCs are
 refused, in-flight RPCs get ``grace_seconds`` to finish, then metrics stop.
+A layer hooks into that order with :class:`StopHooks` (layer 4 ends its KPI
+streams before the drain, so it does not wait out their deadlines, and closes
+its scheduler after it). :func:`serve` is every layer's process entry point.
 
 Requests larger than ``max_message_bytes`` are refused by gRPC's transport
 with RESOURCE_EXHAUSTED ("Received message larger than max (N vs. M)") before
@@ -18,7 +21,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
@@ -37,7 +42,7 @@ from chimera.framework.metrics import MetricsRegistry
 from chimera.framework.metrics_http import MetricsHttpServer
 from chimera.framework.validation import Validator
 
-__all__ = ["ChimeraServer", "ServiceRegistration", "serve"]
+__all__ = ["ChimeraServer", "ServiceRegistration", "StopHooks", "serve"]
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -54,6 +59,22 @@ class ServiceRegistration:
     add_to_server: Callable[[Any, grpc.Server], None]
     servicer: object
     name: str
+
+
+@dataclass(frozen=True)
+class StopHooks:
+    """What a layer does around the drain when its server stops.
+
+    ``before_drain`` runs once health is NOT_SERVING and before in-flight RPCs
+    are waited for (end long-lived streams here, or the drain waits out their
+    deadlines); ``after_drain`` runs once no handler runs any more (release
+    what handlers used: schedulers, stores). Each runs once, in order; a hook
+    that raises is logged and the next still runs. ``after_drain`` also runs
+    when the server fails to start.
+    """
+
+    before_drain: Sequence[Callable[[], None]] = ()
+    after_drain: Sequence[Callable[[], None]] = ()
 
 
 Registration = ServiceRegistration | tuple[Callable[[Any, grpc.Server], None], object, str]
@@ -73,10 +94,12 @@ class ChimeraServer:
         *,
         metrics: MetricsRegistry | None = None,
         logger: logging.Logger | None = None,
+        on_stop: StopHooks = StopHooks(),
     ) -> None:
         self.config = config
         self.metrics = metrics if metrics is not None else MetricsRegistry()
         self._log = logger or logging.getLogger("chimera.rpc")
+        self._on_stop = on_stop
         self._services = tuple(_as_registration(s) for s in services)
         self._names = tuple(s.name for s in self._services)
         if len(set(self._names)) != len(self._names):
@@ -128,6 +151,32 @@ class ChimeraServer:
             if self._started or self._stopping:
                 raise RuntimeError("a ChimeraServer can be started once")
             self._started = True
+        try:
+            self._bind()
+        except BaseException:
+            self._run_hooks("after_drain", self._on_stop.after_drain)
+            raise
+        self._server.start()
+        if self._metrics_http is not None:
+            self._metrics_http.start()
+        for name in self._names:
+            self._health.set(name, _SERVING)
+        if self.config.port_file is not None:
+            _write_atomically(self.config.port_file, f"{self.port}\n")
+        self._log.info(
+            json.dumps(
+                {
+                    "event": "listening",
+                    "address": self.config.bind_address,
+                    "port": self.port,
+                    "metrics_port": self.metrics_port,
+                    "services": list(self._names),
+                }
+            )
+        )
+        return self
+
+    def _bind(self) -> None:
         address = self.config.bind_address
         try:
             port = self._server.add_insecure_port(address)
@@ -140,23 +189,13 @@ class ChimeraServer:
             self._metrics_http = MetricsHttpServer(
                 self.metrics, self.config.host, self.config.metrics_port
             )
-        self._server.start()
-        if self._metrics_http is not None:
-            self._metrics_http.start()
-        for name in self._names:
-            self._health.set(name, _SERVING)
-        self._log.info(
-            json.dumps(
-                {
-                    "event": "listening",
-                    "address": address,
-                    "port": self.port,
-                    "metrics_port": self.metrics_port,
-                    "services": list(self._names),
-                }
-            )
-        )
-        return self
+
+    def _run_hooks(self, phase: str, hooks: Sequence[Callable[[], None]]) -> None:
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:  # one failing hook must not keep the others from running
+                self._log.exception(json.dumps({"event": "stop_hook_failed", "phase": phase}))
 
     def stop(self, grace: float | None = None) -> None:
         """Graceful stop; safe to call twice and from any thread. Blocks until done."""
@@ -168,11 +207,13 @@ class ChimeraServer:
             return
         seconds = self.config.grace_seconds if grace is None else grace
         self._health.enter_graceful_shutdown()
+        self._run_hooks("before_drain", self._on_stop.before_drain)
         if self._started:
             self._server.stop(seconds).wait()
         # Handlers still running past the grace period cannot be killed (Python
         # threads); the process waits for them at exit. Queued work is dropped.
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._run_hooks("after_drain", self._on_stop.after_drain)
         if self._metrics_http is not None:
             self._metrics_http.stop()
         self._log.info(json.dumps({"event": "stopped", "port": self._port}))
@@ -233,6 +274,13 @@ class ChimeraServer:
     def services(self) -> tuple[str, ...]:
         return self._names
 
+    def servicer(self, name: str) -> object:
+        """The servicer registered under the full service name (tests reach its state)."""
+        for service in self._services:
+            if service.name == name:
+                return service.servicer
+        raise ValueError(f"unknown service {name!r}; registered: {list(self._names)}")
+
     def set_serving(self, service: str, serving: bool) -> None:
         """Sets a registered service's (or "" = the whole server's) health status."""
         if service != "" and service not in self._names:
@@ -240,28 +288,35 @@ class ChimeraServer:
         self._health.set(service, _SERVING if serving else _NOT_SERVING)
 
 
-def serve(
-    config: ServerConfig,
-    *services: Registration,
-    metrics: MetricsRegistry | None = None,
-    logger: logging.Logger | None = None,
-    ready: Callable[[ChimeraServer], None] | None = None,
-) -> None:
-    """Runs a server until SIGTERM/SIGINT, then drains and returns (call from the main thread).
+def serve(server: ChimeraServer, *, ready: Callable[[ChimeraServer], None] | None = None) -> int:
+    """Runs ``server`` until SIGTERM/SIGINT, drains it, and returns the exit status.
 
-    ``ready`` is called once the server is serving, e.g. to publish the port
-    picked for ``port=0``. As a process entry point this also sends INFO logs
-    (the JSON access log) to stderr when the application has not configured
-    logging itself.
+    Every layer's ``main.py`` ends with ``return serve(build_server(...))``.
+    Call it from the main thread (signal handlers). ``ready`` is called once
+    the server is serving, e.g. to publish the port picked for ``port=0``. A
+    server that cannot bind its port is reported in one line (exit status 1).
+    As a process entry point this also sends INFO logs (the JSON access log)
+    to stderr when the application has not configured logging itself.
     """
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    server = ChimeraServer(config, services, metrics=metrics, logger=logger)
-    server.start()
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        print(f"{sys.argv[0]}: {exc}", file=sys.stderr)
+        return 1
     server.install_signal_handlers()
     if ready is not None:
         ready(server)
     server.wait()
+    return 0
+
+
+def _write_atomically(path: str, text: str) -> None:
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(partial, path)
 
 
 def _as_registration(item: Registration) -> ServiceRegistration:

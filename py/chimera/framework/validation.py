@@ -11,18 +11,26 @@ Presence for ``required``: strings, bytes, repeated and map fields must be
 non-empty; messages and ``optional`` scalars must be set; enums must not be 0
 (the ``_UNSPECIFIED`` value); plain proto3 numbers and bools must be non-zero,
 since proto3 cannot tell 0 from unset.
+
+Every ``google.protobuf.Timestamp`` and ``Duration`` in a request is checked
+against its documented range whether or not it has rules (protobuf's own
+conversions raise ``ValueError`` on out-of-range values, which would surface
+as INTERNAL inside a handler).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from chimera.framework.descriptors import is_map, is_repeated
 from chimera.framework.errors import InvalidArgument
 from chimera.v1 import validate_pb2
 
@@ -34,6 +42,42 @@ _NUMBERS = _FLOATS | {
     FieldDescriptor.CPPTYPE_INT64,
     FieldDescriptor.CPPTYPE_UINT32,
     FieldDescriptor.CPPTYPE_UINT64,
+}
+
+# Ranges from google/protobuf/timestamp.proto and duration.proto.
+_TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)  # 0001-01-01 .. 9999-12-31
+_DURATION_SECONDS = 315_576_000_000  # +-10,000 years
+_NANOS = 999_999_999
+
+
+def _timestamp_violation(path: str, value: Message) -> Violation | None:
+    low, high = _TIMESTAMP_SECONDS
+    seconds, nanos = value.seconds, value.nanos  # type: ignore[attr-defined]
+    if not low <= seconds <= high:
+        return Violation(f"{path}.seconds", f"must be in {low}..{high} (got {seconds})")
+    if not 0 <= nanos <= _NANOS:
+        return Violation(f"{path}.nanos", f"must be in 0..{_NANOS} (got {nanos})")
+    return None
+
+
+def _duration_violation(path: str, value: Message) -> Violation | None:
+    seconds, nanos = value.seconds, value.nanos  # type: ignore[attr-defined]
+    if not -_DURATION_SECONDS <= seconds <= _DURATION_SECONDS:
+        return Violation(
+            f"{path}.seconds",
+            f"must be in -{_DURATION_SECONDS}..{_DURATION_SECONDS} (got {seconds})",
+        )
+    if not -_NANOS <= nanos <= _NANOS:
+        return Violation(f"{path}.nanos", f"must be in -{_NANOS}..{_NANOS} (got {nanos})")
+    if seconds * nanos < 0:
+        return Violation(f"{path}.nanos", "must have the sign of seconds")
+    return None
+
+
+# Well-known message types whose values have a range of their own.
+_WELL_KNOWN: dict[str, Callable[[str, Message], Violation | None]] = {
+    "google.protobuf.Duration": _duration_violation,
+    "google.protobuf.Timestamp": _timestamp_violation,
 }
 
 
@@ -59,6 +103,8 @@ class _FieldPlan:
     is_repeated: bool
     value: FieldDescriptor  # the map entry's value field for maps, else ``field``
     recurse: bool  # values are messages that have rules somewhere inside
+    pattern: re.Pattern[str] | None  # compiled ``rules.pattern``
+    well_known: Callable[[str, Message], Violation | None] | None  # Timestamp, Duration
 
 
 class Validator:
@@ -93,25 +139,32 @@ class Validator:
         building.add(name)
         plans = []
         for field in descriptor.fields:
-            is_map = _is_map(field)
-            value = field.message_type.fields_by_name["value"] if is_map else field
+            mapped = is_map(field)
+            value = field.message_type.fields_by_name["value"] if mapped else field
             recurse = False
+            well_known = None
             if value.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
                 nested = value.message_type
+                well_known = _WELL_KNOWN.get(nested.full_name)
                 # A type still being planned (recursive contract) is visited conservatively.
-                recurse = nested.full_name in building or bool(self._plan(nested, building))
+                recurse = well_known is None and (
+                    nested.full_name in building or bool(self._plan(nested, building))
+                )
             rules = _rules_of(field)
             if rules is not None:
                 _check_applicable(field, value, rules)
-            if rules is not None or recurse:
+            if rules is not None or recurse or well_known is not None:
+                rules = rules if rules is not None else validate_pb2.FieldRules()
                 plans.append(
                     _FieldPlan(
                         field=field,
-                        rules=rules if rules is not None else validate_pb2.FieldRules(),
-                        is_map=is_map,
-                        is_repeated=_is_repeated(field),
+                        rules=rules,
+                        is_map=mapped,
+                        is_repeated=is_repeated(field),
                         value=value,
                         recurse=recurse,
+                        pattern=_compile(field, rules.pattern) if rules.pattern else None,
+                        well_known=well_known,
                     )
                 )
         building.discard(name)
@@ -136,19 +189,34 @@ class Validator:
         rules = plan.rules
         unit = "entries" if plan.is_map else "elements"
         found = _check_length(rules, path, len(value), unit)
-        if found is not None or not (plan.recurse or plan.value.cpp_type in _NUMBERS):
-            return found  # only messages and numbers have rules per element
+        if found is not None:
+            return found
         if plan.is_map:
             items = ((f"{path}[{_format_key(key)}]", value[key]) for key in sorted(value))
         else:
             items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
         for item_path, item in items:
-            if plan.recurse:
-                found = self._visit(item, f"{item_path}.")
-            else:
-                found = _check_number(rules, item_path, item)
+            found = self._check_value(plan, item_path, item)
             if found is not None:
                 return found
+        return None
+
+    def _check_value(self, plan: _FieldPlan, path: str, value: Any) -> Violation | None:
+        """The rules that apply to one value (a singular field's, or one element's)."""
+        cpp = plan.value.cpp_type
+        if cpp == FieldDescriptor.CPPTYPE_MESSAGE:
+            if plan.well_known is not None:
+                return plan.well_known(path, value)
+            return self._visit(value, f"{path}.") if plan.recurse else None
+        if cpp in _NUMBERS:
+            return _check_number(plan.rules, path, value)
+        if cpp == FieldDescriptor.CPPTYPE_ENUM and plan.rules.defined_only:
+            if plan.value.enum_type.values_by_number.get(value) is None:
+                return Violation(path, f"must be a defined {plan.value.enum_type.name} (got {value})")
+        if plan.pattern is not None and isinstance(value, str) and value:
+            if plan.pattern.fullmatch(value) is None:
+                # The value itself is never quoted back: it may be a secret.
+                return Violation(path, f"must match /{plan.pattern.pattern}/")
         return None
 
     def _check_single(
@@ -160,15 +228,12 @@ class Validator:
                 return Violation(path, "is required") if rules.required else None
         elif rules.required and not value:
             return Violation(path, "is required")
-        cpp = field.cpp_type
-        if cpp == FieldDescriptor.CPPTYPE_MESSAGE:
-            return self._visit(value, f"{path}.") if plan.recurse else None
-        if cpp == FieldDescriptor.CPPTYPE_STRING:
+        if field.cpp_type == FieldDescriptor.CPPTYPE_STRING:
             unit = "bytes" if field.type == FieldDescriptor.TYPE_BYTES else "characters"
-            return _check_length(rules, path, len(value), unit)
-        if cpp in _NUMBERS:
-            return _check_number(rules, path, value)
-        return None
+            found = _check_length(rules, path, len(value), unit)
+            if found is not None:
+                return found
+        return self._check_value(plan, path, value)
 
 
 def _rules_of(field: FieldDescriptor) -> validate_pb2.FieldRules | None:
@@ -178,33 +243,29 @@ def _rules_of(field: FieldDescriptor) -> validate_pb2.FieldRules | None:
     return options.Extensions[validate_pb2.rules]
 
 
-def _is_repeated(field: FieldDescriptor) -> bool:
-    flag = getattr(field, "is_repeated", None)  # protobuf >= 5.x; ``label`` before
-    if isinstance(flag, bool):
-        return flag
-    return field.label == FieldDescriptor.LABEL_REPEATED
-
-
-def _is_map(field: FieldDescriptor) -> bool:
-    return (
-        field.message_type is not None
-        and field.message_type.GetOptions().map_entry
-        and _is_repeated(field)
-    )
-
-
 def _check_applicable(
     field: FieldDescriptor, value: FieldDescriptor, rules: validate_pb2.FieldRules
 ) -> None:
     """Raises ValueError when a rule cannot apply to the field's type."""
     where = field.full_name
-    sized = _is_repeated(field) or value.cpp_type == FieldDescriptor.CPPTYPE_STRING
+    sized = is_repeated(field) or value.cpp_type == FieldDescriptor.CPPTYPE_STRING
     if (rules.HasField("min_len") or rules.HasField("max_len")) and not sized:
         raise ValueError(f"{where}: min_len/max_len need a string, bytes, repeated or map field")
     if (rules.HasField("min") or rules.HasField("max")) and value.cpp_type not in _NUMBERS:
         raise ValueError(f"{where}: min/max need a numeric field")
     if rules.finite and value.cpp_type not in _FLOATS:
         raise ValueError(f"{where}: finite needs a float or double field")
+    if rules.pattern and value.type != FieldDescriptor.TYPE_STRING:
+        raise ValueError(f"{where}: pattern needs a string field")
+    if rules.defined_only and value.cpp_type != FieldDescriptor.CPPTYPE_ENUM:
+        raise ValueError(f"{where}: defined_only needs an enum field")
+
+
+def _compile(field: FieldDescriptor, pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{field.full_name}: pattern /{pattern}/ is not a regular expression: {exc}") from None
 
 
 def _check_length(

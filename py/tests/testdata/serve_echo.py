@@ -25,8 +25,8 @@ def _announce(server: ChimeraServer) -> None:
 
 def main() -> int:
     grace = float(sys.argv[1]) if len(sys.argv) > 1 else 5.0
-    serve(ServerConfig(grace_seconds=grace), registration(EchoServicer()), ready=_announce)
-    return 0
+    server = ChimeraServer(ServerConfig(grace_seconds=grace), [registration(EchoServicer())])
+    return serve(server, ready=_announce)
 
 
 if __name__ == "__main__":

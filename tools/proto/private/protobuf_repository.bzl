@@ -6,6 +6,8 @@ they would with the real repository: `@com_google_protobuf//:protoc` (used by
 well-known types. protoc's version is checked against the pin.
 """
 
+load("//tools/private:host_tools.bzl", "resolve_host_tool")
+
 _PROTOC = "/usr/bin/protoc"
 _INCLUDE = "/usr/include/google/protobuf"
 _WELL_KNOWN = ["any", "api", "descriptor", "duration", "empty", "field_mask", "source_context", "struct", "timestamp", "type", "wrappers"]
@@ -18,8 +20,7 @@ _WELL_KNOWN_DEPS = {
 
 def _protobuf_system_repository_impl(rctx):
     fix = "Fix: run tools/bootstrap.sh (installs Debian packages protobuf-compiler and libprotobuf-dev)."
-    if not rctx.path(_PROTOC).exists:
-        fail("\n\nprotoc not found at %s.\n%s\n" % (_PROTOC, fix))
+    resolve_host_tool(rctx, _PROTOC, "protobuf-compiler", "Protobuf set-up")
     version = rctx.execute([_PROTOC, "--version"]).stdout.strip()
     if version != "libprotoc " + rctx.attr.version:
         fail("\n\n%s reports `%s`, but Chimera pins libprotoc %s.\n%s\n" % (_PROTOC, version, rctx.attr.version, fix))

@@ -4,18 +4,25 @@ Whatever rustc comes first on PATH (rustup's, here) is never used: the
 toolchain lives at fixed Debian paths and must report the pinned version.
 """
 
-_DEBIAN_PACKAGES = "rustc libstd-rust-dev-wasm32 rust-clippy rustfmt"
+load("//tools/private:host_tools.bzl", "resolve_host_tool")
 
+_DEBIAN_PACKAGES = "rustc libstd-rust-dev-wasm32 lld-14 rust-clippy rustfmt"
+_SETUP = "Rust toolchain set-up"
+
+# Tools the toolchain links into bin/ -> the Debian package behind each.
 _TOOLS = {
-    "clippy_driver": "/usr/bin/clippy-driver",
-    "rustc": "/usr/bin/rustc",
-    "rustfmt": "/usr/bin/rustfmt",
+    "clippy_driver": ("/usr/bin/clippy-driver", "rust-clippy"),
+    "rustc": ("/usr/bin/rustc", "rustc"),
+    "rustfmt": ("/usr/bin/rustfmt", "rustfmt"),
 }
+
+# rustc's wasm32 targets link with rust-lld, a link into lld-14.
+_WASM_LINKER = ("/usr/bin/rust-lld", "lld-14")
 
 _WASM_TRIPLES = ["wasm32-unknown-unknown", "wasm32-wasi"]
 
 def _fail_setup(message):
-    fail("\n\nRust toolchain set-up: %s\nFix: run tools/bootstrap.sh (installs Debian packages: %s).\n" % (message, _DEBIAN_PACKAGES))
+    fail("\n\n%s: %s\nFix: run tools/bootstrap.sh (installs Debian packages: %s).\n" % (_SETUP, message, _DEBIAN_PACKAGES))
 
 def _version_of(rctx, tool):
     result = rctx.execute([tool, "--version"])
@@ -25,23 +32,21 @@ def _version_of(rctx, tool):
 
 def _rust_toolchain_repository_impl(rctx):
     version = rctx.attr.version
-    for name, path in _TOOLS.items():
-        if not rctx.path(path).exists:
-            _fail_setup("%s not found at %s" % (name, path))
-    rustc_version = _version_of(rctx, _TOOLS["rustc"])
+    for path, package in _TOOLS.values() + [_WASM_LINKER]:
+        resolve_host_tool(rctx, path, package, _SETUP)
+    rustc = _TOOLS["rustc"][0]
+    rustc_version = _version_of(rctx, rustc)
     if not rustc_version.startswith("rustc %s" % version):
-        _fail_setup("%s reports `%s`, but Chimera pins rustc %s" % (_TOOLS["rustc"], rustc_version, version))
+        _fail_setup("%s reports `%s`, but Chimera pins rustc %s" % (rustc, rustc_version, version))
 
-    sysroot = rctx.execute([_TOOLS["rustc"], "--print", "sysroot"]).stdout.strip()
+    sysroot = rctx.execute([rustc, "--print", "sysroot"]).stdout.strip()
     for triple in _WASM_TRIPLES:
         if not rctx.path("%s/lib/rustlib/%s/lib" % (sysroot, triple)).exists:
             _fail_setup("the %s standard library is missing from %s" % (triple, sysroot))
 
-    linker = rctx.which("cc")
-    if linker == None:
-        _fail_setup("no C compiler `cc` to link native Rust binaries (Debian package gcc)")
+    linker = resolve_host_tool(rctx, "/usr/bin/cc", "gcc", _SETUP)
 
-    for name, path in _TOOLS.items():
+    for name, (path, _package) in _TOOLS.items():
         rctx.symlink(path, "bin/" + name)
 
     rctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % rctx.name)
@@ -49,7 +54,7 @@ def _rust_toolchain_repository_impl(rctx):
         "BUILD",
         rctx.attr._build_template,
         substitutions = {
-            "{linker}": str(linker.realpath),
+            "{linker}": str(linker),
             "{sysroot}": sysroot,
             "{version}": version,
         },

@@ -1,5 +1,5 @@
 //! Layer-4 workload kernel: genome-driven job placement, built natively
-//! (library + tests) and to `execution_kernel.wasm` from the same sources.
+//! (library + tests) and to `execution_core_module.wasm` from the same sources.
 //!
 //! The kernel places jobs (size, duration, priority) on a budget of machines
 //! (see [`packer`]); the genome ([`genome`]) weights the placement score and
@@ -7,9 +7,10 @@
 //! quality and, through effort, different fuel. Everything is deterministic
 //! given (params, input); there is no randomness at run time.
 //!
-//! On wasm the crate exports the Chimera guest ABI v1 (see the `guest_abi`
-//! crate): `memory`, `chimera_abi_version`, `chimera_alloc`, `chimera_run`,
-//! `chimera_result_ptr`, `chimera_result_len`. Params are the 8-value genome,
+//! The face crate (`rust/wasm`, `execution_wasm`) exports it as the Chimera
+//! guest ABI v1 (see the `guest_abi` crate): `memory`, `chimera_abi_version`,
+//! `chimera_alloc`, `chimera_run`, `chimera_result_ptr`,
+//! `chimera_result_len`. Params are the 8-value genome,
 //! input is an [`instance`] encoding, and the result record holds one
 //! objective (quality, higher is better) plus these metrics:
 //! `quality`, `machines_used`, `machine_hours`, `utilization`,
@@ -17,10 +18,9 @@
 //! `accepted_priority_fraction`, `lookahead`, `improve_passes`,
 //! `relocations`, `score_evaluations`.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod exports;
 pub mod genome;
 pub mod instance;
 pub mod packer;
@@ -54,7 +54,7 @@ pub fn run(params: &[f64], input: &[u8]) -> Result<GuestOutput, KernelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use guest_abi::{encode_f64s, guest, Status};
+    use guest_abi::Status;
 
     #[test]
     fn run_reports_quality_and_metrics() {
@@ -82,37 +82,5 @@ mod tests {
             run(&GOOD_GENOME, b"xyz").unwrap_err().status,
             Status::InvalidInput
         );
-    }
-
-    /// The exported entry points, driven the way the host drives them.
-    #[test]
-    fn abi_round_trip_through_exports() {
-        assert_eq!(exports::chimera_abi_version(), guest_abi::ABI_VERSION);
-        let params = encode_f64s(&GOOD_GENOME);
-        let input = generate(9, 50, 100, 110).encode();
-        let p = exports::chimera_alloc(params.len() as i32);
-        let i = exports::chimera_alloc(input.len() as i32);
-        guest::with_arena(|a| {
-            a.buffer_mut(p, params.len() as i32)
-                .unwrap()
-                .copy_from_slice(&params);
-            a.buffer_mut(i, input.len() as i32)
-                .unwrap()
-                .copy_from_slice(&input);
-        });
-        let status = exports::chimera_run(p, params.len() as i32, i, input.len() as i32);
-        assert_eq!(status, 0);
-        assert!(exports::chimera_result_ptr() != 0);
-        let bytes = guest::with_arena(|a| a.result().to_vec());
-        assert_eq!(bytes.len() as i32, exports::chimera_result_len());
-        let out = GuestOutput::decode(&bytes).unwrap();
-        assert_eq!(out, run(&GOOD_GENOME, &input).unwrap());
-
-        let p = exports::chimera_alloc(8);
-        let i = exports::chimera_alloc(0);
-        let status = exports::chimera_run(p, 8, i, 0);
-        assert_eq!(status, Status::InvalidParams.code());
-        let msg = guest::with_arena(|a| String::from_utf8(a.result().to_vec()).unwrap());
-        assert!(msg.contains("expected 8"), "{msg}");
     }
 }

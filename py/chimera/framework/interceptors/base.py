@@ -22,6 +22,7 @@ from chimera.framework.context import CallContext
 
 __all__ = [
     "INFRASTRUCTURE_SERVICES",
+    "UndecodableRequest",
     "ObservingInterceptor",
     "Outcome",
     "Proceed",
@@ -59,6 +60,31 @@ class RpcInfo(NamedTuple):
         return "server_stream" if self.response_streaming else "unary"
 
 
+class UndecodableRequest(NamedTuple):
+    """Stands in for a request whose bytes are not a message of the method's type.
+
+    gRPC would answer such a request INTERNAL ("Exception deserializing
+    request!") before any interceptor runs; the interceptors' deserializer
+    hands this on instead, and validation answers INVALID_ARGUMENT.
+    """
+
+    error: str
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None or getattr(deserializer, "_chimera_tolerant", False):
+        return deserializer
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # protobuf's DecodeError, or anything a parser raises
+            return UndecodableRequest(f"{type(exc).__name__}: {exc}")
+
+    deserialize._chimera_tolerant = True  # type: ignore[attr-defined]
+    return deserialize
+
+
 class RpcInterceptor(grpc.ServerInterceptor):
     """Base class; override ``intercept_unary`` and/or ``intercept_stream``."""
 
@@ -84,7 +110,7 @@ class RpcInterceptor(grpc.ServerInterceptor):
 
         return factory(
             intercepted,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 

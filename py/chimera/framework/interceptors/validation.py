@@ -9,7 +9,12 @@ import grpc
 from google.protobuf.message import Message
 
 from chimera.framework.context import CallContext
-from chimera.framework.interceptors.base import Proceed, RpcInfo, RpcInterceptor
+from chimera.framework.interceptors.base import (
+    Proceed,
+    RpcInfo,
+    RpcInterceptor,
+    UndecodableRequest,
+)
 from chimera.framework.validation import Validator
 
 __all__ = ["ValidationInterceptor"]
@@ -45,7 +50,12 @@ class ValidationInterceptor(RpcInterceptor):
             self._check(request, context)
             yield request
 
-    def _check(self, request: Message, context: CallContext) -> None:
+    def _check(self, request: Message | UndecodableRequest, context: CallContext) -> None:
+        if isinstance(request, UndecodableRequest):
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request is not a valid serialized message of the method's type ({request.error})",
+            )
         violation = self._validator.first_violation(request)
         if violation is not None:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(violation))

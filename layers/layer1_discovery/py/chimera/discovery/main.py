@@ -10,7 +10,6 @@ Settings come from ``LAYER1_*`` environment variables (see
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,14 @@ from chimera.discovery.service import (
     Discovery,
     DiscoveryServicer,
 )
-from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.framework import (
+    ChimeraServer,
+    MetricsRegistry,
+    ServerConfig,
+    ServiceRegistration,
+    StopHooks,
+    serve,
+)
 from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.v1 import discovery_pb2_grpc
 
@@ -56,6 +62,7 @@ def build_server(
     discovery = Discovery(config, core or DiscoveryCore.load(), metrics=metrics)
     log = AlertLog(config.alert_retention)
     servicer = DiscoveryServicer(discovery, log)
+    collector = BackgroundCollector(discovery, log)
     server = ChimeraServer(
         server_config,
         [
@@ -64,23 +71,15 @@ def build_server(
             )
         ],
         metrics=metrics,
+        on_stop=StopHooks(before_drain=[collector.stop]),
     )
-    return server, BackgroundCollector(discovery, log)
+    return server, collector
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     server_config, config_path = parse_args(sys.argv[1:] if argv is None else argv)
-    config = DiscoveryConfig.load(config_path)
-    server, collector = build_server(server_config, config)
-    server.start()
-    collector.start()
-    server.install_signal_handlers()
-    try:
-        server.wait()
-    finally:
-        collector.stop()
-    return 0
+    server, collector = build_server(server_config, DiscoveryConfig.load(config_path))
+    return serve(server, ready=lambda _: collector.start())
 
 
 if __name__ == "__main__":

@@ -12,13 +12,18 @@ carries no observations::
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.framework import (
+    ChimeraServer,
+    MetricsRegistry,
+    ServerConfig,
+    ServiceRegistration,
+    serve,
+)
 from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.planning.capacity import DiscoverySource
 from chimera.planning.core import PlanningCore
@@ -84,13 +89,8 @@ def build_server(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     server_config, options = parse_args(sys.argv[1:] if argv is None else argv)
-    server = build_server(server_config, options)
-    server.start()
-    server.install_signal_handlers()
-    server.wait()
-    return 0
+    return serve(build_server(server_config, options))
 
 
 if __name__ == "__main__":

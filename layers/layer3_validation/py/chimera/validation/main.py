@@ -10,12 +10,17 @@ Settings come from ``LAYER3_*`` environment variables (see
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.framework import (
+    ChimeraServer,
+    MetricsRegistry,
+    ServerConfig,
+    ServiceRegistration,
+    serve,
+)
 from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.validation.core import ValidationCore
 from chimera.validation.policy import Policy
@@ -59,13 +64,9 @@ def build_server(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     server_config, policy_path = parse_args(sys.argv[1:] if argv is None else argv)
     server, _ = build_server(server_config, Policy.load(policy_path))
-    server.start()
-    server.install_signal_handlers()
-    server.wait()
-    return 0
+    return serve(server)
 
 
 if __name__ == "__main__":

@@ -9,5 +9,5 @@ is).
 
 Service modules (target ``:execution_service``): ``service`` (the
 ExecutionService servicer), ``gate`` (the 3->4 module gate), ``convert``
-(contract mappings), ``server`` (entry point and ``ExecutionServer``).
+(contract mappings), ``main`` (entry point and ``build_server``).
 """

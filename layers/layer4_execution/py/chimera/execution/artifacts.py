@@ -13,12 +13,12 @@ from chimera.wasm.artifacts import Artifact, locate
 
 __all__ = ["KERNEL", "kernel_wasm_bytes", "kernel_wasm_path"]
 
-#: The workload kernel built by ``//layers/layer4_execution:execution_kernel``.
-KERNEL = Artifact("layers/layer4_execution/execution_kernel.wasm", "CHIMERA_EXECUTION_KERNEL_WASM")
+#: The workload kernel built by ``//layers/layer4_execution:execution_core_module``.
+KERNEL = Artifact("layers/layer4_execution/execution_core_module.wasm", "CHIMERA_EXECUTION_KERNEL_WASM")
 
 
 def kernel_wasm_path() -> Path:
-    """Path of ``execution_kernel.wasm``; FileNotFoundError lists where it looked."""
+    """Path of ``execution_core_module.wasm``; FileNotFoundError lists where it looked."""
     return locate(KERNEL)
 
 

@@ -14,7 +14,6 @@ another file or a ``postgresql://`` URL. DeployBest needs
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,14 @@ from pathlib import Path
 
 import grpc
 
-from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.framework import (
+    ChimeraServer,
+    MetricsRegistry,
+    ServerConfig,
+    ServiceRegistration,
+    StopHooks,
+    serve,
+)
 from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.genetics.core import GeneticsCore
 from chimera.genetics.generations import Breeder, BreederLimits
@@ -92,17 +98,14 @@ def build_server(
             )
         ],
         metrics=metrics,
+        # The store is closed once no handler uses it any more.
+        on_stop=StopHooks(after_drain=[store.close]),
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     server_config, options = parse_args(sys.argv[1:] if argv is None else argv)
-    server = build_server(server_config, options)
-    server.start()
-    server.install_signal_handlers()
-    server.wait()
-    return 0
+    return serve(build_server(server_config, options))
 
 
 if __name__ == "__main__":

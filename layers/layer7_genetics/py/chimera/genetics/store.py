@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _CHUNK = 500  # ids per IN (...) query
+_MAX_VERSION = 2**63 - 1
 
 _GENOME_COLUMNS = (
     "id, agent_id, version, generation, parameters, parameter_names, hyperparameters,"
@@ -279,8 +280,9 @@ class GenomeStore:
         where = "WHERE agent_id = ?"
         params: list[Any] = [agent_id]
         if before_version:
+            # Versions are below 2^63 (both databases' BIGINT); larger bounds mean "all".
             where += " AND version < ?"
-            params.append(before_version)
+            params.append(min(before_version, _MAX_VERSION))
         if evaluated_only:
             where += " AND fitness IS NOT NULL"
         return self._select(f"{where} ORDER BY version DESC LIMIT ?", (*params, limit))

@@ -8,7 +8,7 @@ with a warning at start-up and on every deploy.
 
 Server settings come from ``LAYER4_*`` environment variables
 (``ServerConfig.from_env``) and are overridden by the flags every layer
-shares (``chimera.framework.flags``). ``ExecutionServer`` is the same
+shares (``chimera.framework.flags``). ``build_server`` is the same
 assembly for in-process use (tests, benchmarks, the main job).
 """
 
@@ -18,91 +18,60 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
-from types import FrameType
 
 from chimera.execution.gate import ModuleGate, TrustingGate, VerdictGate
 from chimera.execution.sandbox import Limits
 from chimera.execution.scheduler import RetryPolicy
 from chimera.execution.service import SERVICE_NAME, ExecutionOptions, ExecutionServicer
-from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.framework import (
+    ChimeraServer,
+    MetricsRegistry,
+    ServerConfig,
+    ServiceRegistration,
+    StopHooks,
+    serve,
+)
 from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.v1 import execution_pb2_grpc
 
-__all__ = ["ExecutionServer", "build_gate", "main", "parse_args"]
+__all__ = ["build_gate", "build_server", "main", "options_from_args", "parse_args"]
 
 DEFAULT_PORT = 50054
 DEFAULT_MAX_WORKERS = 32
 DEFAULT_VALIDATION_TARGET = "127.0.0.1:50053"
 
-_log = logging.getLogger("chimera.execution.server")
+_log = logging.getLogger("chimera.execution.main")
 
 
-class ExecutionServer:
-    """A ChimeraServer carrying the ExecutionService; a context manager.
+def build_server(
+    config: ServerConfig,
+    options: ExecutionOptions,
+    gate: ModuleGate,
+    *,
+    logger: logging.Logger | None = None,
+) -> ChimeraServer:
+    """The Execution server (not started); its servicer is ``servicer(SERVICE_NAME)``.
 
-    ``stop`` ends KPI streams first (so shutdown does not wait out their
-    grace period), drains the gRPC server, then cancels remaining tasks.
+    Stopping ends KPI streams first (so the drain does not wait out their
+    deadlines), drains the gRPC server, then cancels remaining tasks.
     """
-
-    def __init__(
-        self,
-        config: ServerConfig,
-        options: ExecutionOptions,
-        gate: ModuleGate,
-        *,
-        logger: logging.Logger | None = None,
-    ) -> None:
-        self.metrics = MetricsRegistry()
-        self.servicer = ExecutionServicer(options, gate, self.metrics)
-        self.server = ChimeraServer(
-            config,
-            [
-                ServiceRegistration(
-                    execution_pb2_grpc.add_ExecutionServiceServicer_to_server,
-                    self.servicer,
-                    SERVICE_NAME,
-                )
-            ],
-            metrics=self.metrics,
-            logger=logger,
-        )
-        self._stop_lock = threading.Lock()
-        self._stopped = False
-
-    def start(self) -> ExecutionServer:
-        try:
-            self.server.start()
-        except BaseException:
-            self.servicer.close()
-            raise
-        return self
-
-    def stop(self, grace: float | None = None) -> None:
-        with self._stop_lock:
-            if self._stopped:
-                return
-            self._stopped = True
-        self.servicer.end_streams()
-        self.server.stop(grace)
-        self.servicer.close()
-
-    @property
-    def target(self) -> str:
-        return self.server.target
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    def __enter__(self) -> ExecutionServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    metrics = MetricsRegistry()
+    servicer = ExecutionServicer(options, gate, metrics)
+    return ChimeraServer(
+        config,
+        [
+            ServiceRegistration(
+                execution_pb2_grpc.add_ExecutionServiceServicer_to_server,
+                servicer,
+                SERVICE_NAME,
+            )
+        ],
+        metrics=metrics,
+        logger=logger,
+        on_stop=StopHooks(before_drain=[servicer.end_streams], after_drain=[servicer.close]),
+    )
 
 
 def build_gate(validation_target: str, trust_unvalidated: bool) -> ModuleGate:
@@ -156,7 +125,6 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, argpars
     p.add_argument(
         "--max-kpi-streams", type=int, default=d.max_kpi_streams, help="open StreamKpis at once"
     )
-    p.add_argument("--port-file", help="write the bound gRPC port here once serving")
     args = p.parse_args(argv)
     # KPI streams each hold a handler thread: more workers than the default 8.
     defaults = ServerConfig(port=DEFAULT_PORT, max_workers=DEFAULT_MAX_WORKERS)
@@ -181,8 +149,6 @@ def options_from_args(args: argparse.Namespace) -> ExecutionOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     config, args = parse_args(argv)
     try:
         options = options_from_args(args)
@@ -190,41 +156,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"layer4-execution: {exc}", file=sys.stderr)
         return 2
     gate = build_gate(args.validation_target, args.trust_unvalidated_modules)
-    server = ExecutionServer(config, options, gate)
-    try:
-        server.start()
-    except RuntimeError as exc:
-        print(f"layer4-execution: {exc}", file=sys.stderr)
-        return 1
-    done = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        if not done.is_set():
-            done.set()
-            _log.info(json.dumps({"event": "signal", "signal": signal.Signals(signum).name}))
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
-    _log.info(
-        json.dumps(
-            {
-                "event": "layer4_ready",
-                "target": server.target,
-                "metrics_port": server.server.metrics_port,
-                "module_gate": gate.description,
-                "concurrency": options.concurrency,
-            }
+    def announce(server: ChimeraServer) -> None:
+        _log.info(
+            json.dumps(
+                {
+                    "event": "layer4_ready",
+                    "target": server.target,
+                    "metrics_port": server.metrics_port,
+                    "module_gate": gate.description,
+                    "concurrency": options.concurrency,
+                }
+            )
         )
-    )
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(f"{server.port}\n")
-        os.replace(tmp, args.port_file)
-    while not done.wait(0.5):
-        pass
-    server.stop()
-    return 0
+
+    return serve(build_server(config, options, gate), ready=announce)
 
 
 if __name__ == "__main__":

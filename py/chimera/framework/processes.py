@@ -1,0 +1,297 @@
+"""Servers as real subprocesses: start, wait until SERVING, always stop.
+
+A layer's server runs exactly as an operator runs it: its Bazel-built
+``:server`` binary (a ``data`` dependency of the caller, found with
+:func:`runfile`), in its own process, on a loopback port chosen up front
+(:func:`free_ports`), logging to ``<run_dir>/<name>.log``. Ports are picked
+before any server starts, so wiring flags can name servers still starting.
+
+:class:`ProcessStack` runs any command that serves the standard
+``grpc.health.v1.Health`` service. It is a context manager that stops every
+process it started on the way out, whatever happened: SIGTERM to the process
+group (the servers shut down gracefully on it), SIGKILL after a grace period.
+Linux children also get SIGTERM from the kernel if this process dies without
+cleaning up. The main job (tools/main) and tests that need another layer's
+server (which they may only reach through its contract) both use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+__all__ = [
+    "ProcessStack",
+    "ServerProcess",
+    "ServerSpec",
+    "StackError",
+    "free_ports",
+    "runfile",
+]
+
+LOOPBACK = "127.0.0.1"
+WORKSPACE = "chimera"
+LOG_TAIL_LINES = 25
+
+
+class StackError(RuntimeError):
+    """A server could not be found, started, or did not become SERVING.
+
+    ``headline`` is one line naming the server and what went wrong;
+    ``details`` the tail of its log (may be empty); ``str()`` is both.
+    """
+
+    def __init__(self, headline: str, details: str = "") -> None:
+        super().__init__(f"{headline}\n{details}" if details else headline)
+        self.headline = headline
+        self.details = details
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """How to run one server: its command line, its port and the service it reports.
+
+    ``health_service`` is the name checked with ``grpc.health.v1.Health/Check``
+    (a service name, so "SERVING" means the layer registered it, not merely
+    that the port is open).
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    port: int
+    health_service: str
+    metrics_port: int | None = None
+
+    @property
+    def target(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+
+@dataclass
+class ServerProcess:
+    """A started server: its spec, process and log file."""
+
+    spec: ServerSpec
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    #: Set by ProcessStack.stop: the exit status, and whether it was still running then.
+    exit_status: int | None = None
+    running_at_stop: bool | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def target(self) -> str:
+        return self.spec.target
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last ``lines`` lines of the server's log ("" if it cannot be read)."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports.
+
+    All sockets are held open until every port is picked, so the ports are
+    distinct; they are released before returning, so a server can bind them
+    (another process could take one in between: the server then fails to
+    start and says so in its log).
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((LOOPBACK, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def runfile(path: str) -> Path:
+    """Absolute path of ``path`` (relative to the workspace root) in this binary's runfiles."""
+    from runfiles import Runfiles  # bazel-runfiles
+
+    rf = Runfiles.Create()
+    location = rf.Rlocation(f"{WORKSPACE}/{path}") if rf is not None else None
+    if not location or not os.path.exists(location):
+        raise StackError(
+            f"{path} is not in the runfiles (looked at {location or 'nothing: no runfiles'}); "
+            "add its target to the `data` of the binary or test that runs this"
+        )
+    return Path(location)
+
+
+def _parent_death_signal() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when this process dies."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+_PR_SET_PDEATHSIG = 1
+# Resolved once here, so the pre-exec hook runs no import or lookup in the child.
+_PRCTL = None
+if sys.platform.startswith("linux"):
+    with contextlib.suppress(OSError, AttributeError):
+        _PRCTL = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+
+
+class ProcessStack:
+    """Starts servers as subprocesses, waits for SERVING, stops them all on exit.
+
+    Args:
+      run_dir: where ``<name>.log`` (stdout and stderr, after a header line
+        with the command) is written for each server; created if missing.
+      startup_timeout: seconds a server has to report SERVING.
+      grace: seconds between SIGTERM and SIGKILL when stopping.
+    """
+
+    def __init__(self, run_dir: Path, *, startup_timeout: float = 60.0, grace: float = 10.0):
+        self.run_dir = Path(run_dir)
+        self.startup_timeout = startup_timeout
+        self.grace = grace
+        self.servers: list[ServerProcess] = []
+
+    def __enter__(self) -> ProcessStack:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self, specs: Sequence[ServerSpec]) -> list[ServerProcess]:
+        """Launches every spec at once, then waits until each reports SERVING.
+
+        Raises StackError for the first server that exits or times out; the
+        servers already launched keep running until :meth:`stop`.
+        """
+        started = [self.launch(spec) for spec in specs]
+        deadline = time.monotonic() + self.startup_timeout
+        for server in started:
+            self.wait_serving(server, deadline)
+        return started
+
+    def launch(self, spec: ServerSpec) -> ServerProcess:
+        """Starts one server (without waiting for it) in its own session and process group."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.run_dir / f"{spec.name}.log"
+        log: IO[bytes]
+        with open(log_path, "wb") as log:
+            log.write(f"# {shlex.join(spec.argv)}\n".encode())
+            log.flush()
+            try:
+                process = subprocess.Popen(
+                    spec.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_parent_death_signal if _PRCTL is not None else None,
+                )
+            except OSError as exc:
+                raise StackError(f"{spec.name}: cannot run {spec.argv[0]}: {exc}") from None
+        server = ServerProcess(spec, process, log_path)
+        self.servers.append(server)
+        return server
+
+    def wait_serving(self, server: ServerProcess, deadline: float | None = None) -> None:
+        """Polls Health/Check until SERVING; StackError with the log's tail otherwise."""
+        deadline = time.monotonic() + self.startup_timeout if deadline is None else deadline
+        options = [
+            # Retry the connection quickly while the server is still starting,
+            # on a subchannel of our own (not one in a shared backoff).
+            ("grpc.use_local_subchannel_pool", 1),
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 500),
+        ]
+        last = "no answer yet"
+        with grpc.insecure_channel(server.target, options=options) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            request = health_pb2.HealthCheckRequest(service=server.spec.health_service)
+            while True:
+                status = server.process.poll()
+                if status is not None:
+                    raise self._failure(server, f"exited with status {status} before serving")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._failure(
+                        server,
+                        f"did not report {server.spec.health_service} SERVING on "
+                        f"{server.target} within {self.startup_timeout:g} s ({last})",
+                    )
+                try:
+                    reply = health.Check(request, timeout=min(0.5, remaining), wait_for_ready=True)
+                except grpc.RpcError as exc:
+                    code = exc.code() if isinstance(exc, grpc.Call) else None
+                    last = f"last health check: {code.name if code else exc}"
+                    time.sleep(0.05)
+                    continue
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+                last = f"health status {name}"
+                time.sleep(0.05)
+
+    @staticmethod
+    def _failure(server: ServerProcess, what: str) -> StackError:
+        tail = server.log_tail()
+        shown = "\n".join(f"  | {line}" for line in tail.splitlines()) if tail else "  | (empty)"
+        return StackError(
+            f"{server.name} {what} (log: {server.log_path})",
+            f"last lines of {server.log_path}:\n{shown}",
+        )
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM to every running server, SIGKILL to those still running after ``grace``.
+
+        Safe to call more than once; returns each server's exit status
+        (negative: killed by that signal). A server that had already exited
+        is marked ``running_at_stop = False``.
+        """
+        running = []
+        for server in self.servers:
+            if server.running_at_stop is None:
+                server.running_at_stop = server.process.poll() is None
+                if server.running_at_stop:
+                    running.append(server)
+        # Signals go to the process group only while its leader is unreaped
+        # (alive or a zombie), so the group id cannot belong to anyone else.
+        for server in reversed(running):
+            _signal_group(server.process, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        for server in running:
+            try:
+                server.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(server.process, signal.SIGKILL)
+                server.process.wait()
+        for server in self.servers:
+            server.exit_status = server.process.wait()
+        return {s.name: s.process.returncode for s in self.servers}
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
