@@ -3,8 +3,9 @@
 Written here rather than taken from evosax: evosax 0.3.2's `CMA_ES` has no
 termination criteria, so in float32 its fitness values tie, its step size
 collapses to ~1e-37 and its state turns NaN. This implementation follows
-Hansen's tutorial (positive recombination weights, cumulative step-size
-adaptation, rank-one + rank-mu update with the h_sigma stall) and adds the
+Hansen's tutorial (2016: cumulative step-size adaptation, rank-one +
+rank-mu update with the h_sigma stall, active CMA's negative weights as in
+pycma's default) and adds the
 criteria pycma stops on — tolfun (recent and current fitness range), tolx,
 condition number of C, no-effect axis / coordinate (the step no longer changes
 the mean in this dtype), flat fitness, stagnation, sigma blow-up and any
@@ -173,7 +174,7 @@ class CMAState(NamedTuple):
 
 
 class _Params(NamedTuple):
-    weights: jax.Array
+    weights: jax.Array  # (max_popsize,) by rank: positive for the best mu, negative after
     mu_eff: jax.Array
     c_c: jax.Array
     c_sigma: jax.Array
@@ -183,19 +184,31 @@ class _Params(NamedTuple):
 
 
 def _params(popsize: jax.Array, config: CMAConfig) -> _Params:
-    """Hansen's default constants for a (traced) population size."""
+    """Hansen's (2016) default constants for a (traced) population size, with
+    active CMA's negative weights for the worse half (as pycma's default)."""
     dtype = config.space.jdtype
     d = float(config.space.dim)
     lam = popsize.astype(dtype)
     mu = jnp.floor(lam / 2)
     rank = jnp.arange(config.max_popsize, dtype=dtype)
-    raw = jnp.where(rank < mu, jnp.log((lam + 1) / 2) - jnp.log(rank + 1), 0.0)
-    weights = raw / jnp.sum(raw)
-    mu_eff = 1.0 / jnp.sum(weights * weights)
+    raw = jnp.where(rank < lam, jnp.log((lam + 1) / 2) - jnp.log(rank + 1), 0.0)
+    positive = rank < mu
+    raw_pos = jnp.where(positive, raw, 0.0)
+    raw_neg = jnp.where(positive, 0.0, raw)  # <= 0
+    mu_eff = jnp.sum(raw_pos) ** 2 / jnp.sum(raw_pos * raw_pos)
+    mu_eff_neg = jnp.sum(raw_neg) ** 2 / jnp.maximum(jnp.sum(raw_neg * raw_neg), jnp.finfo(dtype).tiny)
     c_c = (4 + mu_eff / d) / (d + 4 + 2 * mu_eff / d)
     c_sigma = (mu_eff + 2) / (d + mu_eff + 5)
     c_1 = 2 / ((d + 1.3) ** 2 + mu_eff)
     c_mu = jnp.minimum(1 - c_1, 2 * (mu_eff - 2 + 1 / mu_eff) / ((d + 2) ** 2 + mu_eff))
+    alpha_neg = jnp.minimum(
+        jnp.minimum(1 + c_1 / c_mu, 1 + 2 * mu_eff_neg / (mu_eff + 2)), (1 - c_1 - c_mu) / (d * c_mu)
+    )
+    weights = jnp.where(
+        positive,
+        raw_pos / jnp.sum(raw_pos),
+        alpha_neg * raw_neg / jnp.maximum(-jnp.sum(raw_neg), jnp.finfo(dtype).tiny),
+    )
     damping = 1 + 2 * jnp.maximum(0.0, jnp.sqrt((mu_eff - 1) / (d + 1)) - 1) + c_sigma
     return _Params(weights.astype(dtype), mu_eff, c_c, c_sigma, c_1, c_mu, damping)
 
@@ -257,7 +270,7 @@ def ask(key: jax.Array, state: CMAState, config: CMAConfig) -> tuple[jax.Array, 
     return config.space.repair(raw), state._replace(steps=steps, raw=raw)
 
 
-def _stop_reasons(state: CMAState, new: dict, fitness, active, params: _Params, config: CMAConfig):
+def _stop_reasons(new: dict, fitness, active, config: CMAConfig):
     """Booleans in TERMINATION_REASONS order for the updated run `new`."""
     d = config.space.dim
     sigma, mean, cov, scales = new["sigma"], new["mean"], new["cov"], new["scales"]
@@ -278,7 +291,6 @@ def _stop_reasons(state: CMAState, new: dict, fitness, active, params: _Params, 
     stagnation = gen - new["run_best_generation"] > config.stagnation_limit
     tolupsigma = sigma * jnp.max(scales) > 1e20 * new["sigma_start"]
     finite = jnp.isfinite(sigma) & jnp.all(jnp.isfinite(mean)) & jnp.all(jnp.isfinite(cov))
-    del params, state
     return jnp.stack(
         [tolfun, tolx, condition, noeffectaxis, noeffectcoord, flat, stagnation, tolupsigma, ~finite]
     )
@@ -290,7 +302,7 @@ def _update(state: CMAState, fitness, active, config: CMAConfig) -> dict:
     p = _params(state.popsize, config)
     order = jnp.argsort(jnp.where(active, fitness, jnp.inf))
     selected = state.steps[order]
-    step = p.weights @ selected
+    step = jnp.maximum(p.weights, 0.0) @ selected  # the mean moves by the positive weights only
     inv_sqrt = (state.basis / state.scales) @ state.basis.T
     path_sigma = (1 - p.c_sigma) * state.path_sigma + jnp.sqrt(p.c_sigma * (2 - p.c_sigma) * p.mu_eff) * (
         inv_sqrt @ step
@@ -300,9 +312,14 @@ def _update(state: CMAState, fitness, active, config: CMAConfig) -> dict:
     norm_ps = jnp.linalg.norm(path_sigma)
     h_sigma = norm_ps / jnp.sqrt(1 - (1 - p.c_sigma) ** (2 * gen.astype(dtype))) / chi_n < 1.4 + 2 / (d + 1)
     path_c = (1 - p.c_c) * state.path_c + h_sigma * jnp.sqrt(p.c_c * (2 - p.c_c) * p.mu_eff) * step
-    rank_mu = (selected * p.weights[:, None]).T @ selected
+    # Active CMA: a negative weight acts on a step rescaled to Mahalanobis
+    # length sqrt(d), so long bad steps cannot make C indefinite.
+    whitened = jnp.sum((selected @ inv_sqrt.T) ** 2, axis=1)
+    weights = jnp.where(p.weights < 0, p.weights * d / jnp.maximum(whitened, jnp.finfo(dtype).tiny), p.weights)
+    rank_mu = (selected * weights[:, None]).T @ selected
     stall = (1 - h_sigma) * p.c_1 * p.c_c * (2 - p.c_c)
-    cov = (1 - p.c_1 - p.c_mu + stall) * state.cov + p.c_1 * jnp.outer(path_c, path_c) + p.c_mu * rank_mu
+    decay = 1 - p.c_1 - p.c_mu * jnp.sum(p.weights) + stall
+    cov = decay * state.cov + p.c_1 * jnp.outer(path_c, path_c) + p.c_mu * rank_mu
     cov = (cov + cov.T) / 2
     eigenvalues, basis = jnp.linalg.eigh(cov)
     floor = jnp.max(eigenvalues) / config.condition_limit
@@ -324,7 +341,7 @@ def _update(state: CMAState, fitness, active, config: CMAConfig) -> dict:
         run_best=jnp.where(improved, gen_best, state.run_best),
         run_best_generation=jnp.where(improved, gen, state.run_best_generation),
         best_history=jnp.roll(state.best_history, 1).at[0].set(gen_best),
-    ), p
+    )
 
 
 def _next_run_size(key, state: CMAState, evals_large, evals_small, config: CMAConfig):
@@ -359,8 +376,8 @@ def tell(state: CMAState, population: jax.Array, fitness: jax.Array, config: CMA
     fitness = loop.clean_fitness(fitness.astype(dtype))
     active = jnp.arange(rows) < state.popsize
     repair = jnp.sum((state.raw - population) ** 2, axis=1)
-    new, params = _update(state, fitness + repair, active, config)
-    reasons = _stop_reasons(state, new, fitness, active, params, config)
+    new = _update(state, fitness + repair, active, config)
+    reasons = _stop_reasons(new, fitness, active, config)
     used = state.popsize
     evals_large = state.evals_large + jnp.where(state.small_regime, 0, used)
     evals_small = state.evals_small + jnp.where(state.small_regime, used, 0)

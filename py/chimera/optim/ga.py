@@ -141,22 +141,35 @@ def tournament(key: jax.Array, fitness: jax.Array, count: int, size: int) -> jax
     return jnp.take_along_axis(contestants, winner[:, None], axis=1)[:, 0]
 
 
-def recombine(key: jax.Array, a: jax.Array, b: jax.Array, config: GAConfig) -> jax.Array:
-    """One child per row pair (a[i], b[i]) by the configured crossover."""
+def recombine(key: jax.Array, a: jax.Array, b: jax.Array, u: jax.Array, config: GAConfig) -> jax.Array:
+    """One child per row pair (a[i], b[i]) by the configured crossover.
+
+    u: per-gene uniforms on (0, 1) (the blend position, the uniform coin).
+    """
     n, d = a.shape
-    pick_key, op_key = jax.random.split(key)
+    pick_key, point_key = jax.random.split(key)
     if config.crossover == "single_point":
-        point = jax.random.randint(op_key, (n, 1), 1, max(d, 2))
+        point = jax.random.randint(point_key, (n, 1), 1, max(d, 2))
         child = jnp.where(jnp.arange(d)[None, :] < point, a, b)
     elif config.crossover == "uniform":
-        child = jnp.where(jax.random.bernoulli(op_key, 0.5, (n, d)), a, b)
+        child = jnp.where(u < 0.5, a, b)
     else:  # blend: uniform on [min - alpha I, max + alpha I], I = |a - b|
         low, high = jnp.minimum(a, b), jnp.maximum(a, b)
         spread = config.blend_alpha * (high - low)
-        u = jax.random.uniform(op_key, (n, d), a.dtype)
         child = (low - spread) + u * (high - low + 2 * spread)
     recombined = jax.random.bernoulli(pick_key, config.crossover_rate, (n, 1))
     return jnp.where(recombined, child, a)
+
+
+def gene_uniforms(key: jax.Array, shape: tuple[int, ...], dtype) -> tuple[jax.Array, jax.Array]:
+    """Two independent per-gene uniforms on (0, 1) with 16-bit resolution from
+    ONE 32-bit draw: the PRNG is the GA's main cost, and crossover positions and
+    mutation coins need no finer grain than 2**-16."""
+    bits = jax.random.bits(key, shape, jnp.uint32)
+    scale = 1.0 / 65536.0
+    high = ((bits >> 16).astype(dtype) + 0.5) * scale
+    low = ((bits & 0xFFFF).astype(dtype) + 0.5) * scale
+    return high, low
 
 
 def _adapt_sigma(key: jax.Array, sigma: jax.Array, config: GAConfig) -> jax.Array:
@@ -176,28 +189,30 @@ def _adapt_sigma(key: jax.Array, sigma: jax.Array, config: GAConfig) -> jax.Arra
 def breed(key: jax.Array, state: GAState, config: GAConfig) -> tuple[jax.Array, jax.Array]:
     """Offspring of the current generation and their mutation steps."""
     n = config.pop_size
-    select_key, cross_key, sigma_key, mask_key, noise_key = jax.random.split(key, 5)
+    select_key, cross_key, uniform_key, sigma_key, noise_key = jax.random.split(key, 5)
     parents = tournament(select_key, state.fitness, 2 * n, config.tournament_size)
     first, second = parents[:n], parents[n:]
-    children = recombine(cross_key, state.population[first], state.population[second], config)
-    sigma = state.sigma[first]
-    if config.self_adaptive:
-        sigma = _adapt_sigma(sigma_key, sigma, config)
-        mutate = jnp.ones(children.shape, bool)
-    else:
-        mutate = jax.random.bernoulli(mask_key, config.gene_mutation_rate, children.shape)
-    noise = sigma * jax.random.normal(noise_key, children.shape, children.dtype)
-    children = config.space.repair(children + jnp.where(mutate, noise, 0.0))
-    return children, sigma
+    shape, dtype = (n, config.space.dim), config.space.jdtype
+    u_cross, u_mutate = gene_uniforms(uniform_key, shape, dtype)
+    children = recombine(cross_key, state.population[first], state.population[second], u_cross, config)
+    deviates = jax.random.normal(noise_key, shape, dtype)
+    if config.self_adaptive:  # every gene mutates, with its own step
+        sigma = _adapt_sigma(sigma_key, state.sigma[first], config)
+        noise = sigma * deviates
+    else:  # every individual shares the configured steps
+        sigma = state.sigma
+        noise = jnp.where(u_mutate < config.gene_mutation_rate, _initial_sigma(config) * deviates, 0.0)
+    return config.space.repair(children + noise), sigma
 
 
 @functools.partial(jax.jit, static_argnames="config")
 def ask(key: jax.Array, state: GAState, config: GAConfig) -> tuple[jax.Array, GAState]:
     """The next population to evaluate (the first call: the initial population)."""
-    children, sigma = breed(key, state, config)
-    first = state.generation == 0
-    population = jnp.where(first, state.population, children)
-    sigma = jnp.where(first, state.sigma, sigma)
+    population, sigma = jax.lax.cond(
+        state.generation == 0,
+        lambda: (state.population, state.sigma),
+        lambda: breed(key, state, config),
+    )
     return population, state._replace(offspring_sigma=sigma)
 
 
@@ -221,8 +236,11 @@ def tell(state: GAState, population: jax.Array, fitness: jax.Array, config: GACo
         population = population.at[worst_idx].set(
             jnp.where(better[:, None], state.population[elite_idx], population[worst_idx])
         )
-        sigma = sigma.at[worst_idx].set(jnp.where(better[:, None], state.sigma[elite_idx], sigma[worst_idx]))
         fitness = fitness.at[worst_idx].set(jnp.where(better, state.fitness[elite_idx], fitness[worst_idx]))
+        if config.self_adaptive:  # otherwise every row holds the same steps
+            sigma = sigma.at[worst_idx].set(
+                jnp.where(better[:, None], state.sigma[elite_idx], sigma[worst_idx])
+            )
     best = jnp.argmin(fitness)
     improved = fitness[best] < state.best_f
     return GAState(
