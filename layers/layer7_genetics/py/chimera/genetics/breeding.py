@@ -143,15 +143,16 @@ def _vary(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``n`` children of ``genes`` (lower ``cost`` is better): the tournament
     winners (first parents, then second), and whether each child was recombined."""
-    select_key, cross_key, mask_key, noise_key = jax.random.split(key, 4)
+    select_key, cross_key, uniform_key, noise_key = jax.random.split(key, 4)
     space = config.space
     winners = ga.tournament(select_key, cost, 2 * n, config.tournament_size)
     first, second = genes[winners[:n]], genes[winners[n:]]
-    children = ga.recombine(cross_key, first, second, config)
+    u_cross, u_mutate = ga.gene_uniforms(uniform_key, first.shape, space.jdtype)
+    children = ga.recombine(cross_key, first, second, u_cross, config)
     crossed = jnp.any(children != first, axis=1)
     low, high = space.bounds()
     sigma = jnp.asarray(config.mutation_sigma, space.jdtype) * (high - low)
-    mutate = jax.random.bernoulli(mask_key, config.gene_mutation_rate, children.shape)
+    mutate = u_mutate < config.gene_mutation_rate
     noise = sigma * jax.random.normal(noise_key, children.shape, space.jdtype)
     return space.repair(children + jnp.where(mutate, noise, 0.0)), winners, crossed
 
