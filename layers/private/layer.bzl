@@ -37,7 +37,8 @@ def chimera_layer(
         test_data = [],
         test_overrides = {},
         service = None,
-        fuzz_args = []):
+        fuzz_args = [],
+        core_test_data = []):
     """Declares one layer's targets (see //layers:defs.bzl for the table).
 
     Args:
@@ -52,6 +53,8 @@ def chimera_layer(
       service: the layer's full gRPC service name ("chimera.v1.PlanningService");
         when given, `<name>_fuzz_test` fuzzes it through reflection.
       fuzz_args: flags the fuzzed server starts with (besides its port flags).
+      core_test_data: files the core's tests read with include_str! (e.g. test
+        vectors in JSON that the Python tests read too).
     """
     if abi not in _ABI_CRATES:
         fail("chimera_layer(%s): abi must be one of %s, not %r" % (name, sorted(_ABI_CRATES), abi))
@@ -68,7 +71,7 @@ def chimera_layer(
         deps = core_crates,
         visibility = private,
     )
-    rust_test(name = core + "_test", crate = ":" + core)
+    rust_test(name = core + "_test", crate = ":" + core, compile_data = core_test_data)
     rust_library(
         name = face,
         srcs = native.glob(["rust/wasm/src/**/*.rs"]),

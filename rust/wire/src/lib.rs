@@ -17,6 +17,8 @@
 
 use std::fmt;
 
+pub mod json;
+
 /// A malformed request: what was expected and at which byte offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireError(pub String);

@@ -22,7 +22,7 @@ def _target_triple(ctx):
 def _crate_rule_impl(ctx, crate_type, is_test = False):
     target_triple = _target_triple(ctx)
     crate_name = ctx.attr.crate_name or crate_name_from_label(ctx.label.name)
-    srcs = depset(ctx.files.srcs)
+    srcs = depset(ctx.files.srcs + ctx.files.compile_data)
     deps = merge_deps(ctx.attr.deps)
     edition = ctx.attr.edition
     rustc_flags = ctx.attr.rustc_flags
@@ -69,6 +69,10 @@ def _crate_rule_impl(ctx, crate_type, is_test = False):
     return providers
 
 _COMMON_ATTRS = {
+    "compile_data": attr.label_list(
+        allow_files = True,
+        doc = "Files the sources read at compile time (include_str!, include_bytes!).",
+    ),
     "crate_name": attr.string(doc = "Crate name; defaults to the target name with '-' replaced by '_'."),
     "crate_root": attr.label(allow_single_file = [".rs"], doc = "The crate root; defaults to lib.rs / main.rs among srcs."),
     "data": attr.label_list(allow_files = True, doc = "Files needed at run time."),

@@ -1,0 +1,112 @@
+"""``server``: runs the genetics service until SIGTERM/SIGINT.
+
+Settings come from ``LAYER7_*`` environment variables (see
+``chimera.framework.ServerConfig.from_env``), then flags; the service binds
+127.0.0.1:50057 unless told otherwise. Genomes go to a SQLite file under the
+run directory (``--run-dir``, default ``./run``) unless ``--store`` names
+another file or a ``postgresql://`` URL. DeployBest needs
+``--execution-target`` (layer 4)::
+
+    bazel run //layers/layer7_genetics:server -- --run-dir /tmp/run \
+        --execution-target 127.0.0.1:50054
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from chimera.framework import (
+    ChimeraServer,
+    MetricsRegistry,
+    ServerConfig,
+    ServiceRegistration,
+    StopHooks,
+    serve,
+)
+from chimera.framework.flags import add_server_flags, server_config_from_flags
+from chimera.genetics.core import GeneticsCore
+from chimera.genetics.generations import Breeder, BreederLimits
+from chimera.genetics.service import SERVICE_NAME, GeneticsServicer
+from chimera.genetics.store import GenomeStore
+from chimera.v1 import execution_pb2_grpc, genetics_pb2_grpc
+
+__all__ = ["Options", "build_server", "main", "parse_args"]
+
+DEFAULT_PORT = 50057
+ENV_PREFIX = "LAYER7_"
+STORE_FILE = "genomes.sqlite"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Layer-specific settings."""
+
+    run_dir: Path = Path("run")
+    #: A SQLite file or a postgresql:// URL; None = run_dir / genomes.sqlite.
+    store: str | None = None
+    execution_target: str | None = None
+    default_population: int = 32
+
+    @property
+    def store_target(self) -> str:
+        return self.store or str(self.run_dir / STORE_FILE)
+
+
+def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
+    """ServerConfig (environment, then flags) and the genetics options."""
+    parser = argparse.ArgumentParser(prog="genetics-server", description=__doc__.splitlines()[0])
+    add_server_flags(parser, DEFAULT_PORT)
+    parser.add_argument("--run-dir", type=Path, default=Path("run"), help="directory of the genome store")
+    parser.add_argument("--store", help="genome store: a SQLite file or a postgresql:// URL")
+    parser.add_argument("--execution-target", help="ExecutionService address for DeployBest")
+    parser.add_argument("--default-population", type=int, default=32, help="members of a new population")
+    args = parser.parse_args(list(argv))
+
+    def check() -> None:
+        if not 1 <= args.default_population <= 100_000:
+            parser.error("--default-population must be in [1, 100000]")
+
+    config = server_config_from_flags(parser, args, ENV_PREFIX, ServerConfig(port=DEFAULT_PORT), check)
+    return config, Options(args.run_dir, args.store, args.execution_target, args.default_population)
+
+
+def build_server(
+    server_config: ServerConfig, options: Options, core: GeneticsCore | None = None
+) -> ChimeraServer:
+    """The genetics server (not started); an unreachable or newer store fails here."""
+    core = core or GeneticsCore.load()
+    store = GenomeStore.open(options.store_target)
+    execution = (
+        execution_pb2_grpc.ExecutionServiceStub(grpc.insecure_channel(options.execution_target))
+        if options.execution_target
+        else None
+    )
+    metrics = MetricsRegistry()
+    breeder = Breeder(core, store, BreederLimits(default_population=options.default_population))
+    servicer = GeneticsServicer(breeder, store, execution, metrics)
+    return ChimeraServer(
+        server_config,
+        [
+            ServiceRegistration(
+                genetics_pb2_grpc.add_GeneticsServiceServicer_to_server, servicer, SERVICE_NAME
+            )
+        ],
+        metrics=metrics,
+        # The store is closed once no handler uses it any more.
+        on_stop=StopHooks(after_drain=[store.close]),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    server_config, options = parse_args(sys.argv[1:] if argv is None else argv)
+    return serve(build_server(server_config, options))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""GeneticsService: RunGeneration, GetGenome, ListGenomeHistory and DeployBest."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import grpc
+
+from chimera.framework import MetricsRegistry
+from chimera.framework.errors import FailedPrecondition, NotFound, ServiceError
+from chimera.genetics.convert import genome_proto
+from chimera.genetics.generations import Breeder
+from chimera.genetics.store import Deployment, GenomeStore, StoreConflict
+from chimera.v1 import execution_pb2, execution_pb2_grpc, genetics_pb2, genetics_pb2_grpc
+
+__all__ = ["DEFAULT_HISTORY_LIMIT", "SERVICE_NAME", "GeneticsServicer"]
+
+SERVICE_NAME = "chimera.v1.GeneticsService"
+DEFAULT_HISTORY_LIMIT = 100
+
+_log = logging.getLogger("chimera.genetics")
+
+
+class UpstreamError(ServiceError):
+    """Layer 4 refused the deployment; its status is passed on."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # type: ignore[misc]
+
+
+class GeneticsServicer(genetics_pb2_grpc.GeneticsServiceServicer):
+    """The gRPC face of the breeder and the genome store."""
+
+    def __init__(
+        self,
+        breeder: Breeder,
+        store: GenomeStore,
+        execution: execution_pb2_grpc.ExecutionServiceStub | None,
+        metrics: MetricsRegistry | None = None,
+        deploy_timeout_s: float = 10.0,
+    ) -> None:
+        self._breeder = breeder
+        self._store = store
+        self._execution = execution
+        self._deploy_timeout_s = deploy_timeout_s
+        registry = metrics or MetricsRegistry()
+        self._generations = registry.counter(
+            "genetics_generations_total", "Generations stored.", ("kind",)
+        )
+        self._deploys = registry.counter("genetics_deployments_total", "DeployBest calls that deployed.")
+
+    def RunGeneration(
+        self, request: genetics_pb2.RunGenerationRequest, context: grpc.ServicerContext
+    ) -> genetics_pb2.RunGenerationResponse:
+        response = self._breeder.run_generation(request)
+        self._generations.labels(kind="initial" if response.generation == 0 else "bred").inc()
+        if response.HasField("evaluated_generation"):
+            s = response.evaluated_generation
+            _log.info(
+                "agent %s generation %d: best %.6g mean %.6g diversity %.4g, %d evaluations so far",
+                request.agent_id, s.generation, s.best_fitness, s.mean_fitness,
+                s.diversity.mean_pairwise_distance, s.evaluations,
+            )
+        return response
+
+    def GetGenome(
+        self, request: genetics_pb2.GetGenomeRequest, context: grpc.ServicerContext
+    ) -> genetics_pb2.AgentGenome:
+        record = self._store.get(request.genome_id)
+        if record is None:
+            raise NotFound(f"genome {request.genome_id!r} is unknown")
+        return genome_proto(record)
+
+    def ListGenomeHistory(
+        self, request: genetics_pb2.ListGenomeHistoryRequest, context: grpc.ServicerContext
+    ) -> genetics_pb2.ListGenomeHistoryResponse:
+        records = self._store.history(
+            request.agent_id,
+            limit=request.limit or DEFAULT_HISTORY_LIMIT,
+            before_version=request.before_version,
+            evaluated_only=request.evaluated_only,
+        )
+        return genetics_pb2.ListGenomeHistoryResponse(genomes=[genome_proto(r) for r in records])
+
+    def DeployBest(
+        self, request: genetics_pb2.DeployBestRequest, context: grpc.ServicerContext
+    ) -> genetics_pb2.DeployBestResponse:
+        if self._execution is None:
+            raise FailedPrecondition("this service has no --execution-target to deploy to")
+        best = self._store.best(request.agent_id)
+        if best is None:
+            raise FailedPrecondition(f"agent {request.agent_id!r} has no evaluated genome")
+        if request.HasField("min_fitness") and best.fitness < request.min_fitness:  # type: ignore[operator]
+            raise FailedPrecondition(
+                f"the best genome {best.id} has fitness {best.fitness}, below min_fitness {request.min_fitness}"
+            )
+        genome = genome_proto(best)
+        try:
+            deployment = self._execution.DeployGenome(
+                execution_pb2.DeployGenomeRequest(module_name=request.module_name, genome=genome),
+                timeout=self._deploy_timeout_s,
+            )
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            raise UpstreamError(code, f"execution refused DeployGenome: {exc.details()}") from exc  # type: ignore[attr-defined]
+        try:
+            self._store.record_deployment(
+                Deployment(
+                    module_name=deployment.module_name,
+                    version=deployment.version,
+                    agent_id=request.agent_id,
+                    genome_id=best.id,
+                    replaced_version=deployment.previous_version,
+                    deployed_at=deployment.deployed_at.ToNanoseconds() / 1e9 or time.time(),
+                )
+            )
+        except StoreConflict as exc:
+            raise UpstreamError(
+                grpc.StatusCode.ABORTED, f"deployment {deployment.version} already recorded: {exc}"
+            ) from exc
+        self._deploys.inc()
+        return genetics_pb2.DeployBestResponse(genome=genome, deployment=deployment)

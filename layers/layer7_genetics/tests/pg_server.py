@@ -1,0 +1,92 @@
+"""A throwaway PostgreSQL 15 server for the store tests, on a Unix socket in a temp dir.
+
+Debian's ``postgresql`` package provides ``initdb`` and ``pg_ctl``. initdb
+refuses to run as root, so a root test runs them as the ``postgres`` system
+user (or ``nobody``) through ``setpriv``; the server listens on no TCP port
+at all. Where the package or psycopg is missing the tests are skipped and
+say which.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+PG_BIN = Path(os.environ.get("CHIMERA_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+__all__ = ["PG_BIN", "fresh_database", "postgres_url"]
+
+
+def _skip_reason() -> str | None:
+    if not (PG_BIN / "initdb").exists():
+        return f"PostgreSQL is not installed ({PG_BIN}/initdb missing; apt-get install postgresql-15)"
+    if importlib.util.find_spec("psycopg") is None:
+        return "psycopg 3 is not installed"
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        return "running as root without setpriv: initdb refuses root"
+    return None
+
+
+def _run_as() -> tuple[list[str], int | None, int | None]:
+    if os.geteuid() != 0:
+        return [], None, None
+    for name in ("postgres", "nobody"):
+        try:
+            user = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--"]
+        return prefix, user.pw_uid, user.pw_gid
+    pytest.skip("running as root and neither a 'postgres' nor a 'nobody' user exists")
+
+
+@contextmanager
+def postgres_url() -> Iterator[str]:
+    """Starts a server, yields a ``postgresql://`` URL of its database, stops it."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    prefix, uid, gid = _run_as()
+    # Under /tmp: the socket path must stay short (107 bytes) and, for the
+    # unprivileged user, every directory on the way must be traversable.
+    base = Path(tempfile.mkdtemp(prefix="chimera-pg-", dir="/tmp"))
+    data = base / "data"
+    if uid is not None:
+        os.chown(base, uid, gid or 0)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
+
+    def run(*args: str) -> None:
+        done = subprocess.run(
+            [*prefix, *args], cwd=base, env=env, capture_output=True, text=True, timeout=60
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stdout}{done.stderr}")
+
+    try:
+        run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "chimera", "--auth=trust", "-E", "UTF8", "--no-sync")
+        options = f"-c listen_addresses='' -c unix_socket_directories={base}"
+        run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start")
+        try:
+            yield f"postgresql://chimera@/postgres?host={base}"
+        finally:
+            run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """Creates database ``name`` on the server and returns its URL."""
+    import psycopg  # noqa: PLC0415 (only importable where the tests are not skipped)
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server_url.replace("@/postgres?", f"@/{name}?")

@@ -1,0 +1,91 @@
+"""GA: improves Rastrigin, respects bounds, keeps integer genes integral, ask/tell == run."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from chimera.optim import ga
+from chimera.optim.objectives import rastrigin, sphere
+from chimera.optim.space import Space
+
+GENERATIONS = 60
+
+
+@pytest.mark.parametrize("crossover", ga.CROSSOVERS)
+def test_ga_improves_rastrigin(crossover):
+    config = ga.GAConfig(Space(dim=10, lower=-5.12, upper=5.12), pop_size=128, crossover=crossover)
+    state, history = ga.run(jax.random.key(0), config, rastrigin, GENERATIONS)
+    best = np.asarray(history.best)
+    assert np.all(np.diff(best) <= 0), "best-so-far must never get worse"
+    assert best[-1] < 0.5 * best[0]
+    assert float(state.best_f) == pytest.approx(float(rastrigin(state.best_x)), rel=1e-5)
+    assert int(history.evaluations[-1]) == 128 * GENERATIONS
+    assert np.all(np.isfinite(np.asarray(history.diversity)))
+
+
+def test_self_adaptive_mutation_shrinks_steps_on_sphere():
+    config = ga.GAConfig(Space(dim=5), pop_size=64, self_adaptive=True, mutation_sigma=0.2)
+    state, history = ga.run(jax.random.key(1), config, sphere, GENERATIONS)
+    assert float(history.best[-1]) < 1e-2
+    assert float(jnp.median(state.sigma)) < 0.2 * 10.0
+
+
+@pytest.mark.parametrize("mode", ["clip", "reflect"])
+def test_bounds_are_respected(mode):
+    space = Space(dim=4, lower=(0.0, -1.0, 2.0, -3.0), upper=(1.0, 1.0, 2.5, 3.0), bound_mode=mode)
+    config = ga.GAConfig(space, pop_size=32, mutation_rate=1.0, mutation_sigma=2.0, blend_alpha=2.0)
+    state = ga.init(jax.random.key(2), config)
+    lower, upper = space.bounds()
+    for i in range(5):
+        population, state = ga.ask(jax.random.key(10 + i), state, config)
+        assert bool(jnp.all((population >= lower) & (population <= upper)))
+        state = ga.tell(state, population, sphere(population), config)
+
+
+def test_integer_genes_stay_integral():
+    space = Space(dim=3, lower=-10.0, upper=10.0, integer=(True, False, True))
+    config = ga.GAConfig(space, pop_size=32, mutation_rate=1.0)
+    state, _ = ga.run(jax.random.key(3), config, sphere, 10)
+    population = np.asarray(state.population)
+    np.testing.assert_array_equal(population[:, [0, 2]], np.round(population[:, [0, 2]]))
+    assert not np.all(population[:, 1] == np.round(population[:, 1]))
+    assert float(state.best_f) <= 1.0
+
+
+def test_ask_tell_loop_matches_scan_run():
+    config = ga.GAConfig(Space(dim=6), pop_size=16)
+    key = jax.random.key(4)
+    final, _ = ga.run(key, config, sphere, 5)
+    init_key, loop_key = jax.random.split(key)
+    state = ga.init(init_key, config)
+    for step_key in jax.random.split(loop_key, 5):
+        population, state = ga.ask(step_key, state, config)
+        state = ga.tell(state, population, sphere(population), config)
+    np.testing.assert_allclose(np.asarray(state.population), np.asarray(final.population), rtol=1e-6)
+    assert int(state.evaluations) == 5 * 16
+
+
+def test_elitism_keeps_the_best_and_nan_fitness_ranks_worst():
+    config = ga.GAConfig(Space(dim=2), pop_size=8, elite=1)
+    state = ga.init(jax.random.key(5), config)
+    population, state = ga.ask(jax.random.key(6), state, config)
+    state = ga.tell(state, population, sphere(population), config)
+    best_before = float(state.best_f)
+    population, state = ga.ask(jax.random.key(7), state, config)
+    state = ga.tell(state, population, jnp.full((8,), jnp.nan), config)
+    assert float(jnp.min(state.fitness)) == pytest.approx(best_before)
+    assert float(state.best_f) == pytest.approx(best_before)
+
+
+def test_bad_config_and_shapes_are_named():
+    with pytest.raises(ValueError, match="pop_size"):
+        ga.GAConfig(Space(dim=2), pop_size=1)
+    with pytest.raises(ValueError, match="crossover"):
+        ga.GAConfig(Space(dim=2), crossover="two_point")
+    with pytest.raises(ValueError, match="lower/upper"):
+        Space(dim=2, lower=1.0, upper=0.0)
+    config = ga.GAConfig(Space(dim=2), pop_size=4)
+    state = ga.init(jax.random.key(0), config)
+    with pytest.raises(ValueError, match="population/fitness"):
+        ga.tell(state, jnp.zeros((3, 2)), jnp.zeros(3), config)
