@@ -8,8 +8,10 @@
 //! 2. share of failed runs in the current window above `max_failure_rate`: `FailureRate`;
 //! 3. (baseline full) relative worsening of the current mean of successful
 //!    runs against the baseline mean above `max_degradation`: `Degradation`;
-//! 4. share of z-score anomalies (against the baseline window when there is
-//!    one, else within the current window) above `max_anomaly_rate`: `AnomalyRate`;
+//! 4. share of reports worse than the reference mean by more than
+//!    `z_threshold` reference standard deviations (the reference is the
+//!    baseline window when there is one, else the current window; far
+//!    *better* reports do not count) above `max_anomaly_rate`: `AnomalyRate`;
 //! 5. (baseline full, `plateau` on) relative improvement below
 //!    `min_improvement` and Welch's test of the two windows not significant
 //!    at `plateau_alpha`: `Plateau` — the metric has stopped getting better;
@@ -137,10 +139,18 @@ pub fn evaluate(points: &[Point], rule: &Rule) -> Evaluation {
     let baseline_ok = baseline.map(successes).unwrap_or_default();
     let reference = if baseline_ok.len() >= 2 { &baseline_ok } else { &current_ok };
     let reference_stats = Summary::of(reference);
-    let anomalies = if reference_stats.stddev() > 0.0 {
+    let sd = reference_stats.stddev();
+    let anomalies = if sd > 0.0 {
+        // One-sided: a report far on the better side is no reason to evolve.
         current_ok
             .iter()
-            .filter(|&&x| (x - reference_stats.mean).abs() / reference_stats.stddev() > rule.z_threshold)
+            .filter(|&&x| {
+                let worse_by = match rule.direction {
+                    Direction::Minimize => x - reference_stats.mean,
+                    Direction::Maximize => reference_stats.mean - x,
+                };
+                worse_by / sd > rule.z_threshold
+            })
             .count()
     } else {
         0
