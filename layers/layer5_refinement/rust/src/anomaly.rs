@@ -172,7 +172,9 @@ mod tests {
     use super::*;
 
     fn wobble(n: usize) -> Vec<f64> {
-        (0..n).map(|i| 10.0 + ((i * 37) % 11) as f64 * 0.1).collect()
+        (0..n)
+            .map(|i| 10.0 + ((i * 37) % 11) as f64 * 0.1)
+            .collect()
     }
 
     #[test]
@@ -202,9 +204,15 @@ mod tests {
         assert!((tr.slope - 2.0).abs() < 1e-12 && (tr.r_squared - 1.0).abs() < 1e-12);
         assert_eq!(tr.direction, TrendDirection::Rising);
         let down: Vec<f64> = times.iter().map(|t| 5.0 - 0.5 * t).collect();
-        assert_eq!(trend(&times, &down, 0.05).unwrap().direction, TrendDirection::Falling);
+        assert_eq!(
+            trend(&times, &down, 0.05).unwrap().direction,
+            TrendDirection::Falling
+        );
         let flat = wobble(20);
-        assert_eq!(trend(&times, &flat, 0.05).unwrap().direction, TrendDirection::Flat);
+        assert_eq!(
+            trend(&times, &flat, 0.05).unwrap().direction,
+            TrendDirection::Flat
+        );
         assert!(trend(&times[..2], &up[..2], 0.05).is_none());
     }
 }

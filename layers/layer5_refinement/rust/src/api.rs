@@ -88,7 +88,11 @@ fn finite(v: f64, field: &str, index: usize) -> Result<f64, ApiError> {
         Ok(v)
     } else {
         let at = index.to_string();
-        Err(bad(STATUS_BAD_REQUEST, format!("{field}[{index}] = {v} is not finite"), &[field, &at]))
+        Err(bad(
+            STATUS_BAD_REQUEST,
+            format!("{field}[{index}] = {v} is not finite"),
+            &[field, &at],
+        ))
     }
 }
 
@@ -143,7 +147,9 @@ pub fn sample_size(input: &[u8]) -> Result<Vec<u8>, ApiError> {
     let n = sample_size_per_arm(alpha, power, effect).ok_or_else(|| {
         bad(
             STATUS_OUT_OF_RANGE,
-            format!("effect {effect} must be finite, non-zero and large enough for a finite sample"),
+            format!(
+                "effect {effect} must be finite, non-zero and large enough for a finite sample"
+            ),
             &["effect"],
         )
     })?;
@@ -172,14 +178,21 @@ pub fn patterns(input: &[u8]) -> Result<Vec<u8>, ApiError> {
     let mut w = Writer::new();
     w.f64(s.mean).f64(s.stddev()).count(found.len());
     for a in &found {
-        w.count(a.index).u8(a.method as u8).f64(a.expected).f64(a.score);
+        w.count(a.index)
+            .u8(a.method as u8)
+            .f64(a.expected)
+            .f64(a.score);
     }
     match trend(&times, &values, trend_alpha) {
         None => {
             w.u8(0);
         }
         Some(t) => {
-            w.u8(1).f64(t.slope).f64(t.r_squared).f64(t.p_value).u8(t.direction as u8);
+            w.u8(1)
+                .f64(t.slope)
+                .f64(t.r_squared)
+                .f64(t.p_value)
+                .u8(t.direction as u8);
         }
     }
     Ok(w.into_bytes())
@@ -207,7 +220,11 @@ pub fn should_evolve(input: &[u8]) -> Result<Vec<u8>, ApiError> {
         let value = r.f64()?;
         let success = r.u8()? != 0;
         // A failed run's value is ignored, so only a successful one must be finite.
-        let value = if success { finite(value, "value", i)? } else { 0.0 };
+        let value = if success {
+            finite(value, "value", i)?
+        } else {
+            0.0
+        };
         points.push(Point { value, success });
     }
     r.finish()?;
@@ -246,7 +263,10 @@ mod tests {
         arms(&mut w, &[1.0, 1.1, 0.9], &[2.0, 2.1, 1.9]);
         let out = decide_experiment(&w.into_bytes()).unwrap();
         let mut r = Reader::new(&out);
-        assert_eq!((r.u8().unwrap(), r.u32().unwrap(), r.u8().unwrap()), (2, 3, 1));
+        assert_eq!(
+            (r.u8().unwrap(), r.u32().unwrap(), r.u8().unwrap()),
+            (2, 3, 1)
+        );
         assert_eq!(r.u32().unwrap(), 3);
     }
 
@@ -256,17 +276,29 @@ mod tests {
         w.u32(3).f64(0.9).u8(2);
         arms(&mut w, &[], &[]);
         let e = decide_experiment(&w.into_bytes()).unwrap_err();
-        assert_eq!((e.code, e.details.clone()), (STATUS_OUT_OF_RANGE, vec!["alpha".to_string()]));
+        assert_eq!(
+            (e.code, e.details.clone()),
+            (STATUS_OUT_OF_RANGE, vec!["alpha".to_string()])
+        );
         let mut w = Writer::new();
         w.u32(3).f64(0.05).u8(7);
-        assert_eq!(decide_experiment(&w.into_bytes()).unwrap_err().details, vec!["direction"]);
+        assert_eq!(
+            decide_experiment(&w.into_bytes()).unwrap_err().details,
+            vec!["direction"]
+        );
         let mut w = Writer::new();
         w.u32(3).f64(0.05).u8(1);
         arms(&mut w, &[1.0, f64::NAN], &[]);
         let e = decide_experiment(&w.into_bytes()).unwrap_err();
-        assert_eq!((e.code, e.details), (STATUS_BAD_REQUEST, vec!["control".into(), "1".into()]));
+        assert_eq!(
+            (e.code, e.details),
+            (STATUS_BAD_REQUEST, vec!["control".into(), "1".into()])
+        );
         let mut w = Writer::new();
         w.f64(0.05).f64(0.8).f64(0.0);
-        assert_eq!(sample_size(&w.into_bytes()).unwrap_err().details, vec!["effect"]);
+        assert_eq!(
+            sample_size(&w.into_bytes()).unwrap_err().details,
+            vec!["effect"]
+        );
     }
 }

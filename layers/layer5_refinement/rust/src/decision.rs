@@ -86,7 +86,9 @@ mod tests {
     use super::*;
 
     fn arm(centre: f64, n: usize) -> Vec<f64> {
-        (0..n).map(|i| centre + ((i * 7) % 5) as f64 * 0.1).collect()
+        (0..n)
+            .map(|i| centre + ((i * 7) % 5) as f64 * 0.1)
+            .collect()
     }
 
     #[test]
@@ -94,16 +96,28 @@ mod tests {
         let v = decide(&arm(1.0, 9), &arm(5.0, 20), 10, 0.05, Direction::Maximize);
         assert_eq!(v.decision, Decision::Pending);
         assert_eq!(v.samples_used, 9);
-        assert!(v.test.unwrap().p_value < 1e-6, "the data are clear, the rule still waits");
+        assert!(
+            v.test.unwrap().p_value < 1e-6,
+            "the data are clear, the rule still waits"
+        );
     }
 
     #[test]
     fn better_worse_and_equal_arms() {
         let max = Direction::Maximize;
-        assert_eq!(decide(&arm(1.0, 10), &arm(2.0, 10), 10, 0.05, max).decision, Decision::Promote);
-        assert_eq!(decide(&arm(2.0, 10), &arm(1.0, 10), 10, 0.05, max).decision, Decision::RollBack);
+        assert_eq!(
+            decide(&arm(1.0, 10), &arm(2.0, 10), 10, 0.05, max).decision,
+            Decision::Promote
+        );
+        assert_eq!(
+            decide(&arm(2.0, 10), &arm(1.0, 10), 10, 0.05, max).decision,
+            Decision::RollBack
+        );
         let min = Direction::Minimize;
-        assert_eq!(decide(&arm(2.0, 10), &arm(1.0, 10), 10, 0.05, min).decision, Decision::Promote);
+        assert_eq!(
+            decide(&arm(2.0, 10), &arm(1.0, 10), 10, 0.05, min).decision,
+            Decision::Promote
+        );
         let same = decide(&arm(1.0, 10), &arm(1.0, 10), 10, 0.05, max);
         assert_eq!(same.decision, Decision::Inconclusive);
     }

@@ -100,7 +100,11 @@ impl Evaluation {
 }
 
 fn successes(points: &[Point]) -> Vec<f64> {
-    points.iter().filter(|p| p.success).map(|p| p.value).collect()
+    points
+        .iter()
+        .filter(|p| p.success)
+        .map(|p| p.value)
+        .collect()
 }
 
 /// Relative worsening of `current` against `baseline` in the metric's direction.
@@ -132,12 +136,17 @@ pub fn evaluate(points: &[Point], rule: &Rule) -> Evaluation {
         return out;
     }
     let current = &points[points.len() - window..];
-    let baseline = (points.len() >= 2 * window).then(|| &points[points.len() - 2 * window..points.len() - window]);
+    let baseline = (points.len() >= 2 * window)
+        .then(|| &points[points.len() - 2 * window..points.len() - window]);
     let current_ok = successes(current);
     out.failure_rate = 1.0 - current_ok.len() as f64 / window as f64;
     out.current_mean = Summary::of(&current_ok).mean;
     let baseline_ok = baseline.map(successes).unwrap_or_default();
-    let reference = if baseline_ok.len() >= 2 { &baseline_ok } else { &current_ok };
+    let reference = if baseline_ok.len() >= 2 {
+        &baseline_ok
+    } else {
+        &current_ok
+    };
     let reference_stats = Summary::of(reference);
     let sd = reference_stats.stddev();
     let anomalies = if sd > 0.0 {
@@ -192,7 +201,11 @@ pub fn evaluate(points: &[Point], rule: &Rule) -> Evaluation {
         return out;
     }
     let improvement = -out.degradation;
-    if comparable && rule.plateau && improvement < rule.min_improvement && out.p_value >= rule.plateau_alpha {
+    if comparable
+        && rule.plateau
+        && improvement < rule.min_improvement
+        && out.p_value >= rule.plateau_alpha
+    {
         out.trigger = Trigger::Plateau;
         out.reason = format!(
             "plateau: mean {:.6} improved {:.2}% on {:.6} (needs {:.2}%), Welch p = {:.3} >= {}",
@@ -283,7 +296,10 @@ mod tests {
         assert_eq!(evaluate(&points, &rule()).trigger, Trigger::FailureRate);
         let flat = series(10.0, 40);
         assert_eq!(evaluate(&flat, &rule()).trigger, Trigger::None);
-        let plateau = Rule { plateau: true, ..rule() };
+        let plateau = Rule {
+            plateau: true,
+            ..rule()
+        };
         let e = evaluate(&flat, &plateau);
         assert_eq!(e.trigger, Trigger::Plateau, "{}", e.reason);
         assert!(e.reason.contains("plateau"));
@@ -294,7 +310,13 @@ mod tests {
         let mut points = series(10.0, 40);
         points[35].value = 100.0;
         points[36].value = 100.0;
-        let e = evaluate(&points, &Rule { max_degradation: 100.0, ..rule() });
+        let e = evaluate(
+            &points,
+            &Rule {
+                max_degradation: 100.0,
+                ..rule()
+            },
+        );
         assert_eq!(e.trigger, Trigger::AnomalyRate, "{}", e.reason);
         assert!((e.anomaly_rate - 0.1).abs() < 1e-12);
     }

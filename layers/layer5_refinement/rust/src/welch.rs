@@ -76,7 +76,11 @@ pub fn welch(control: &[f64], treatment: &[f64], alpha: f64) -> Option<WelchTest
         let df = se2 * se2 / (vc * vc / (nc - 1.0) + vt * vt / (nt - 1.0));
         (diff / se2.sqrt(), df)
     } else {
-        let stat = if diff == 0.0 { 0.0 } else { diff.signum() * f64::INFINITY };
+        let stat = if diff == 0.0 {
+            0.0
+        } else {
+            diff.signum() * f64::INFINITY
+        };
         (stat, nc + nt - 2.0)
     };
     let p_value = student_t_two_sided(stat, df);

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chimera.framework import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
-from chimera.refinement.core import Decision, Direction, RefinementCore, Verdict
+from chimera.refinement.core import ArmSummary, Decision, Direction, RefinementCore, Verdict
 from chimera.v1 import refinement_pb2
 
 __all__ = ["DEFAULT_ALPHA", "DEFAULT_MIN_SAMPLES", "DEFAULT_POWER", "ExperimentStore"]
@@ -154,6 +154,12 @@ class ExperimentStore:
         return _analysis(p, verdict)
 
 
+def _arm(name: str, summary: ArmSummary) -> refinement_pb2.ArmStatistics:
+    return refinement_pb2.ArmStatistics(
+        variant_name=name, count=summary.count, mean=summary.mean, variance=summary.variance
+    )
+
+
 def _analysis(p: refinement_pb2.Experiment, verdict: Verdict) -> refinement_pb2.ExperimentAnalysis:
     test = verdict.test
     assert test is not None  # both arms hold >= 2 observations
@@ -165,18 +171,8 @@ def _analysis(p: refinement_pb2.Experiment, verdict: Verdict) -> refinement_pb2.
         winner = p.control.name
     return refinement_pb2.ExperimentAnalysis(
         experiment_id=p.id,
-        control=refinement_pb2.ArmStatistics(
-            variant_name=p.control.name,
-            count=test.control.count,
-            mean=test.control.mean,
-            variance=test.control.variance,
-        ),
-        treatment=refinement_pb2.ArmStatistics(
-            variant_name=p.treatment.name,
-            count=test.treatment.count,
-            mean=test.treatment.mean,
-            variance=test.treatment.variance,
-        ),
+        control=_arm(p.control.name, test.control),
+        treatment=_arm(p.treatment.name, test.treatment),
         t_statistic=test.t_statistic,
         degrees_of_freedom=test.degrees_of_freedom,
         p_value=test.p_value,

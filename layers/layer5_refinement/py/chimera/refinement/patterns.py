@@ -6,6 +6,8 @@ clustering runs in JAX (:mod:`chimera.refinement.clustering`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jax
 import numpy as np
 
@@ -15,22 +17,26 @@ from chimera.refinement.clustering import kmeans
 from chimera.refinement.core import Direction, RefinementCore, TriggerRule
 from chimera.v1 import common_pb2, refinement_pb2
 
-__all__ = ["CLUSTER_FEATURES", "DEFAULTS", "detect_patterns", "should_evolve"]
+__all__ = ["CLUSTER_FEATURES", "DEFAULTS", "Defaults", "detect_patterns", "should_evolve"]
 
 #: Features of the clustering space after the analysed metric.
 CLUSTER_FEATURES = ("latency_ms", "fuel_consumed")
 
 
-class DEFAULTS:
+@dataclass(frozen=True)
+class Defaults:
     """What a 0 in a request stands for."""
 
-    z_threshold = 3.0
-    ewma_alpha = 0.3
-    window = 50
-    max_degradation = 0.1
-    max_anomaly_rate = 0.05
-    max_failure_rate = 0.1
-    min_improvement = 0.01
+    z_threshold: float = 3.0
+    ewma_alpha: float = 0.3
+    window: int = 50
+    max_degradation: float = 0.1
+    max_anomaly_rate: float = 0.05
+    max_failure_rate: float = 0.1
+    min_improvement: float = 0.01
+
+
+DEFAULTS = Defaults()
 
 
 def detect_patterns(

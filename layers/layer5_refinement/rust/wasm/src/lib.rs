@@ -33,7 +33,14 @@ mod tests {
         let mut w = Writer::new();
         w.f64(0.05).f64(0.8).f64(0.5);
         let mut arena = Arena::new();
-        assert_eq!(call(&mut arena, &w.into_bytes(), refinement_core::api::sample_size), 0);
+        assert_eq!(
+            call(
+                &mut arena,
+                &w.into_bytes(),
+                refinement_core::api::sample_size
+            ),
+            0
+        );
         assert_eq!(arena.live_buffers(), 0);
         assert_eq!(Reader::new(arena.result()).u64().unwrap(), 64);
     }
