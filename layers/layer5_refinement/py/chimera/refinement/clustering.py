@@ -12,11 +12,12 @@ shapes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from chimera.refinement.jitting import jit_small
 
 __all__ = ["ClusterResult", "kmeans"]
 
@@ -64,7 +65,7 @@ def _seed(key: jax.Array, points: jax.Array, weights: jax.Array, k: jax.Array, s
     return centres
 
 
-@partial(jax.jit, static_argnames=("slots", "iterations"))
+@jit_small(static_argnames=("slots", "iterations"))
 def _lloyd(
     key: jax.Array, points: jax.Array, weights: jax.Array, k: jax.Array, slots: int, iterations: int
 ) -> tuple[jax.Array, jax.Array]:

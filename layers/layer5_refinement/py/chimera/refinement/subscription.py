@@ -79,7 +79,6 @@ class KpiSubscription:
             "layer5_kpi_stream_reconnects_total", "StreamKpis subscriptions opened after a failure."
         )
         self._up = registry.gauge("layer5_kpi_stream_connected", "1 while StreamKpis is open.")
-        self.connections = 0
 
     def start(self) -> KpiSubscription:
         # Even the first subscription asks for reports since now: the server
@@ -139,7 +138,6 @@ class KpiSubscription:
             self._call = call
         if self._stopping.is_set():
             call.cancel()
-        self.connections += 1
         self._up.set(1)
         self._connected.set()
         for report in call:

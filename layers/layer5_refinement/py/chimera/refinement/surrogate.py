@@ -17,11 +17,12 @@ CPU, a call afterwards milliseconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from chimera.refinement.jitting import jit_small
 
 __all__ = ["MODEL_NAME", "Suggestion", "suggest"]
 
@@ -73,7 +74,7 @@ def _log_likelihood(
     return -0.5 * y @ alpha - jnp.sum(jnp.log(jnp.diag(chol)))
 
 
-@partial(jax.jit, static_argnames=("candidates",))
+@jit_small(static_argnames=("candidates",))
 def _fit_and_search(
     key: jax.Array, x: jax.Array, y: jax.Array, mask: jax.Array, dims: jax.Array, candidates: int
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
