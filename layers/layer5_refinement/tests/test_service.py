@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Iterable, Iterator
 
 import grpc
 import numpy as np
 import pytest
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chimera.framework import ServerConfig
@@ -17,21 +19,22 @@ from chimera.v1 import common_pb2, refinement_pb2, refinement_pb2_grpc
 MAXIMIZE = common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE
 MINIMIZE = common_pb2.OPTIMIZATION_DIRECTION_MINIMIZE
 R = refinement_pb2
+Stub = refinement_pb2_grpc.RefinementServiceStub
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RefinementServer]:
-    with build_server(ServerConfig(port=0, metrics_port=None), Options()) as running:
+    with build_server(ServerConfig(port=0, metrics_port=0), Options()) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def stub(server: RefinementServer) -> Iterator[refinement_pb2_grpc.RefinementServiceStub]:
+def stub(server: RefinementServer) -> Iterator[Stub]:
     with grpc.insecure_channel(server.target) as channel:
         yield refinement_pb2_grpc.RefinementServiceStub(channel)
 
 
-def experiment(stub, n: int = 20, direction: int = MAXIMIZE, **kw: object) -> R.Experiment:
+def experiment(stub: Stub, n: int = 20, direction: int = MAXIMIZE, **kw: object) -> R.Experiment:
     return stub.CreateExperiment(
         R.CreateExperimentRequest(
             name="genome A/B",
@@ -46,7 +49,7 @@ def experiment(stub, n: int = 20, direction: int = MAXIMIZE, **kw: object) -> R.
     )
 
 
-def record(stub, exp_id: str, arm: str, values) -> R.Experiment:
+def record(stub: Stub, exp_id: str, arm: str, values: Iterable[float]) -> R.Experiment | None:
     last = None
     for v in values:
         last = stub.RecordObservation(
@@ -56,11 +59,11 @@ def record(stub, exp_id: str, arm: str, values) -> R.Experiment:
     return last
 
 
-def analyse(stub, exp_id: str) -> R.ExperimentAnalysis:
+def analyse(stub: Stub, exp_id: str) -> R.ExperimentAnalysis:
     return stub.AnalyzeExperiment(R.AnalyzeExperimentRequest(experiment_id=exp_id), timeout=10)
 
 
-def test_a_better_treatment_is_promoted_only_at_the_planned_size(stub, server) -> None:
+def test_a_better_treatment_is_promoted_only_at_the_planned_size(stub: Stub, server: RefinementServer) -> None:
     rng = np.random.default_rng(1)
     exp = experiment(stub, n=20, alpha=0.01)
     assert exp.status == R.EXPERIMENT_STATUS_RUNNING and exp.min_samples_per_arm == 20
@@ -77,11 +80,15 @@ def test_a_better_treatment_is_promoted_only_at_the_planned_size(stub, server) -
     assert done.significant and done.samples_used_per_arm == 20
     assert done.hedges_g > 2 and done.effect_ci_low < done.hedges_g < done.effect_ci_high
     assert done.treatment.mean > done.control.mean and done.alpha == 0.01
-    promoted = server.metrics.get("layer5_experiment_decisions_total")
-    assert promoted is not None and promoted.value(decision="promote") >= 1
+    port = server.server.metrics_port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+        exposition = page.read().decode()
+    assert 'layer5_experiment_decisions_total{decision="promote"}' in exposition
+    assert 'layer5_experiment_decisions_total{decision="pending"}' in exposition
+    assert "layer5_experiments_created_total" in exposition
 
 
-def test_a_worse_treatment_is_rolled_back_and_equal_arms_are_inconclusive(stub) -> None:
+def test_a_worse_treatment_is_rolled_back_and_equal_arms_are_inconclusive(stub: Stub) -> None:
     rng = np.random.default_rng(2)
     worse = experiment(stub, n=15, direction=MINIMIZE)  # e.g. latency: lower is better
     record(stub, worse.id, "control", rng.normal(10.0, 1.0, 15))
@@ -96,13 +103,13 @@ def test_a_worse_treatment_is_rolled_back_and_equal_arms_are_inconclusive(stub) 
     assert verdict.p_value >= 0.05
 
 
-def test_the_planned_size_can_come_from_a_power_analysis(stub) -> None:
+def test_the_planned_size_can_come_from_a_power_analysis(stub: Stub) -> None:
     exp = experiment(stub, n=0, minimum_detectable_effect=0.5, power=0.8)
     assert exp.min_samples_per_arm == 64 and exp.power == 0.8
     assert experiment(stub, n=0).min_samples_per_arm == 30  # the documented default
 
 
-def test_analysis_needs_two_observations_per_arm(stub) -> None:
+def test_analysis_needs_two_observations_per_arm(stub: Stub) -> None:
     exp = experiment(stub)
     record(stub, exp.id, "control", [1.0, 2.0])
     record(stub, exp.id, "treatment", [1.0])
@@ -127,7 +134,7 @@ def kpi(i: int, value: float, module: str = "packer", version: int = 1, ok: bool
     )
 
 
-def test_patterns_over_ingested_reports(stub) -> None:
+def test_patterns_over_ingested_reports(stub: Stub) -> None:
     rng = np.random.default_rng(3)
     values = rng.normal(0.7, 0.01, 120)
     values[90] = 0.2
@@ -155,7 +162,7 @@ def test_patterns_over_ingested_reports(stub) -> None:
     assert windowed.samples_analyzed == 20 and not windowed.clusters
 
 
-def test_should_evolve_on_degradation_and_plateau(stub) -> None:
+def test_should_evolve_on_degradation_and_plateau(stub: Stub) -> None:
     rng = np.random.default_rng(4)
     good, bad = rng.normal(0.8, 0.01, 40), rng.normal(0.6, 0.01, 40)
     reports = [kpi(i, v, module="deg") for i, v in enumerate(np.concatenate([good, bad]))]
@@ -176,7 +183,7 @@ def test_should_evolve_on_degradation_and_plateau(stub) -> None:
     assert ask("nothing-here").trigger == R.EVOLUTION_TRIGGER_INSUFFICIENT_DATA
 
 
-def test_optimize_proposes_near_the_optimum(stub) -> None:
+def test_optimize_proposes_near_the_optimum(stub: Stub) -> None:
     rng = np.random.default_rng(5)
     points = rng.uniform([-1, 0], [1, 4], (20, 2))
     values = (points[:, 0] - 0.4) ** 2 + (points[:, 1] - 3.0) ** 2  # minimised at (0.4, 3)
@@ -230,14 +237,16 @@ BAD_REQUESTS = [
 
 
 @pytest.mark.parametrize(("method", "request_", "field"), BAD_REQUESTS, ids=[f"{m}-{f}" for m, _, f in BAD_REQUESTS])
-def test_bad_input_is_invalid_argument_naming_the_field(stub, method: str, request_, field: str) -> None:
+def test_bad_input_is_invalid_argument_naming_the_field(
+    stub: Stub, method: str, request_: Message, field: str
+) -> None:
     with pytest.raises(grpc.RpcError) as err:
         getattr(stub, method)(request_, timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
     assert err.value.details().startswith(f"field '{field}"), err.value.details()
 
 
-def test_unknown_arm_and_experiment(stub) -> None:
+def test_unknown_arm_and_experiment(stub: Stub) -> None:
     exp = experiment(stub)
     with pytest.raises(grpc.RpcError) as err:
         record(stub, exp.id, "nobody", [1.0])

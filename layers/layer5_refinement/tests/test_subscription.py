@@ -10,6 +10,7 @@ values, which layer 4 never sends, come from a minimal stand-in stream.
 from __future__ import annotations
 
 import math
+import random
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,8 @@ FAST = ExecutionOptions(
     tick_ms=2.0,
 )
 QUICK_BACKOFF = Backoff(base_s=0.05, factor=2.0, cap_s=0.3, jitter=0.5)
+#: Layer 4, the refinement server subscribed to it, and layer 4's port.
+Pair = tuple[ExecutionServer, RefinementServer, int]
 
 
 def free_port() -> int:
@@ -89,7 +92,7 @@ def deploy_and_run(target: str, tasks: int) -> list[str]:
 
 
 @pytest.fixture()
-def pair() -> Iterator[tuple[ExecutionServer, RefinementServer, int]]:
+def pair() -> Iterator[Pair]:
     port = free_port()
     execution = layer4(port).start()
     refinement = build_server(
@@ -115,7 +118,7 @@ def counter(server: RefinementServer, name: str, **labels: str) -> float:
     return float(metric.value(**labels))  # type: ignore[attr-defined]
 
 
-def test_kernel_runs_flow_into_the_buffers_and_patterns(pair) -> None:
+def test_kernel_runs_flow_into_the_buffers_and_patterns(pair: Pair) -> None:
     execution, refinement, _ = pair
     tasks = deploy_and_run(execution.target, 6)
     wait_until(lambda: len(refinement.buffers.reports("packer")) >= 6, what="6 KPI reports")
@@ -132,7 +135,7 @@ def test_kernel_runs_flow_into_the_buffers_and_patterns(pair) -> None:
     assert counter(refinement, "layer5_kpis_ingested_total", source="stream") == 6
 
 
-def test_the_subscription_survives_a_layer4_restart(pair) -> None:
+def test_the_subscription_survives_a_layer4_restart(pair: Pair) -> None:
     execution, refinement, port = pair
     deploy_and_run(execution.target, 2)
     wait_until(lambda: len(refinement.buffers.reports()) >= 2, what="first reports")
@@ -156,10 +159,22 @@ class _FixedStream(execution_pb2_grpc.ExecutionServiceServicer):
     def __init__(self, reports: list[common_pb2.KpiReport]) -> None:
         self.reports = reports
 
-    def StreamKpis(self, request, context):  # noqa: N802 (gRPC method name)
+    def StreamKpis(  # noqa: N802 (gRPC method name)
+        self, request: execution_pb2.StreamKpisRequest, context: grpc.ServicerContext
+    ) -> Iterator[common_pb2.KpiReport]:
         yield from self.reports
         while context.is_active():
             time.sleep(0.02)
+
+
+def test_backoff_grows_to_its_cap_with_jitter_below_it() -> None:
+    rng = random.Random(0)
+    backoff = Backoff(base_s=0.1, factor=2.0, cap_s=1.0, jitter=0.5)
+    for attempt, ceiling in enumerate((0.1, 0.2, 0.4, 0.8, 1.0, 1.0)):
+        delays = [backoff.delay(attempt, rng) for _ in range(50)]
+        assert all(ceiling * 0.5 <= d <= ceiling for d in delays)
+        assert max(delays) - min(delays) > ceiling * 0.2  # jittered, not fixed
+    assert backoff.delay(10_000, rng) <= 1.0
 
 
 def test_non_finite_stream_values_are_rejected_and_counted() -> None:
