@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from chimera.refinement.surrogate import suggest
+from chimera.refinement.surrogate import MAX_MODEL_POINTS, suggest
 
 LOWER, UPPER = np.array([-1.0, -2.0, 0.0]), np.array([1.0, 2.0, 10.0])
 OPTIMUM = np.array([0.3, -1.0, 7.0])
@@ -58,3 +58,14 @@ def test_bad_shapes_are_refused() -> None:
         suggest(jax.random.key(0), np.zeros((1, 3)), np.zeros(1), LOWER, UPPER, maximize=True)
     with pytest.raises(ValueError):
         suggest(jax.random.key(0), np.zeros((4, 3)), np.zeros(4), UPPER, LOWER, maximize=True)
+
+
+def test_large_requests_fit_the_best_observations_only() -> None:
+    rng = np.random.default_rng(3)
+    points = rng.uniform(LOWER, UPPER, (100, 3))
+    values = objective(points)
+    # A cap of 32 (the default is MAX_MODEL_POINTS) reuses the compiled 32-row program.
+    assert MAX_MODEL_POINTS >= 256
+    s = suggest(jax.random.key(0), points, values, LOWER, UPPER, maximize=True, max_points=32)
+    assert s.best_value == pytest.approx(values.max())  # over all observations
+    assert objective(s.parameters[None, :])[0] > np.median(values)

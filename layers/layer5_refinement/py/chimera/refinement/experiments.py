@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chimera.framework import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
-from chimera.refinement.core import ArmSummary, Decision, Direction, RefinementCore, Verdict
+from chimera.refinement.core import (
+    ArmSummary,
+    CoreError,
+    Decision,
+    Direction,
+    RefinementCore,
+    Verdict,
+)
 from chimera.v1 import refinement_pb2
 
 __all__ = ["DEFAULT_ALPHA", "DEFAULT_MIN_SAMPLES", "DEFAULT_POWER", "ExperimentStore"]
@@ -62,7 +69,10 @@ class ExperimentStore:
         power = 0.0
         if planned == 0 and effect > 0:
             power = request.power or DEFAULT_POWER
-            planned = self._core.sample_size(alpha=alpha, power=power, effect=effect)
+            try:
+                planned = self._core.sample_size(alpha=alpha, power=power, effect=effect)
+            except CoreError as err:
+                raise InvalidArgument("minimum_detectable_effect", err.message) from err
             if planned > MAX_OBSERVATIONS_PER_ARM:
                 raise InvalidArgument(
                     "minimum_detectable_effect",

@@ -6,7 +6,9 @@ The GP has a squared-exponential kernel; its length scale and noise are
 chosen by the log marginal likelihood over a small grid (``vmap``), and the
 next candidate is the one with the largest expected improvement among
 random points in the box plus perturbations of the best observation, all
-drawn from an explicit PRNG key. ``model_r_squared`` is the leave-one-out
+drawn from an explicit PRNG key. Beyond :data:`MAX_MODEL_POINTS`
+observations the model is fitted to the best of them (the kernel matrix is
+cubic in its size; a request may carry 100,000). ``model_r_squared`` is the leave-one-out
 R² of the posterior mean (closed form from the inverse kernel matrix), so
 it measures prediction, not interpolation. Shapes are padded to powers of
 two, at least 32 x 8 (masked rows / zero columns), so that requests of
@@ -24,7 +26,10 @@ import numpy as np
 
 from chimera.refinement.jitting import jit_small
 
-__all__ = ["MODEL_NAME", "Suggestion", "suggest"]
+__all__ = ["MAX_MODEL_POINTS", "MODEL_NAME", "Suggestion", "suggest"]
+
+#: Observations the GP is fitted to at most: the best ones beyond that.
+MAX_MODEL_POINTS = 256
 
 MODEL_NAME = "gaussian_process_rbf"
 _LENGTH_SCALES = jnp.array([0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5])
@@ -118,6 +123,7 @@ def suggest(
     upper: np.ndarray,
     *,
     maximize: bool,
+    max_points: int = MAX_MODEL_POINTS,
 ) -> Suggestion:
     """The next parameters to evaluate, from observations ``parameters`` (n, d) → ``values`` (n,)."""
     p = np.asarray(parameters, np.float64)
@@ -130,6 +136,12 @@ def suggest(
         raise ValueError("every upper bound must exceed its lower bound")
     sign = 1.0 if maximize else -1.0
     target = sign * v
+    best = int(np.argmax(target))
+    best_parameters, best_value = p[best], float(v[best])
+    if n > max_points:
+        # The GP costs O(n^3); the best points are where improvement is sought.
+        keep = np.argsort(-target, kind="stable")[:max_points]
+        p, target, n = p[keep], target[keep], max_points
     centre, scale = target.mean(), target.std()
     scale = scale if scale > 0 else 1.0
     rows, cols = _bucket(n, _MIN_ROWS), _bucket(d, _MIN_COLS)
@@ -145,12 +157,11 @@ def suggest(
         key, jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask), jnp.asarray(dims),
         _RANDOM_CANDIDATES,
     )
-    best = int(np.argmax(target))
     return Suggestion(
         parameters=lower + np.asarray(cand, np.float64)[:d] * (upper - lower),
         predicted_value=sign * (float(mean) * scale + centre),
         expected_improvement=float(ei) * scale,
-        best_parameters=p[best],
-        best_value=float(v[best]),
+        best_parameters=best_parameters,
+        best_value=best_value,
         loo_r_squared=float(r2),
     )
