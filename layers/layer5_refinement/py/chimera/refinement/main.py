@@ -1,0 +1,158 @@
+"""``server``: runs the refinement service until SIGTERM/SIGINT.
+
+Settings come from ``LAYER5_*`` environment variables (see
+``chimera.framework.ServerConfig.from_env``), then flags; the service binds
+127.0.0.1:50055 unless told otherwise. With ``--execution-target`` it keeps
+a subscription to that ExecutionService's StreamKpis (reconnecting with
+backoff) and buffers every report it receives::
+
+    bazel run //layers/layer5_refinement:server -- --execution-target 127.0.0.1:50054
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.framework.flags import add_server_flags, server_config_from_flags
+from chimera.refinement.buffers import KpiBuffers
+from chimera.refinement.core import RefinementCore
+from chimera.refinement.service import SERVICE_NAME, RefinementMetrics, RefinementServicer
+from chimera.refinement.subscription import Backoff, KpiSubscription
+from chimera.v1 import common_pb2, refinement_pb2_grpc
+
+__all__ = ["Options", "RefinementServer", "build_server", "main", "parse_args"]
+
+DEFAULT_PORT = 50055
+ENV_PREFIX = "LAYER5_"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Layer-specific settings."""
+
+    execution_target: str | None = None
+    module_name: str = ""
+    buffer_capacity: int = 1000
+    max_versions: int = 256
+    experiment_capacity: int = 10_000
+    backoff: Backoff = Backoff()
+
+
+class RefinementServer:
+    """The gRPC server and, with an execution target, the KPI subscription; a context manager."""
+
+    def __init__(
+        self, server: ChimeraServer, buffers: KpiBuffers, subscription: KpiSubscription | None
+    ) -> None:
+        self.server = server
+        self.buffers = buffers
+        self.subscription = subscription
+
+    @property
+    def target(self) -> str:
+        return self.server.target
+
+    @property
+    def metrics(self) -> MetricsRegistry:
+        return self.server.metrics
+
+    def start(self) -> RefinementServer:
+        self.server.start()
+        if self.subscription is not None:
+            self.subscription.start()
+        return self
+
+    def stop(self, grace: float | None = None) -> None:
+        if self.subscription is not None:
+            self.subscription.stop()
+        self.server.stop(grace)
+
+    def __enter__(self) -> RefinementServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
+    """ServerConfig (environment, then flags) and the refinement options."""
+    parser = argparse.ArgumentParser(prog="refinement-server", description=__doc__.splitlines()[0])
+    add_server_flags(parser, DEFAULT_PORT)
+    parser.add_argument("--execution-target", help="ExecutionService address to stream KPIs from")
+    parser.add_argument("--module-name", default="", help="only stream KPIs of this module slot")
+    parser.add_argument("--buffer-capacity", type=int, default=1000, help="reports kept per version")
+    parser.add_argument("--max-versions", type=int, default=256, help="module versions kept")
+    parser.add_argument("--experiment-capacity", type=int, default=10_000, help="experiments kept")
+    args = parser.parse_args(list(argv))
+
+    def check() -> None:
+        for flag in ("buffer_capacity", "max_versions", "experiment_capacity"):
+            if getattr(args, flag) < 1:
+                parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+
+    config = server_config_from_flags(parser, args, ENV_PREFIX, ServerConfig(port=DEFAULT_PORT), check)
+    return config, Options(
+        execution_target=args.execution_target,
+        module_name=args.module_name,
+        buffer_capacity=args.buffer_capacity,
+        max_versions=args.max_versions,
+        experiment_capacity=args.experiment_capacity,
+    )
+
+
+def build_server(
+    server_config: ServerConfig, options: Options, core: RefinementCore | None = None
+) -> RefinementServer:
+    """The refinement server (not started)."""
+    core = core or RefinementCore.load()
+    registry = MetricsRegistry()
+    metrics = RefinementMetrics(registry)
+    buffers = KpiBuffers(options.buffer_capacity, options.max_versions)
+    servicer = RefinementServicer(core, buffers, metrics, options.experiment_capacity)
+    subscription = None
+    if options.execution_target:
+
+        def sink(reports: Iterable[common_pb2.KpiReport]) -> None:
+            result = buffers.ingest(reports)
+            metrics.ingested.labels(source="stream").inc(result.accepted)
+            metrics.rejected.labels(reason="non_finite").inc(result.rejected_non_finite)
+            metrics.evicted.inc(result.evicted)
+            metrics.buffered.set(result.buffered)
+
+        subscription = KpiSubscription(
+            options.execution_target,
+            sink,
+            module_name=options.module_name,
+            backoff=options.backoff,
+            metrics=registry,
+        )
+    server = ChimeraServer(
+        server_config,
+        [
+            ServiceRegistration(
+                refinement_pb2_grpc.add_RefinementServiceServicer_to_server, servicer, SERVICE_NAME
+            )
+        ],
+        metrics=registry,
+    )
+    return RefinementServer(server, buffers, subscription)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    server_config, options = parse_args(sys.argv[1:] if argv is None else argv)
+    server = build_server(server_config, options)
+    server.start()
+    server.server.install_signal_handlers()
+    server.server.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+//! Layer 5 (Refinement) core: the layer's decision logic.
+//!
+//! * [`special`]: `ln Γ`, the regularized incomplete beta and gamma
+//!   functions, the Student-t and normal distributions;
+//! * [`welch`]: Welch's t-test (Welch–Satterthwaite df, two-sided p),
+//!   Cohen's d, Hedges' g with its confidence interval, the sample size per
+//!   arm for a target power;
+//! * [`decision`]: the A/B rule (promote / roll back / inconclusive, only at
+//!   the planned sample size);
+//! * [`anomaly`]: z-score and EWMA anomaly rules, the least-squares trend;
+//! * [`trigger`]: when a module's KPIs call for evolution, and why.
+//!
+//! The same sources build natively (tests) and, through the
+//! `refinement_wasm` face crate, into the WASM module the Python service
+//! calls (see [`api`] for the operations).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod anomaly;
+pub mod api;
+pub mod decision;
+pub mod special;
+pub mod trigger;
+pub mod welch;
+
+/// The byte format of requests and responses (the shared `chimera_wire` crate).
+pub use chimera_wire as wire;

@@ -1,0 +1,198 @@
+"""The Rust core through its WASM module, checked against scipy.stats."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from chimera.refinement.core import (
+    STATUS_BAD_REQUEST,
+    STATUS_OUT_OF_RANGE,
+    CoreError,
+    Decision,
+    Direction,
+    RefinementCore,
+    TriggerRule,
+)
+
+#: Two-sided 3-sd tail of a normal distribution: the z-score rule's expected rate.
+NORMAL_3SD_TAIL = 2 * stats.norm.sf(3.0)
+
+
+@pytest.fixture(scope="module")
+def core() -> RefinementCore:
+    return RefinementCore.load()
+
+
+def analyse(core: RefinementCore, control: np.ndarray, treatment: np.ndarray, alpha: float = 0.05):
+    """Welch's test on all observations (a planned size no arm reaches)."""
+    verdict = core.decide(
+        list(control), list(treatment), planned_per_arm=10**9, alpha=alpha,
+        direction=Direction.MAXIMIZE,
+    )
+    assert verdict.decision == Decision.PENDING and verdict.test is not None
+    return verdict.test
+
+
+def test_welch_matches_scipy(core: RefinementCore) -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        control = rng.normal(0, rng.uniform(0.2, 3), rng.integers(2, 80))
+        treatment = rng.normal(rng.uniform(-3, 3), rng.uniform(0.05, 3), rng.integers(2, 80))
+        test = analyse(core, control, treatment)
+        ref = stats.ttest_ind(treatment, control, equal_var=False)
+        assert test.t_statistic == pytest.approx(ref.statistic, rel=1e-11)
+        assert test.degrees_of_freedom == pytest.approx(ref.df, rel=1e-11)
+        assert test.p_value == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.parametrize("df", [1.0, 2.5, 7.0, 30.0, 1e3, 1e6])
+def test_student_t_tail_matches_scipy_far_into_the_tail(core: RefinementCore, df: float) -> None:
+    """Across df and deep into the tail (shift 8 gives p ~ 1e-100 and below)."""
+    rng = np.random.default_rng(int(df))
+    n = max(2, min(int(df) + 1, 400))
+    for shift in (0.0, 0.5, 2.0, 8.0):
+        control = rng.normal(0, 1, n)
+        treatment = rng.normal(shift, 1, n)
+        test = analyse(core, control, treatment)
+        expected = 2 * stats.t.sf(abs(test.t_statistic), test.degrees_of_freedom)
+        assert test.p_value == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+def test_hedges_g_and_its_interval(core: RefinementCore) -> None:
+    rng = np.random.default_rng(3)
+    control, treatment = rng.normal(10, 2, 25), rng.normal(11.5, 3, 35)
+    test = analyse(core, control, treatment, alpha=0.05)
+    nc, nt = len(control), len(treatment)
+    pooled = math.sqrt(
+        ((nc - 1) * control.var(ddof=1) + (nt - 1) * treatment.var(ddof=1)) / (nc + nt - 2)
+    )
+    d = (treatment.mean() - control.mean()) / pooled
+    g = d * (1 - 3 / (4 * (nc + nt) - 9))
+    se = math.sqrt((nc + nt) / (nc * nt) + g * g / (2 * (nc + nt)))
+    z = stats.norm.ppf(0.975)
+    assert test.cohen_d == pytest.approx(d, rel=1e-12)
+    assert test.hedges_g == pytest.approx(g, rel=1e-12)
+    assert (test.g_ci_low, test.g_ci_high) == pytest.approx((g - z * se, g + z * se), rel=1e-12)
+
+
+def exact_power(n: int, effect: float, alpha: float) -> float:
+    """Power of the two-sided equal-n t-test (noncentral t), as G*Power computes it."""
+    df = 2 * n - 2
+    nc = effect * math.sqrt(n / 2)
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+@pytest.mark.parametrize(
+    ("effect", "alpha", "power"),
+    [(0.2, 0.05, 0.8), (0.5, 0.05, 0.8), (0.8, 0.05, 0.8), (0.5, 0.01, 0.9), (1.5, 0.05, 0.95)],
+)
+def test_sample_size_reaches_the_power_and_is_nearly_minimal(
+    core: RefinementCore, effect: float, alpha: float, power: float
+) -> None:
+    n = core.sample_size(alpha=alpha, power=power, effect=effect)
+    assert exact_power(n, effect, alpha) >= power - 2e-3
+    assert exact_power(n - 2, effect, alpha) < power  # at most one more than needed
+
+
+def test_sample_size_rejects_an_impossible_plan(core: RefinementCore) -> None:
+    with pytest.raises(CoreError) as err:
+        core.sample_size(alpha=0.05, power=0.8, effect=0.0)
+    assert err.value.status == STATUS_OUT_OF_RANGE and err.value.details == ("effect",)
+    with pytest.raises(CoreError) as err:
+        core.sample_size(alpha=0.05, power=1.0, effect=0.5)
+    assert err.value.details == ("power",)
+
+
+def test_decisions_only_at_the_planned_size(core: RefinementCore) -> None:
+    rng = np.random.default_rng(11)
+    control = list(rng.normal(100, 5, 40))
+    better = list(rng.normal(110, 5, 40))
+    decide = lambda c, t, d=Direction.MAXIMIZE: core.decide(  # noqa: E731
+        c, t, planned_per_arm=30, alpha=0.01, direction=d
+    )
+    early = decide(control[:29], better[:40])
+    assert early.decision == Decision.PENDING and early.test is not None
+    assert early.test.p_value < 1e-6  # clear already, and still no decision
+    assert decide(control, better).decision == Decision.PROMOTE
+    assert decide(better, control).decision == Decision.ROLL_BACK
+    assert decide(control, better, Direction.MINIMIZE).decision == Decision.ROLL_BACK
+    same = list(rng.normal(100, 5, 40))
+    verdict = decide(control, same)
+    assert verdict.decision == Decision.INCONCLUSIVE and verdict.samples_used == 30
+    # The verdict rests on the first 30 of each arm; later observations cannot move it.
+    assert decide(control, same + [1e6] * 20).decision == Decision.INCONCLUSIVE
+
+
+def test_no_peeking_keeps_the_false_positive_rate_at_alpha(core: RefinementCore) -> None:
+    """A/A experiments: the rule promotes or rolls back in about alpha of them."""
+    rng = np.random.default_rng(5)
+    runs, alpha = 400, 0.05
+    decided = 0
+    for _ in range(runs):
+        a, b = rng.normal(0, 1, (2, 20))
+        v = core.decide(list(a), list(b), planned_per_arm=20, alpha=alpha, direction=Direction.MAXIMIZE)
+        decided += v.decision in (Decision.PROMOTE, Decision.ROLL_BACK)
+    # Binomial(400, 0.05): mean 20, sd 4.4; the bounds are ~3 sd.
+    assert 7 <= decided <= 34
+
+
+def test_anomaly_false_positive_rate_on_a_stationary_stream(core: RefinementCore) -> None:
+    """The documented rates (README): z-score ≈ the 3-sd normal tail (0.27 %), EWMA ≈ 0.45 %."""
+    rng = np.random.default_rng(2026)
+    n = 20_000
+    values = rng.normal(50.0, 4.0, n)
+    result = core.patterns(list(np.arange(n, dtype=float)), list(values), z_threshold=3.0, ewma_alpha=0.3)
+    z_rate = sum(h.method == 1 for h in result.anomalies) / n
+    ewma_rate = sum(h.method == 2 for h in result.anomalies) / n
+    # Binomial sd at p = 0.0027, n = 20000 is 0.00037; allow ~3 sd.
+    assert abs(z_rate - NORMAL_3SD_TAIL) < 0.0012, z_rate
+    assert ewma_rate < 0.008, ewma_rate
+    assert result.trend is not None and result.trend.direction == 1  # flat
+    assert result.mean == pytest.approx(values.mean()) and result.stddev == pytest.approx(values.std(ddof=1))
+
+
+def test_a_level_shift_is_flagged_and_the_trend_is_found(core: RefinementCore) -> None:
+    rng = np.random.default_rng(1)
+    values = list(rng.normal(10, 0.5, 200))
+    values[150] = 30.0
+    result = core.patterns(list(range(200)), values, z_threshold=3.0, ewma_alpha=0.3)
+    top = result.anomalies[0]
+    assert top.index == 150 and top.score > 10
+    assert {h.method for h in result.anomalies if h.index == 150} == {1, 2}
+    rising = [0.1 * i + rng.normal(0, 0.5) for i in range(100)]
+    trend = core.patterns(list(range(100)), rising, z_threshold=3.0, ewma_alpha=0.3).trend
+    assert trend is not None and trend.direction == 2
+    assert trend.slope == pytest.approx(stats.linregress(range(100), rising).slope, rel=1e-9)
+    assert trend.p_value == pytest.approx(stats.linregress(range(100), rising).pvalue, rel=1e-6)
+
+
+def test_evolution_trigger_rules(core: RefinementCore) -> None:
+    rng = np.random.default_rng(9)
+    rule = TriggerRule(direction=Direction.MAXIMIZE, window=30)
+    steady = [(v, True) for v in rng.normal(0.8, 0.01, 60)]
+    assert core.should_evolve(steady[:20], rule).trigger == 2  # insufficient data
+    assert core.should_evolve(steady, rule).trigger == 1  # none
+    plateau = core.should_evolve(steady, TriggerRule(Direction.MAXIMIZE, window=30, plateau=True))
+    assert plateau.trigger == 6 and plateau.should_evolve and "plateau" in plateau.reason
+    worse = steady[:30] + [(v, True) for v in rng.normal(0.6, 0.01, 30)]
+    degraded = core.should_evolve(worse, rule)
+    assert degraded.trigger == 3 and degraded.degradation == pytest.approx(0.25, abs=0.02)
+    failing = steady[:50] + [(0.0, False)] * 10
+    failed = core.should_evolve(failing, rule)
+    assert failed.trigger == 5 and failed.failure_rate == pytest.approx(1 / 3)
+    improving = steady[:30] + [(v, True) for v in rng.normal(0.9, 0.01, 30)]
+    assert core.should_evolve(improving, TriggerRule(Direction.MAXIMIZE, 30, plateau=True)).trigger == 1
+
+
+def test_bad_values_are_refused_by_the_core(core: RefinementCore) -> None:
+    with pytest.raises(CoreError) as err:
+        core.decide([1.0, math.nan], [1.0, 2.0], planned_per_arm=2, alpha=0.05, direction=Direction.MINIMIZE)
+    assert err.value.status == STATUS_BAD_REQUEST and err.value.details == ("control", "1")
+    with pytest.raises(CoreError) as err:
+        core.decide([1.0, 2.0], [1.0, 2.0], planned_per_arm=2, alpha=0.7, direction=Direction.MINIMIZE)
+    assert err.value.details == ("alpha",)

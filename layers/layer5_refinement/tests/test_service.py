@@ -1,0 +1,267 @@
+"""RefinementService on a real loopback server: A/B tests, patterns, triggers, tuning, bad input."""
+
+from __future__ import annotations
+
+import math
+import urllib.request
+from collections.abc import Iterable, Iterator
+
+import grpc
+import numpy as np
+import pytest
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from chimera.framework import ServerConfig
+from chimera.refinement.main import Options, RefinementServer, build_server, parse_args
+from chimera.v1 import common_pb2, refinement_pb2, refinement_pb2_grpc
+
+MAXIMIZE = common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE
+MINIMIZE = common_pb2.OPTIMIZATION_DIRECTION_MINIMIZE
+R = refinement_pb2
+Stub = refinement_pb2_grpc.RefinementServiceStub
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RefinementServer]:
+    with build_server(ServerConfig(port=0, metrics_port=0), Options()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stub(server: RefinementServer) -> Iterator[Stub]:
+    with grpc.insecure_channel(server.target) as channel:
+        yield refinement_pb2_grpc.RefinementServiceStub(channel)
+
+
+def experiment(stub: Stub, n: int = 20, direction: int = MAXIMIZE, **kw: object) -> R.Experiment:
+    return stub.CreateExperiment(
+        R.CreateExperimentRequest(
+            name="genome A/B",
+            metric="quality",
+            control=R.Variant(name="control", genome_id="g-base"),
+            treatment=R.Variant(name="treatment", genome_id="g-new"),
+            min_samples_per_arm=n,
+            direction=direction,
+            **kw,
+        ),
+        timeout=10,
+    )
+
+
+def record(stub: Stub, exp_id: str, arm: str, values: Iterable[float]) -> R.Experiment | None:
+    last = None
+    for v in values:
+        last = stub.RecordObservation(
+            R.RecordObservationRequest(experiment_id=exp_id, variant_name=arm, value=float(v)),
+            timeout=10,
+        )
+    return last
+
+
+def analyse(stub: Stub, exp_id: str) -> R.ExperimentAnalysis:
+    return stub.AnalyzeExperiment(R.AnalyzeExperimentRequest(experiment_id=exp_id), timeout=10)
+
+
+def test_a_better_treatment_is_promoted_only_at_the_planned_size(stub: Stub, server: RefinementServer) -> None:
+    rng = np.random.default_rng(1)
+    exp = experiment(stub, n=20, alpha=0.01)
+    assert exp.status == R.EXPERIMENT_STATUS_RUNNING and exp.min_samples_per_arm == 20
+    record(stub, exp.id, "control", rng.normal(0.60, 0.05, 20))
+    state = record(stub, exp.id, "treatment", rng.normal(0.75, 0.05, 19))
+    assert state.status == R.EXPERIMENT_STATUS_RUNNING and state.treatment_count == 19
+    early = analyse(stub, exp.id)
+    assert early.decision == R.EXPERIMENT_DECISION_PENDING and early.winner == ""
+    assert early.p_value < 1e-6  # obvious already; the rule still waits for n = 20
+    state = record(stub, exp.id, "treatment", rng.normal(0.75, 0.05, 1))
+    assert state.status == R.EXPERIMENT_STATUS_READY
+    done = analyse(stub, exp.id)
+    assert done.decision == R.EXPERIMENT_DECISION_PROMOTE and done.winner == "treatment"
+    assert done.significant and done.samples_used_per_arm == 20
+    assert done.hedges_g > 2 and done.effect_ci_low < done.hedges_g < done.effect_ci_high
+    assert done.treatment.mean > done.control.mean and done.alpha == 0.01
+    port = server.server.metrics_port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+        exposition = page.read().decode()
+    assert 'layer5_experiment_decisions_total{decision="promote"}' in exposition
+    assert 'layer5_experiment_decisions_total{decision="pending"}' in exposition
+    assert "layer5_experiments_created_total" in exposition
+
+
+def test_a_worse_treatment_is_rolled_back_and_equal_arms_are_inconclusive(stub: Stub) -> None:
+    rng = np.random.default_rng(2)
+    worse = experiment(stub, n=15, direction=MINIMIZE)  # e.g. latency: lower is better
+    record(stub, worse.id, "control", rng.normal(10.0, 1.0, 15))
+    record(stub, worse.id, "treatment", rng.normal(13.0, 1.0, 15))
+    verdict = analyse(stub, worse.id)
+    assert verdict.decision == R.EXPERIMENT_DECISION_ROLL_BACK and verdict.winner == "control"
+    same = experiment(stub, n=15)
+    record(stub, same.id, "control", rng.normal(5.0, 1.0, 15))
+    record(stub, same.id, "treatment", rng.normal(5.0, 1.0, 15))
+    verdict = analyse(stub, same.id)
+    assert verdict.decision == R.EXPERIMENT_DECISION_INCONCLUSIVE and not verdict.winner
+    assert verdict.p_value >= 0.05
+
+
+def test_the_planned_size_can_come_from_a_power_analysis(stub: Stub) -> None:
+    exp = experiment(stub, n=0, minimum_detectable_effect=0.5, power=0.8)
+    assert exp.min_samples_per_arm == 64 and exp.power == 0.8
+    assert experiment(stub, n=0).min_samples_per_arm == 30  # the documented default
+
+
+def test_analysis_needs_two_observations_per_arm(stub: Stub) -> None:
+    exp = experiment(stub)
+    record(stub, exp.id, "control", [1.0, 2.0])
+    record(stub, exp.id, "treatment", [1.0])
+    with pytest.raises(grpc.RpcError) as err:
+        analyse(stub, exp.id)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.RpcError) as err:
+        analyse(stub, "exp-999999")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def kpi(i: int, value: float, module: str = "packer", version: int = 1, ok: bool = True) -> common_pb2.KpiReport:
+    return common_pb2.KpiReport(
+        task_id=f"{module}-{version}-{i}",
+        module_name=module,
+        module_version=version,
+        latency_ms=5.0 + (i % 7) * 0.1,
+        fuel_consumed=1000 + i % 13,
+        status=common_pb2.RUN_OUTCOME_SUCCESS if ok else common_pb2.RUN_OUTCOME_TRAPPED,
+        metrics={"quality": value},
+        recorded_at=Timestamp(seconds=1_800_000_000 + i),
+    )
+
+
+def test_patterns_over_ingested_reports(stub: Stub) -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(0.7, 0.01, 120)
+    values[90] = 0.2
+    reply = stub.IngestKpis(
+        R.KpiBatch(reports=[kpi(i, v, module="pat") for i, v in enumerate(values)]), timeout=10
+    )
+    assert reply.accepted == 120 and reply.evicted == 0
+    result = stub.DetectPatterns(
+        R.DetectPatternsRequest(metric="quality", module_name="pat", cluster_count=2, seed=1),
+        timeout=60,
+    )
+    assert result.samples_analyzed == 120
+    assert result.anomalies[0].task_id == "pat-1-90"
+    assert {a.method for a in result.anomalies if a.task_id == "pat-1-90"} == {
+        R.ANOMALY_METHOD_ZSCORE,
+        R.ANOMALY_METHOD_EWMA,
+    }
+    assert result.trend.direction == R.TREND_DIRECTION_FLAT and result.trend.sample_count == 120
+    assert list(result.cluster_features) == ["quality", "latency_ms", "fuel_consumed"]
+    assert sum(c.size for c in result.clusters) == 120 and len(result.clusters[0].centroid) == 3
+    windowed = stub.DetectPatterns(
+        R.DetectPatternsRequest(metric="quality", module_name="pat", module_version=1, window=20),
+        timeout=10,
+    )
+    assert windowed.samples_analyzed == 20 and not windowed.clusters
+
+
+def test_should_evolve_on_degradation_and_plateau(stub: Stub) -> None:
+    rng = np.random.default_rng(4)
+    good, bad = rng.normal(0.8, 0.01, 40), rng.normal(0.6, 0.01, 40)
+    reports = [kpi(i, v, module="deg") for i, v in enumerate(np.concatenate([good, bad]))]
+    stub.IngestKpis(R.KpiBatch(reports=reports), timeout=10)
+    ask = lambda module, **kw: stub.ShouldEvolve(  # noqa: E731
+        R.ShouldEvolveRequest(module_name=module, metric="quality", direction=MAXIMIZE, window=40, **kw),
+        timeout=10,
+    )
+    degraded = ask("deg")
+    assert degraded.should_evolve and degraded.trigger == R.EVOLUTION_TRIGGER_DEGRADATION
+    assert degraded.degradation == pytest.approx(0.25, abs=0.02) and "worse" in degraded.reason
+    flat = [kpi(i, v, module="flat") for i, v in enumerate(rng.normal(0.8, 0.01, 80))]
+    stub.IngestKpis(R.KpiBatch(reports=flat), timeout=10)
+    assert ask("flat").trigger == R.EVOLUTION_TRIGGER_NONE and not ask("flat").should_evolve
+    plateau = ask("flat", trigger_on_plateau=True)
+    assert plateau.should_evolve and plateau.trigger == R.EVOLUTION_TRIGGER_PLATEAU
+    assert plateau.p_value >= 0.05 and "plateau" in plateau.reason
+    assert ask("nothing-here").trigger == R.EVOLUTION_TRIGGER_INSUFFICIENT_DATA
+
+
+def test_optimize_proposes_near_the_optimum(stub: Stub) -> None:
+    rng = np.random.default_rng(5)
+    points = rng.uniform([-1, 0], [1, 4], (20, 2))
+    values = (points[:, 0] - 0.4) ** 2 + (points[:, 1] - 3.0) ** 2  # minimised at (0.4, 3)
+    result = stub.Optimize(
+        R.OptimizeRequest(
+            objective="latency_ms",
+            bounds=[
+                common_pb2.ParameterBounds(name="w_queue", lower=-1, upper=1),
+                common_pb2.ParameterBounds(name="w_size", lower=0, upper=4),
+            ],
+            observations=[R.ParameterObservation(parameters=list(p), value=v) for p, v in zip(points, values)],
+            direction=MINIMIZE,
+            seed=3,
+        ),
+        timeout=60,
+    )
+    assert list(result.parameter_names) == ["w_queue", "w_size"]
+    assert result.model == "gaussian_process_rbf" and result.model_r_squared > 0.8
+    assert math.dist(result.suggested_parameters, (0.4, 3.0)) < 0.5
+    assert result.best_observed_value == pytest.approx(values.min())
+    assert result.expected_improvement >= 0
+
+
+BAD_REQUESTS = [
+    ("IngestKpis", R.KpiBatch(), "reports"),
+    ("IngestKpis", R.KpiBatch(reports=[kpi(0, math.nan)]), "reports[0].metrics"),
+    ("DetectPatterns", R.DetectPatternsRequest(), "metric"),
+    ("DetectPatterns", R.DetectPatternsRequest(metric="q", ewma_alpha=2), "ewma_alpha"),
+    ("DetectPatterns", R.DetectPatternsRequest(metric="q", module_version=3), "module_name"),
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q",
+        control=R.Variant(name="a"), treatment=R.Variant(name="b")), "direction"),
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE,
+        control=R.Variant(name="a"), treatment=R.Variant(name="a")), "treatment.name"),
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE, alpha=0.9,
+        control=R.Variant(name="a"), treatment=R.Variant(name="b")), "alpha"),
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE,
+        minimum_detectable_effect=0.001, control=R.Variant(name="a"), treatment=R.Variant(name="b")),
+        "minimum_detectable_effect"),
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE,
+        minimum_detectable_effect=1e-9, control=R.Variant(name="a"), treatment=R.Variant(name="b")),
+        "minimum_detectable_effect"),
+    ("RecordObservation", R.RecordObservationRequest(experiment_id="e", variant_name="a", value=math.inf), "value"),
+    ("RecordObservation", R.RecordObservationRequest(variant_name="a"), "experiment_id"),
+    ("AnalyzeExperiment", R.AnalyzeExperimentRequest(), "experiment_id"),
+    ("Optimize", R.OptimizeRequest(direction=MINIMIZE, bounds=[common_pb2.ParameterBounds(name="p", lower=1, upper=1)],
+        observations=[R.ParameterObservation(parameters=[1], value=1)] * 2), "bounds[0].upper"),
+    ("Optimize", R.OptimizeRequest(direction=MINIMIZE, bounds=[common_pb2.ParameterBounds(name="p", lower=0, upper=1)],
+        observations=[R.ParameterObservation(parameters=[1, 2], value=1)] * 2), "observations[0].parameters"),
+    ("Optimize", R.OptimizeRequest(direction=MINIMIZE, bounds=[common_pb2.ParameterBounds(name="p", lower=0, upper=1)],
+        observations=[R.ParameterObservation(parameters=[1], value=1)]), "observations"),
+    ("ShouldEvolve", R.ShouldEvolveRequest(module_name="m", metric="q"), "direction"),
+    ("ShouldEvolve", R.ShouldEvolveRequest(module_name="m", metric="q", direction=MAXIMIZE, max_anomaly_rate=2), "max_anomaly_rate"),
+]
+
+
+@pytest.mark.parametrize(("method", "request_", "field"), BAD_REQUESTS, ids=[f"{m}-{f}" for m, _, f in BAD_REQUESTS])
+def test_bad_input_is_invalid_argument_naming_the_field(
+    stub: Stub, method: str, request_: Message, field: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        getattr(stub, method)(request_, timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    assert err.value.details().startswith(f"field '{field}"), err.value.details()
+
+
+def test_unknown_arm_and_experiment(stub: Stub) -> None:
+    exp = experiment(stub)
+    with pytest.raises(grpc.RpcError) as err:
+        record(stub, exp.id, "nobody", [1.0])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "variant_name" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        record(stub, "exp-424242", "control", [1.0])
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    config, options = parse_args(["--port", "0", "--execution-target", "127.0.0.1:1", "--buffer-capacity", "7"])
+    assert config.port == 0 and options.execution_target == "127.0.0.1:1" and options.buffer_capacity == 7
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--max-versions", "0"])
+    assert exit_.value.code == 2 and "--max-versions must be at least 1" in capsys.readouterr().err
