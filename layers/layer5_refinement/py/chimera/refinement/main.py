@@ -12,12 +12,18 @@ backoff) and buffers every report it receives::
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.framework import (
+    ChimeraServer,
+    MetricsRegistry,
+    ServerConfig,
+    ServiceRegistration,
+    StopHooks,
+    serve,
+)
 from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.refinement.buffers import KpiBuffers
 from chimera.refinement.core import RefinementCore
@@ -63,14 +69,15 @@ class RefinementServer:
 
     def start(self) -> RefinementServer:
         self.server.start()
-        if self.subscription is not None:
-            self.subscription.start()
+        self.start_subscription()
         return self
 
-    def stop(self, grace: float | None = None) -> None:
+    def start_subscription(self) -> None:
         if self.subscription is not None:
-            self.subscription.stop()
-        self.server.stop(grace)
+            self.subscription.start()
+
+    def stop(self, grace: float | None = None) -> None:
+        self.server.stop(grace)  # its StopHooks end the subscription first
 
     def __enter__(self) -> RefinementServer:
         return self.start()
@@ -139,19 +146,15 @@ def build_server(
             )
         ],
         metrics=registry,
+        on_stop=StopHooks(before_drain=[subscription.stop] if subscription is not None else []),
     )
     return RefinementServer(server, buffers, subscription)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     server_config, options = parse_args(sys.argv[1:] if argv is None else argv)
     server = build_server(server_config, options)
-    server.start()
-    server.server.install_signal_handlers()
-    server.server.wait()
-    server.stop()
-    return 0
+    return serve(server.server, ready=lambda _: server.start_subscription())
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The StreamKpis subscription against a real layer-4 ExecutionService on loopback.
+"""4 -> 5: refinement's StreamKpis subscription against a real layer-4 ExecutionService on loopback.
 
 Layer 4 runs its real kernel (deployed through a TrustingGate: these tests
 are about the KPI stream, not the 3 -> 4 admission, which layer 4 tests).
@@ -24,10 +24,10 @@ from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.gate import TrustingGate
 from chimera.execution.sandbox import Limits
 from chimera.execution.scheduler import RetryPolicy
-from chimera.execution.server import ExecutionServer
+from chimera.execution.main import build_server as build_execution
 from chimera.execution.service import ExecutionOptions
 from chimera.execution.workload import GOOD_GENOME, generate_instance
-from chimera.framework import ServerConfig
+from chimera.framework import ChimeraServer, ServerConfig
 from chimera.refinement.main import Options, RefinementServer, build_server
 from chimera.refinement.subscription import Backoff
 from chimera.v1 import (
@@ -46,7 +46,7 @@ FAST = ExecutionOptions(
 )
 QUICK_BACKOFF = Backoff(base_s=0.05, factor=2.0, cap_s=0.3, jitter=0.5)
 #: Layer 4, the refinement server subscribed to it, and layer 4's port.
-Pair = tuple[ExecutionServer, RefinementServer, int]
+Pair = tuple[ChimeraServer, RefinementServer, int]
 
 
 def free_port() -> int:
@@ -63,8 +63,8 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str =
         time.sleep(0.02)
 
 
-def layer4(port: int) -> ExecutionServer:
-    return ExecutionServer(ServerConfig(port=port, metrics_port=None), FAST, TrustingGate())
+def layer4(port: int) -> ChimeraServer:
+    return build_execution(ServerConfig(port=port, metrics_port=None), FAST, TrustingGate())
 
 
 def deploy_and_run(target: str, tasks: int) -> list[str]:
@@ -106,7 +106,7 @@ def pair() -> Iterator[Pair]:
         execution.stop()
 
 
-def stream_gauge(execution: ExecutionServer) -> float:
+def stream_gauge(execution: ChimeraServer) -> float:
     metric = execution.metrics.get("layer4_kpi_streams")
     assert metric is not None
     return float(metric.value())  # type: ignore[attr-defined]
