@@ -143,8 +143,8 @@ def plot_trends(history: list[dict[str, Any]], path: Path) -> str:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     for key, color, name in (
         ("wall_time_seconds", _OTHER, "wall"),
-        ("build_time_seconds", _BUILD, "build (sum of actions)"),
-        ("test_time_seconds", _TEST, "test"),
+        ("build_seconds", _BUILD, "build (sum of actions)"),
+        ("test_seconds", _TEST, "test"),
         ("critical_path_seconds", "#8172B3", "critical path"),
     ):
         top.plot(xs, [h.get("total_times", {}).get(key, 0) or 0 for h in history], marker="o", color=color, label=name)
@@ -159,7 +159,7 @@ def plot_trends(history: list[dict[str, Any]], path: Path) -> str:
     bottom.set_xlabel("report (UTC time it was generated; history.jsonl)")
     bottom.legend(fontsize=8)
     bottom.set_xticks(xs)
-    bottom.set_xticklabels([f"{i}\n{str(h.get('generated_at', ''))[11:16]}" for i, h in zip(xs, history)], fontsize=8)
+    bottom.set_xticklabels([f"{i}\n{str(h.get('build_timestamp', ''))[11:16]}" for i, h in zip(xs, history)], fontsize=8)
     return _save(fig, path)
 
 
@@ -200,8 +200,8 @@ def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_
     summary = [
         ["project status", report["project_status"]],
         ["wall time (s)", totals["wall_time_seconds"]],
-        ["build time, executed actions (s)", totals["build_time_seconds"]],
-        ["test time (s)", totals["test_time_seconds"]],
+        ["build time, executed actions (s)", totals["build_seconds"]],
+        ["test time (s)", totals["test_seconds"]],
         ["critical path (s)", totals["critical_path_seconds"]],
         ["parallel build efficiency", system["parallel_build_efficiency"]],
         ["jobs", f"{system['jobs']} ({system['jobs_source']})"],
@@ -215,7 +215,7 @@ def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Chimera build metrics</title><style>{_CSS}</style></head>
 <body><h1>Chimera build metrics</h1>
-<p>Generated {html.escape(report['generated_at'])} from <code>bazel {html.escape(report.get('command', ''))}</code>;
+<p>Generated {html.escape(report['build_timestamp'])} from <code>bazel {html.escape(report.get('command', ''))}</code>;
 raw data: <code>build_metrics.json</code>.</p>
 {_table(["figure", "value"], summary)}
 <h2>Layers</h2>

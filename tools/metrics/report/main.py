@@ -2,7 +2,8 @@
 
 Joins a JSON profile, the BEP and the metrics aspect's files into DIR/build_metrics.json,
 appends a line to the history, and writes the dashboard (DIR/dashboard/index.html).
-Exit status: 0 written, 2 bad input.
+Exit status: 0 written, 1 written but not in the specification's format (or below
+--require-hit-rate), 2 bad input.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tools.metrics.report import aspect, bep, compute, execlog, history, profile, provenance
+from tools.metrics.report import aspect, bep, compute, execlog, history, profile, provenance, spec_format
 
 
 def _path(value: str) -> Path:
@@ -112,6 +113,12 @@ def run(argv: list[str]) -> int:
         report["cache"]["hit_rate_ok"] = verdict
     out_file = args.out / "build_metrics.json"
     out_file.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    departures = spec_format.problems(report)
+    if departures:
+        print(f"report: {out_file} does not match {spec_format.SCHEMA_FILE.name}:", file=sys.stderr)
+        for line in departures:
+            print(f"  {line}", file=sys.stderr)
+        return 1
 
     history_file = args.history or args.out / "history.jsonl"
     if not args.no_history:
