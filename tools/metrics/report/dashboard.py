@@ -217,9 +217,10 @@ def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_
 <body><h1>Chimera build metrics</h1>
 <p>Generated {html.escape(report['build_timestamp'])} from <code>bazel {html.escape(report.get('command', ''))}</code>;
 raw data: <code>build_metrics.json</code>.</p>
-{_table(["figure", "value"], summary)}
 <h2>Layers</h2>
-{_table(["layer", "status", "build s", "test s", "binary MB", "targets", "tests passed"], layer_rows)}
+{_table(["layer", "status", "build time (s)", "test time (s)", "binary size (MB)", "targets", "tests passed"], layer_rows)}
+<h2>Build</h2>
+{_table(["figure", "value"], summary)}
 {figures}
 </body></html>
 """
