@@ -331,3 +331,22 @@ def compute(
         "inputs": inputs or {},
     }
     return report
+
+
+def add_coverage(report: dict[str, Any], coverage: dict[str, Any]) -> None:
+    """Adds ci/coverage.sh's per-layer figures: layers.layerN.coverage_percent (Python line
+    coverage) with the statement counts it came from."""
+    layers = coverage.get("layers") if isinstance(coverage, dict) else None
+    if not isinstance(layers, dict):
+        raise ValueError('not a coverage.json (no "layers" object)')
+    for name, figures in layers.items():
+        if name not in report["layers"]:
+            raise ValueError(f"unknown layer {name!r}")
+        percent = figures.get("coverage_percent") if isinstance(figures, dict) else None
+        if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 <= percent <= 100:
+            raise ValueError(f"layers.{name}.coverage_percent is not a percentage: {percent!r}")
+        report["layers"][name].update({
+            "coverage_percent": float(percent),
+            "coverage_statements": int(figures.get("statements", 0)),
+            "coverage_covered": int(figures.get("covered", 0)),
+        })

@@ -189,9 +189,11 @@ def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_
     if history:
         images.append(("Trends", plot_trends(history, out / "trends.png")))
 
+    with_coverage = any("coverage_percent" in g for _, g in _groups(report))
     layer_rows = [
         [name, g["status"], g["build_time_seconds"], g["test_time_seconds"], g["binary_size_mb"],
-         g["targets"], f"{g.get('tests_passed', 0)}/{g['tests']}"]
+         g["targets"], f"{g.get('tests_passed', 0)}/{g['tests']}",
+         *([g.get("coverage_percent", "-")] if with_coverage else [])]
         for name, g in _groups(report)
     ]
     totals = report["total_times"]
@@ -218,7 +220,8 @@ def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_
 <p>Generated {html.escape(report['build_timestamp'])} from <code>bazel {html.escape(report.get('command', ''))}</code>;
 raw data: <code>build_metrics.json</code>.</p>
 <h2>Layers</h2>
-{_table(["layer", "status", "build time (s)", "test time (s)", "binary size (MB)", "targets", "tests passed"], layer_rows)}
+{_table(["layer", "status", "build time (s)", "test time (s)", "binary size (MB)", "targets", "tests passed",
+         *(["Python line coverage (%)"] if with_coverage else [])], layer_rows)}
 <h2>Build</h2>
 {_table(["figure", "value"], summary)}
 {figures}

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=15, help="targets in the top-N plots")
     p.add_argument("--attach", action="append", default=[], metavar="KEY=FILE",
                    help="embed a JSON file in the report under attachments.KEY (e.g. the cache's /status)")
+    p.add_argument("--coverage", type=_path, metavar="FILE",
+                   help="per-layer Python line coverage (ci/coverage.sh's coverage.json) -> layers.layerN.coverage_percent")
     p.add_argument("--require-hit-rate", type=float, metavar="R",
                    help="exit 1 (after writing everything) when the remote cache hit rate is below R, "
                         "listing the actions that missed")
@@ -84,6 +86,7 @@ def run(argv: list[str]) -> int:
             prof = profile.with_executions(prof, execlog.executions(spawns))
         files, aspect_root = _aspect_files(args, events)
         targets = aspect.load(files)
+        coverage = json.loads(args.coverage.read_text()) if args.coverage else None
         attachments = {}
         for item in args.attach:
             key, sep, name = item.partition("=")
@@ -107,6 +110,13 @@ def run(argv: list[str]) -> int:
     )
     if attachments:
         report["attachments"] = attachments
+    if coverage is not None:
+        try:
+            compute.add_coverage(report, coverage)
+        except ValueError as err:
+            print(f"report: bad input: --coverage {args.coverage}: {err}", file=sys.stderr)
+            return 2
+        inputs["coverage"] = provenance.describe_file(args.coverage)
     verdict = _hit_rate_verdict(report, args.require_hit_rate)
     if verdict is not None:
         report["cache"]["required_hit_rate"] = args.require_hit_rate

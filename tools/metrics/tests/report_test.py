@@ -157,3 +157,17 @@ def test_aspect_files_named_by_the_bep_resolve_locally_even_from_a_remote_cache(
     root = Path("/tmp/ob_sample/execroot/chimera/bazel-out/k8-fastbuild/bin")
     assert root / "layers/layer1_alpha/_metrics/blob.json" in remote.aspect_files  # bytestream:// URI
     assert {p.relative_to(root) for p in local.aspect_files} == {p.relative_to(root) for p in remote.aspect_files}
+
+
+def test_cli_adds_per_layer_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = SAMPLE / "local"
+    coverage = tmp_path / "coverage.json"
+    coverage.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 91.25, "statements": 80, "covered": 73}}}))
+    argv = ["--profile", str(base / "profile.json"), "--bep", str(base / "bep.json"), "--aspect-dir", str(base / "aspect"),
+            "--out", str(tmp_path / "out"), "--no-dashboard", "--no-history", "--coverage", str(coverage)]
+    assert main.run(argv) == 0
+    layer1 = json.loads((tmp_path / "out/build_metrics.json").read_text())["layers"]["layer1"]
+    assert (layer1["coverage_percent"], layer1["coverage_statements"], layer1["coverage_covered"]) == (91.25, 80, 73)
+    coverage.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 140}}}))
+    assert main.run(argv) == 2
+    assert "layers.layer1.coverage_percent is not a percentage: 140" in capsys.readouterr().err
