@@ -333,20 +333,41 @@ def compute(
     return report
 
 
-def add_coverage(report: dict[str, Any], coverage: dict[str, Any]) -> None:
-    """Adds ci/coverage.sh's per-layer figures: layers.layerN.coverage_percent (Python line
-    coverage) with the statement counts it came from."""
-    layers = coverage.get("layers") if isinstance(coverage, dict) else None
+def _coverage_layers(source: str, data: dict[str, Any] | None, report: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """layerN -> (measured units, covered units) of one coverage file, checked."""
+    if data is None:
+        return {}
+    layers = data.get("layers") if isinstance(data, dict) else None
     if not isinstance(layers, dict):
-        raise ValueError('not a coverage.json (no "layers" object)')
+        raise ValueError(f'{source}: no "layers" object')
+    out = {}
     for name, figures in layers.items():
         if name not in report["layers"]:
-            raise ValueError(f"unknown layer {name!r}")
+            raise ValueError(f"{source}: unknown layer {name!r}")
         percent = figures.get("coverage_percent") if isinstance(figures, dict) else None
         if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 <= percent <= 100:
-            raise ValueError(f"layers.{name}.coverage_percent is not a percentage: {percent!r}")
-        report["layers"][name].update({
-            "coverage_percent": float(percent),
-            "coverage_statements": int(figures.get("statements", 0)),
-            "coverage_covered": int(figures.get("covered", 0)),
-        })
+            raise ValueError(f"{source}: layers.{name}.coverage_percent is not a percentage: {percent!r}")
+        total = int(figures.get("statements", figures.get("lines", 0)))
+        covered = int(figures.get("covered", 0))
+        if not 0 <= covered <= total:
+            raise ValueError(f"{source}: layers.{name}: covered {covered} of {total}")
+        out[name] = (total, covered)
+    return out
+
+
+def add_coverage(report: dict[str, Any], python: dict[str, Any] | None, rust: dict[str, Any] | None = None) -> None:
+    """Adds ci/coverage.sh's (Python statements) and ci/rust_coverage.sh's (Rust lines)
+    figures: layers.layerN.python_coverage_percent, rust_coverage_percent, and
+    coverage_percent = all covered / all measured, both languages together."""
+    parts = {"python": _coverage_layers("python coverage", python, report),
+             "rust": _coverage_layers("rust coverage", rust, report)}
+    for name in sorted(set(parts["python"]) | set(parts["rust"])):
+        layer = report["layers"][name]
+        total = covered = 0
+        for language, figures in parts.items():
+            if name in figures:
+                t, c = figures[name]
+                layer[f"{language}_coverage_percent"] = _r(100 * c / t, 2) if t else 0.0
+                layer[f"{language}_coverage_measured"] = t
+                total, covered = total + t, covered + c
+        layer["coverage_percent"] = _r(100 * covered / total, 2) if total else 0.0

@@ -221,7 +221,7 @@ def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_
 raw data: <code>build_metrics.json</code>.</p>
 <h2>Layers</h2>
 {_table(["layer", "status", "build time (s)", "test time (s)", "binary size (MB)", "targets", "tests passed",
-         *(["Python line coverage (%)"] if with_coverage else [])], layer_rows)}
+         *(["line coverage, Python + Rust (%)"] if with_coverage else [])], layer_rows)}
 <h2>Build</h2>
 {_table(["figure", "value"], summary)}
 {figures}

@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="embed a JSON file in the report under attachments.KEY (e.g. the cache's /status)")
     p.add_argument("--coverage", type=_path, metavar="FILE",
                    help="per-layer Python line coverage (ci/coverage.sh's coverage.json) -> layers.layerN.coverage_percent")
+    p.add_argument("--rust-coverage", type=_path, metavar="FILE",
+                   help="per-layer Rust line coverage (ci/rust_coverage.sh's rust_coverage.json), joined with --coverage")
     p.add_argument("--require-hit-rate", type=float, metavar="R",
                    help="exit 1 (after writing everything) when the remote cache hit rate is below R, "
                         "listing the actions that missed")
@@ -87,6 +89,7 @@ def run(argv: list[str]) -> int:
         files, aspect_root = _aspect_files(args, events)
         targets = aspect.load(files)
         coverage = json.loads(args.coverage.read_text()) if args.coverage else None
+        rust_coverage = json.loads(args.rust_coverage.read_text()) if args.rust_coverage else None
         attachments = {}
         for item in args.attach:
             key, sep, name = item.partition("=")
@@ -110,13 +113,15 @@ def run(argv: list[str]) -> int:
     )
     if attachments:
         report["attachments"] = attachments
-    if coverage is not None:
+    if coverage is not None or rust_coverage is not None:
         try:
-            compute.add_coverage(report, coverage)
+            compute.add_coverage(report, coverage, rust_coverage)
         except ValueError as err:
-            print(f"report: bad input: --coverage {args.coverage}: {err}", file=sys.stderr)
+            print(f"report: bad input: {err}", file=sys.stderr)
             return 2
-        inputs["coverage"] = provenance.describe_file(args.coverage)
+        for key, path in (("coverage", args.coverage), ("rust_coverage", args.rust_coverage)):
+            if path is not None:
+                inputs[key] = provenance.describe_file(path)
     verdict = _hit_rate_verdict(report, args.require_hit_rate)
     if verdict is not None:
         report["cache"]["required_hit_rate"] = args.require_hit_rate

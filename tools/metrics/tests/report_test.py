@@ -162,12 +162,19 @@ def test_aspect_files_named_by_the_bep_resolve_locally_even_from_a_remote_cache(
 def test_cli_adds_per_layer_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = SAMPLE / "local"
     coverage = tmp_path / "coverage.json"
+    rust = tmp_path / "rust_coverage.json"
     coverage.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 91.25, "statements": 80, "covered": 73}}}))
+    rust.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 50.0, "lines": 20, "covered": 10},
+                                           "layer2": {"coverage_percent": 75.0, "lines": 40, "covered": 30}}}))
     argv = ["--profile", str(base / "profile.json"), "--bep", str(base / "bep.json"), "--aspect-dir", str(base / "aspect"),
-            "--out", str(tmp_path / "out"), "--no-dashboard", "--no-history", "--coverage", str(coverage)]
+            "--out", str(tmp_path / "out"), "--no-dashboard", "--no-history", "--coverage", str(coverage),
+            "--rust-coverage", str(rust)]
     assert main.run(argv) == 0
-    layer1 = json.loads((tmp_path / "out/build_metrics.json").read_text())["layers"]["layer1"]
-    assert (layer1["coverage_percent"], layer1["coverage_statements"], layer1["coverage_covered"]) == (91.25, 80, 73)
+    layers = json.loads((tmp_path / "out/build_metrics.json").read_text())["layers"]
+    assert layers["layer1"]["python_coverage_percent"] == 91.25
+    assert layers["layer1"]["rust_coverage_percent"] == 50.0
+    assert layers["layer1"]["coverage_percent"] == round(100 * (73 + 10) / (80 + 20), 2)
+    assert layers["layer2"]["coverage_percent"] == 75.0 and "python_coverage_percent" not in layers["layer2"]
     coverage.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 140}}}))
     assert main.run(argv) == 2
     assert "layers.layer1.coverage_percent is not a percentage: 140" in capsys.readouterr().err
