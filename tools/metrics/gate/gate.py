@@ -6,7 +6,9 @@
 Fails (exit 1) when, for any layer of the seed schema (layer1..layer8):
   * binary_size_mb grew by more than --max-size-growth-pct percent, or
   * build_time_seconds or test_time_seconds grew by more than --max-time-ratio
-    times the baseline AND by more than --min-time-delta-seconds.
+    times the baseline AND by more than --min-time-delta-seconds, or
+  * coverage_percent (when both sides have it: ci/coverage.sh) dropped by more than
+    --max-coverage-drop points.
 Build times are compared only when both sides executed their actions (a layer
 whose status is "cached" built nothing, so its time says nothing). A layer the
 baseline lacks ("missing") is new: it is listed, not gated. Exit 2: bad input.
@@ -35,6 +37,7 @@ class Limits:
     max_time_ratio: float = 1.5
     min_time_delta_seconds: float = 10.0
     min_size_delta_mb: float = 0.0
+    max_coverage_drop: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def load(path: Path) -> dict[str, Any]:
     for name, layer in data["layers"].items():
         if not isinstance(layer, dict):
             raise BadInput(f"{path}: layers.{name} is not an object")
-        for key in ("build_time_seconds", "test_time_seconds", "binary_size_mb"):
+        for key in ("build_time_seconds", "test_time_seconds", "binary_size_mb", "coverage_percent"):
             value = layer.get(key, 0)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise BadInput(f"{path}: layers.{name}.{key} is not a number: {value!r}")
@@ -89,6 +92,13 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], limits: Limits) -
             bad = growth > limits.max_size_growth_pct and (c - b) > limits.min_size_delta_mb
             findings.append(Finding(name, "binary_size_mb", b, c,
                                     f"+{growth:.1f}% (limit {limits.max_size_growth_pct:g}%)", bad))
+
+        if "coverage_percent" in base and "coverage_percent" in now:
+            b, c = float(base["coverage_percent"]), float(now["coverage_percent"])
+            if c < b:
+                findings.append(Finding(name, "coverage_percent", b, c,
+                                        f"-{b - c:.2f} points (limit {limits.max_coverage_drop:g})",
+                                        b - c > limits.max_coverage_drop))
 
         for metric in ("build_time_seconds", "test_time_seconds"):
             if metric == "build_time_seconds" and "cached" in (base.get("status"), now.get("status")):
@@ -147,12 +157,17 @@ def run(argv: list[str]) -> int:
     p.add_argument("--max-time-ratio", type=float, default=Limits.max_time_ratio)
     p.add_argument("--min-time-delta-seconds", type=float, default=Limits.min_time_delta_seconds)
     p.add_argument("--min-size-delta-mb", type=float, default=Limits.min_size_delta_mb)
+    p.add_argument("--max-coverage-drop", type=float, default=Limits.max_coverage_drop,
+                   help="points of coverage_percent a layer may lose")
     p.add_argument("--top", type=int, default=5, help="moved targets to list per finding")
     args = p.parse_args(argv)
-    limits = Limits(args.max_size_growth_pct, args.max_time_ratio, args.min_time_delta_seconds, args.min_size_delta_mb)
+    limits = Limits(args.max_size_growth_pct, args.max_time_ratio, args.min_time_delta_seconds, args.min_size_delta_mb,
+                    args.max_coverage_drop)
     try:
-        if limits.max_size_growth_pct < 0 or limits.max_time_ratio < 1 or limits.min_time_delta_seconds < 0:
-            raise BadInput("limits: --max-size-growth-pct >= 0, --max-time-ratio >= 1, --min-time-delta-seconds >= 0")
+        if (limits.max_size_growth_pct < 0 or limits.max_time_ratio < 1 or limits.min_time_delta_seconds < 0
+                or limits.max_coverage_drop < 0):
+            raise BadInput("limits: --max-size-growth-pct >= 0, --max-time-ratio >= 1, --min-time-delta-seconds >= 0, "
+                           "--max-coverage-drop >= 0")
         baseline = load(args.baseline)
         current = load(args.report)
     except BadInput as err:

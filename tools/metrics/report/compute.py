@@ -14,7 +14,9 @@ from tools.metrics.report.execlog import Spawn
 from tools.metrics.report.layers import LAYERS, group_order, layer_of
 from tools.metrics.report.profile import Profile
 
-SCHEMA_VERSION = 1
+# 2: the specification's key names (build_timestamp, total_times.build_seconds/test_seconds,
+# system_metrics.total_binary_size_mb/average_*); 1 had generated_at and *_time_seconds totals.
+SCHEMA_VERSION = 2
 BYTES_PER_MB = 1_000_000
 
 SUCCESS = "success"
@@ -184,6 +186,25 @@ def _group(rows: list[TargetRow]) -> dict[str, Any]:
     }
 
 
+def timestamp(moment: datetime.datetime) -> str:
+    """UTC, whole seconds, "Z" suffix: the specification's `build_timestamp` form."""
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def layer_summary(layers: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The specification's system_metrics derived from the layers: total deliverable size,
+    and build/test time averaged over the layers that have targets (a layer still
+    `missing` would pull the average towards zero without having been built)."""
+    present = [layer for layer in layers.values() if layer.get("status") != MISSING]
+    count = len(present) or 1  # no layer at all: the sums are 0, and so are the averages
+    return {
+        "total_binary_size_mb": _r(sum(layer["binary_size_mb"] for layer in layers.values()), 6),
+        "average_build_time_seconds": _r(sum(layer["build_time_seconds"] for layer in present) / count),
+        "average_test_time_seconds": _r(sum(layer["test_time_seconds"] for layer in present) / count),
+        "layers_counted_in_averages": len(present),
+    }
+
+
 def _cache(prof: Profile, events: BuildEvents, spawns: list[Spawn] | None) -> dict[str, Any]:
     counted = [a for a in prof.actions if a.execution != profile_mod.INTERNAL]
     hits = sum(1 for a in counted if a.execution == profile_mod.REMOTE_CACHE_HIT)
@@ -256,7 +277,9 @@ def compute(
     cpu = (machine or {}).get("nproc")
     effective_jobs = jobs or events.jobs or cpu or 1
     jobs_source = "--jobs" if (jobs or events.jobs) else "nproc (Bazel's default --jobs)"
-    efficiency = action_time / (execution_wall * effective_jobs) if execution_wall > 0 else None
+    # Nothing executed (a no-op build) means no parallel work: 0, not undefined, so the
+    # specification's field stays a number.
+    efficiency = action_time / (execution_wall * effective_jobs) if execution_wall > 0 else 0.0
 
     built_and_tested = [
         name for name, layer in layers.items()
@@ -273,14 +296,14 @@ def compute(
     ]
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "generated_at": (now or datetime.datetime.now(datetime.timezone.utc)).isoformat(timespec="seconds"),
+        "build_timestamp": timestamp(now or datetime.datetime.now(datetime.timezone.utc)),
         "command": events.command,
         "overall_success": events.overall_success,
         "layers": layers,
         "other_groups": others,
         "total_times": {
-            "build_time_seconds": _r(sum(r.build_time_s for r in rows.values())),
-            "test_time_seconds": _r(sum(r.test_time_s for r in rows.values())),
+            "build_seconds": _r(sum(r.build_time_s for r in rows.values())),
+            "test_seconds": _r(sum(r.test_time_s for r in rows.values())),
             "cached_action_time_seconds": _r(sum(r.cached_time_s for r in rows.values())),
             "metrics_aspect_seconds": _r(sum(r.metrics_time_s for r in rows.values())),
             "wall_time_seconds": _r(events.wall_time_s),
@@ -288,7 +311,8 @@ def compute(
             "critical_path_seconds": _r(prof.critical_path_seconds),
         },
         "system_metrics": {
-            "parallel_build_efficiency": _r(efficiency, 4) if efficiency is not None else None,
+            **layer_summary(layers),
+            "parallel_build_efficiency": _r(efficiency, 4),
             "total_action_wall_time_seconds": _r(action_time),
             "build_wall_time_seconds": _r(execution_wall),
             "jobs": effective_jobs,
@@ -307,3 +331,43 @@ def compute(
         "inputs": inputs or {},
     }
     return report
+
+
+def _coverage_layers(source: str, data: dict[str, Any] | None, report: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """layerN -> (measured units, covered units) of one coverage file, checked."""
+    if data is None:
+        return {}
+    layers = data.get("layers") if isinstance(data, dict) else None
+    if not isinstance(layers, dict):
+        raise ValueError(f'{source}: no "layers" object')
+    out = {}
+    for name, figures in layers.items():
+        if name not in report["layers"]:
+            raise ValueError(f"{source}: unknown layer {name!r}")
+        percent = figures.get("coverage_percent") if isinstance(figures, dict) else None
+        if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 <= percent <= 100:
+            raise ValueError(f"{source}: layers.{name}.coverage_percent is not a percentage: {percent!r}")
+        total = int(figures.get("statements", figures.get("lines", 0)))
+        covered = int(figures.get("covered", 0))
+        if not 0 <= covered <= total:
+            raise ValueError(f"{source}: layers.{name}: covered {covered} of {total}")
+        out[name] = (total, covered)
+    return out
+
+
+def add_coverage(report: dict[str, Any], python: dict[str, Any] | None, rust: dict[str, Any] | None = None) -> None:
+    """Adds ci/coverage.sh's (Python statements) and ci/rust_coverage.sh's (Rust lines)
+    figures: layers.layerN.python_coverage_percent, rust_coverage_percent, and
+    coverage_percent = all covered / all measured, both languages together."""
+    parts = {"python": _coverage_layers("python coverage", python, report),
+             "rust": _coverage_layers("rust coverage", rust, report)}
+    for name in sorted(set(parts["python"]) | set(parts["rust"])):
+        layer = report["layers"][name]
+        total = covered = 0
+        for language, figures in parts.items():
+            if name in figures:
+                t, c = figures[name]
+                layer[f"{language}_coverage_percent"] = _r(100 * c / t, 2) if t else 0.0
+                layer[f"{language}_coverage_measured"] = t
+                total, covered = total + t, covered + c
+        layer["coverage_percent"] = _r(100 * covered / total, 2) if total else 0.0

@@ -143,8 +143,8 @@ def plot_trends(history: list[dict[str, Any]], path: Path) -> str:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     for key, color, name in (
         ("wall_time_seconds", _OTHER, "wall"),
-        ("build_time_seconds", _BUILD, "build (sum of actions)"),
-        ("test_time_seconds", _TEST, "test"),
+        ("build_seconds", _BUILD, "build (sum of actions)"),
+        ("test_seconds", _TEST, "test"),
         ("critical_path_seconds", "#8172B3", "critical path"),
     ):
         top.plot(xs, [h.get("total_times", {}).get(key, 0) or 0 for h in history], marker="o", color=color, label=name)
@@ -159,7 +159,7 @@ def plot_trends(history: list[dict[str, Any]], path: Path) -> str:
     bottom.set_xlabel("report (UTC time it was generated; history.jsonl)")
     bottom.legend(fontsize=8)
     bottom.set_xticks(xs)
-    bottom.set_xticklabels([f"{i}\n{str(h.get('generated_at', ''))[11:16]}" for i, h in zip(xs, history)], fontsize=8)
+    bottom.set_xticklabels([f"{i}\n{str(h.get('build_timestamp', ''))[11:16]}" for i, h in zip(xs, history)], fontsize=8)
     return _save(fig, path)
 
 
@@ -189,9 +189,11 @@ def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_
     if history:
         images.append(("Trends", plot_trends(history, out / "trends.png")))
 
+    with_coverage = any("coverage_percent" in g for _, g in _groups(report))
     layer_rows = [
         [name, g["status"], g["build_time_seconds"], g["test_time_seconds"], g["binary_size_mb"],
-         g["targets"], f"{g.get('tests_passed', 0)}/{g['tests']}"]
+         g["targets"], f"{g.get('tests_passed', 0)}/{g['tests']}",
+         *([g.get("coverage_percent", "-")] if with_coverage else [])]
         for name, g in _groups(report)
     ]
     totals = report["total_times"]
@@ -200,8 +202,8 @@ def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_
     summary = [
         ["project status", report["project_status"]],
         ["wall time (s)", totals["wall_time_seconds"]],
-        ["build time, executed actions (s)", totals["build_time_seconds"]],
-        ["test time (s)", totals["test_time_seconds"]],
+        ["build time, executed actions (s)", totals["build_seconds"]],
+        ["test time (s)", totals["test_seconds"]],
         ["critical path (s)", totals["critical_path_seconds"]],
         ["parallel build efficiency", system["parallel_build_efficiency"]],
         ["jobs", f"{system['jobs']} ({system['jobs_source']})"],
@@ -215,11 +217,13 @@ def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Chimera build metrics</title><style>{_CSS}</style></head>
 <body><h1>Chimera build metrics</h1>
-<p>Generated {html.escape(report['generated_at'])} from <code>bazel {html.escape(report.get('command', ''))}</code>;
+<p>Generated {html.escape(report['build_timestamp'])} from <code>bazel {html.escape(report.get('command', ''))}</code>;
 raw data: <code>build_metrics.json</code>.</p>
-{_table(["figure", "value"], summary)}
 <h2>Layers</h2>
-{_table(["layer", "status", "build s", "test s", "binary MB", "targets", "tests passed"], layer_rows)}
+{_table(["layer", "status", "build time (s)", "test time (s)", "binary size (MB)", "targets", "tests passed",
+         *(["line coverage, Python + Rust (%)"] if with_coverage else [])], layer_rows)}
+<h2>Build</h2>
+{_table(["figure", "value"], summary)}
 {figures}
 </body></html>
 """

@@ -10,7 +10,7 @@ from typing import Any
 def summary(report: dict[str, Any], commit: str = "") -> dict[str, Any]:
     """The figures of a report worth tracking over time."""
     return {
-        "generated_at": report.get("generated_at", ""),
+        "build_timestamp": report.get("build_timestamp", ""),
         "commit": commit,
         "command": report.get("command", ""),
         "project_status": report.get("project_status", ""),
@@ -23,6 +23,22 @@ def summary(report: dict[str, Any], commit: str = "") -> dict[str, Any]:
             for name, layer in report.get("layers", {}).items()
         },
     }
+
+
+# Entries written before the report took the specification's key names (schema 1).
+_RENAMED_TOTALS = {"build_time_seconds": "build_seconds", "test_time_seconds": "test_seconds"}
+
+
+def _upgrade(entry: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 entry with today's key names, so old history keeps drawing trends."""
+    if "generated_at" in entry and "build_timestamp" not in entry:
+        entry["build_timestamp"] = entry.pop("generated_at")
+    totals = entry.get("total_times")
+    if isinstance(totals, dict):
+        for old, new in _RENAMED_TOTALS.items():
+            if old in totals and new not in totals:
+                totals[new] = totals.pop(old)
+    return entry
 
 
 def append(path: Path, entry: dict[str, Any]) -> None:
@@ -42,5 +58,5 @@ def read(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
         if isinstance(entry, dict):
-            entries.append(entry)
+            entries.append(_upgrade(entry))
     return entries

@@ -2,7 +2,8 @@
 
 Joins a JSON profile, the BEP and the metrics aspect's files into DIR/build_metrics.json,
 appends a line to the history, and writes the dashboard (DIR/dashboard/index.html).
-Exit status: 0 written, 2 bad input.
+Exit status: 0 written, 1 written but not in the specification's format (or below
+--require-hit-rate), 2 bad input.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tools.metrics.report import aspect, bep, compute, execlog, history, profile, provenance
+from tools.metrics.report import aspect, bep, compute, execlog, history, profile, provenance, spec_format
 
 
 def _path(value: str) -> Path:
@@ -42,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=15, help="targets in the top-N plots")
     p.add_argument("--attach", action="append", default=[], metavar="KEY=FILE",
                    help="embed a JSON file in the report under attachments.KEY (e.g. the cache's /status)")
+    p.add_argument("--coverage", type=_path, metavar="FILE",
+                   help="per-layer Python line coverage (ci/coverage.sh's coverage.json) -> layers.layerN.coverage_percent")
+    p.add_argument("--rust-coverage", type=_path, metavar="FILE",
+                   help="per-layer Rust line coverage (ci/rust_coverage.sh's rust_coverage.json), joined with --coverage")
     p.add_argument("--require-hit-rate", type=float, metavar="R",
                    help="exit 1 (after writing everything) when the remote cache hit rate is below R, "
                         "listing the actions that missed")
@@ -83,6 +88,8 @@ def run(argv: list[str]) -> int:
             prof = profile.with_executions(prof, execlog.executions(spawns))
         files, aspect_root = _aspect_files(args, events)
         targets = aspect.load(files)
+        coverage = json.loads(args.coverage.read_text()) if args.coverage else None
+        rust_coverage = json.loads(args.rust_coverage.read_text()) if args.rust_coverage else None
         attachments = {}
         for item in args.attach:
             key, sep, name = item.partition("=")
@@ -106,12 +113,27 @@ def run(argv: list[str]) -> int:
     )
     if attachments:
         report["attachments"] = attachments
+    if coverage is not None or rust_coverage is not None:
+        try:
+            compute.add_coverage(report, coverage, rust_coverage)
+        except ValueError as err:
+            print(f"report: bad input: {err}", file=sys.stderr)
+            return 2
+        for key, path in (("coverage", args.coverage), ("rust_coverage", args.rust_coverage)):
+            if path is not None:
+                inputs[key] = provenance.describe_file(path)
     verdict = _hit_rate_verdict(report, args.require_hit_rate)
     if verdict is not None:
         report["cache"]["required_hit_rate"] = args.require_hit_rate
         report["cache"]["hit_rate_ok"] = verdict
     out_file = args.out / "build_metrics.json"
     out_file.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    departures = spec_format.problems(report)
+    if departures:
+        print(f"report: {out_file} does not match {spec_format.SCHEMA_FILE.name}:", file=sys.stderr)
+        for line in departures:
+            print(f"  {line}", file=sys.stderr)
+        return 1
 
     history_file = args.history or args.out / "history.jsonl"
     if not args.no_history:

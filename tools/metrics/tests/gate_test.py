@@ -87,3 +87,18 @@ def test_bad_input_exits_2(tmp_path: Path, content: str, capsys: pytest.CaptureF
     assert gate.run(["--baseline", str(bad), "--report", str(BASELINE)]) == 2
     assert gate.run(["--baseline", str(BASELINE), "--report", str(tmp_path / "absent.json")]) == 2
     assert "bad input" in capsys.readouterr().err
+
+
+def test_coverage_drop_beyond_two_points_fails(tmp_path: Path, sample_report: dict,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    base = copy.deepcopy(sample_report)
+    base["layers"]["layer1"]["coverage_percent"] = 85.0
+    small, large = copy.deepcopy(base), copy.deepcopy(base)
+    small["layers"]["layer1"]["coverage_percent"] = 83.5  # -1.5 points: noted
+    large["layers"]["layer1"]["coverage_percent"] = 82.5  # -2.5 points: fails
+    assert _run(tmp_path, base, small) == 0
+    assert "note: layer1.coverage_percent: 85 -> 83.5" in capsys.readouterr().out
+    assert _run(tmp_path, base, large) == 1
+    assert "REGRESSION: layer1.coverage_percent: 85 -> 82.5 (-2.50 points (limit 2))" in capsys.readouterr().out
+    without = copy.deepcopy(sample_report)  # a run without coverage is not gated on it
+    assert _run(tmp_path, base, without) == 0
