@@ -1,0 +1,139 @@
+"""A generated git repository holding a tiny Bazel workspace (genrules, sh and
+one Starlark rule), plus helpers to change it one commit at a time."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import textwrap
+
+FILES: dict[str, str] = {
+    "WORKSPACE": """\
+        workspace(name = "fixture")
+
+        load("//tools:repos.bzl", "fake_pip_repository", "fake_toolchain_repository")
+
+        fake_toolchain_repository(name = "fake_toolchain", version = "1.63.0")
+
+        fake_pip_repository(name = "pypi", requirements_lock = "//:requirements_lock.txt")
+        """,
+    ".bazelrc": """\
+        build --spawn_strategy=local
+        test --test_output=errors
+        build:metrics --noslim_profile
+        """,
+    "BUILD": 'exports_files(["requirements_lock.txt"])\n',
+    "requirements_lock.txt": """\
+        numpy==2.4.6 \\
+            --hash=sha256:1111111111111111111111111111111111111111111111111111111111111111
+            # via -r requirements.in
+        six==1.16.0 \\
+            --hash=sha256:2222222222222222222222222222222222222222222222222222222222222222
+        """,
+    "tools/BUILD": "",
+    "tools/repos.bzl": """\
+        def _toolchain_impl(rctx):
+            rctx.file("BUILD", 'filegroup(name = "bin", srcs = [], visibility = ["//visibility:public"])\\n')
+
+        fake_toolchain_repository = repository_rule(
+            implementation = _toolchain_impl,
+            attrs = {"version": attr.string()},
+        )
+
+        def _pip_impl(rctx):
+            rctx.file("BUILD", "")
+
+        fake_pip_repository = repository_rule(
+            implementation = _pip_impl,
+            attrs = {"requirements_lock": attr.label()},
+        )
+        """,
+    "tools/macros.bzl": """\
+        def greeting(name, src):
+            native.genrule(
+                name = name,
+                srcs = [src],
+                outs = [name + ".txt"],
+                cmd = "cat $< > $@",
+            )
+        """,
+    "tools/rules.bzl": """\
+        def _stamp_impl(ctx):
+            out = ctx.actions.declare_file(ctx.label.name + ".stamp")
+            ctx.actions.write(out, "\\n".join([f.path for f in ctx.files.deps]))
+            return [DefaultInfo(files = depset([out]))]
+
+        stamp = rule(implementation = _stamp_impl, attrs = {"deps": attr.label_list(allow_files = True)})
+        """,
+    "lib/BUILD": """\
+        filegroup(name = "data", srcs = ["data.txt"], visibility = ["//visibility:public"])
+        """,
+    "lib/data.txt": "data v1\n",
+    "app/BUILD": """\
+        load("//tools:macros.bzl", "greeting")
+        load("//tools:rules.bzl", "stamp")
+
+        greeting(name = "gen", src = "msg.txt")
+
+        sh_binary(name = "bin", srcs = ["bin.sh"], data = [":gen", "//lib:data"], args = ["--a"])
+
+        sh_test(name = "bin_test", srcs = ["bin.sh"], data = [":bin"])
+
+        stamp(name = "stamp", deps = [":gen"])
+
+        py_library(name = "py_numpy", srcs = ["numpy_user.py"], deps = ["@pypi//:numpy"])
+
+        py_library(name = "py_six", srcs = ["six_user.py"], deps = ["@pypi//:six"])
+
+        genrule(name = "tooled", outs = ["tooled.txt"], cmd = "touch $@", tools = ["@fake_toolchain//:bin"])
+        """,
+    "app/msg.txt": "hello\n",
+    "app/bin.sh": "#!/bin/sh\nexit 0\n",
+    "app/numpy_user.py": "",
+    "app/six_user.py": "",
+}
+
+
+
+class FixtureRepo:
+    """The fixture as a git repository; each change is one commit."""
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.git("init", "-q", "-b", "main")
+        self.git("config", "user.email", "fixture@example.invalid")
+        self.git("config", "user.name", "fixture")
+        for path, text in FILES.items():
+            self.write(path, textwrap.dedent(text))
+        self.commit("initial")
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True, text=True).stdout
+
+    def write(self, path: str, text: str) -> None:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+    def read(self, path: str) -> str:
+        return (self.root / path).read_text()
+
+    def replace(self, path: str, old: str, new: str) -> None:
+        text = self.read(path)
+        if old not in text:
+            raise AssertionError(f"{old!r} not in {path}")
+        self.write(path, text.replace(old, new, 1))
+
+    def commit(self, message: str) -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.head()
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD").strip()
+
+    def reset(self, commit: str) -> None:
+        """Puts the working tree back to `commit` (as a new commit, history kept)."""
+        self.git("read-tree", "-u", "--reset", commit)
+        self.commit(f"back to {commit[:8]}")
