@@ -47,6 +47,70 @@ def cmd_affected(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from chimera_release import graphq
+
+    context = Context.from_args(args)
+    revision = context.head(args.rev) if args.rev is None else context.repo.resolve(args.rev)
+    snapshot, _ = context.store.get(revision)
+    document = {**graphq.query(snapshot, args.query, args.label), "revision": describe(revision)}
+    if args.query == "deliverables":
+        rows = [[layer, d["label"], d["kind"]] for layer, items in document["layers"].items() for d in items]
+        emit(document, args.format, ["layer", "target", "kind"], rows)
+    else:
+        emit(document, args.format, [args.query + " of " + args.label], [[t] for t in document["targets"]],
+             f"{document['count']} targets")
+    return 0
+
+
+def _revision(context: Context, name: str | None):
+    return context.head(None) if name is None else context.repo.resolve(name)
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from chimera_release import manifest
+
+    context = Context.from_args(args)
+    document = manifest.manifest(context, _revision(context, args.rev))
+    rows = [[d["label"], d["kind"], d["layer"], o["sha256"][:16], o["size"], o["path"]]
+            for d in document["deliverables"] for o in d["outputs"]]
+    emit(document, args.format, ["target", "kind", "layer", "sha256", "size", "path"], rows,
+         f"revision {document['revision']['commit'] or document['revision']['tree']}"
+         f" (clean: {document['revision']['clean']}), lock sha256 {document['lock']['sha256']}")
+    return 0
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    import json
+    import pathlib
+
+    from chimera_release import manifest, sbom
+
+    context = Context.from_args(args)
+    revision = _revision(context, args.rev)
+    if args.manifest:
+        try:
+            release = json.loads(pathlib.Path(args.manifest).read_text())
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--manifest {args.manifest}: {error}") from None
+    else:
+        release = manifest.manifest(context, revision)
+    lock = (context.repo.read(revision.tree, manifest.LOCK_PATH) or b"").decode()
+    site = pathlib.Path(args.site_packages) if args.site_packages else sbom.locate_site_packages(context)
+    text = sbom.render(sbom.build_bom(release, lock, site))
+    if args.format == "json":
+        sys.stdout.write(text + "\n")
+    else:
+        document = json.loads(text)
+        rows = [[c.get("type", ""), c["name"], c.get("version", ""),
+                 ", ".join(l.get("expression") or l.get("license", {}).get("name") or l.get("license", {}).get("id", "")
+                           for l in c.get("licenses", []))]
+                for c in document.get("components", [])]
+        emit(document, "table", ["type", "name", "version", "licences"], rows,
+             f"CycloneDX {sbom.SPEC_VERSION}, {len(rows)} components")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="release", description="Release tooling over Chimera's build graph.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -57,6 +121,26 @@ def build_parser() -> argparse.ArgumentParser:
     affected.add_argument("--head", default=None, help="the head revision (default: the working tree / HEAD)")
     affected.add_argument("--explain", default=None, metavar="LABEL", help="print the reason chain of one target")
     affected.set_defaults(run=cmd_affected)
+
+    graph = commands.add_parser("graph", help="deliverables per layer, deps/rdeps/tests of a target")
+    add_common_arguments(graph)
+    graph.add_argument("query", choices=("deliverables", "deps", "rdeps", "tests"))
+    graph.add_argument("label", nargs="?", default=None)
+    graph.add_argument("--rev", default=None, help="revision (default: the working tree / HEAD)")
+    graph.set_defaults(run=cmd_graph)
+
+    manifest = commands.add_parser("manifest", help="release manifest: every deliverable built, with digests")
+    add_common_arguments(manifest)
+    manifest.add_argument("--rev", default=None, help="revision (default: the working tree / HEAD)")
+    manifest.set_defaults(run=cmd_manifest)
+
+    sbom = commands.add_parser("sbom", help="CycloneDX JSON SBOM of the release")
+    add_common_arguments(sbom)
+    sbom.add_argument("--rev", default=None, help="revision (default: the working tree / HEAD)")
+    sbom.add_argument("--manifest", default=None, help="a manifest JSON from `manifest` (skips the build)")
+    sbom.add_argument("--site-packages", default=None,
+                      help="installed locked distributions, for licences (default: the @pypi repository)")
+    sbom.set_defaults(run=cmd_sbom)
     return parser
 
 
