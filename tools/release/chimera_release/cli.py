@@ -87,15 +87,14 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     from chimera_release import manifest, sbom
 
     context = Context.from_args(args)
-    revision = _revision(context, args.rev)
     if args.manifest:
         try:
             release = json.loads(pathlib.Path(args.manifest).read_text())
         except (OSError, ValueError) as error:
             raise UsageError(f"--manifest {args.manifest}: {error}") from None
     else:
-        release = manifest.manifest(context, revision)
-    lock = (context.repo.read(revision.tree, manifest.LOCK_PATH) or b"").decode()
+        release = manifest.manifest(context, _revision(context, args.rev))
+    lock = (context.repo.read(release["revision"]["tree"], release["lock"]["path"]) or b"").decode()
     site = pathlib.Path(args.site_packages) if args.site_packages else sbom.locate_site_packages(context)
     text = sbom.render(sbom.build_bom(release, lock, site))
     if args.format == "json":

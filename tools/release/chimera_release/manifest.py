@@ -17,10 +17,20 @@ from chimera_release.deliverables import Deliverable, deliverables
 from chimera_release.digests import file_sha256, runfiles_digest
 from chimera_release.errors import UsageError
 from chimera_release.gitrepo import Revision
+from chimera_release.snapshot import label_path
 
 SCHEMA = "chimera.release.manifest/v1"
 LOCK_PATH = "third_party/python/requirements_lock.txt"
 BOOTSTRAP_PATH = "tools/bootstrap.sh"
+
+
+def lock_path(snapshot: dict[str, Any]) -> str:
+    """The requirements lock a pip repository rule of WORKSPACE reads."""
+    for view in snapshot["repositories"].values():
+        label = view["attrs"].get("requirements_lock")
+        if label:
+            return label_path(label)
+    return LOCK_PATH
 
 
 def toolchain_packages(bootstrap: str) -> dict[str, str]:
@@ -117,7 +127,8 @@ def manifest(context: Context, revision: Revision) -> dict[str, Any]:
                 record["runfiles"] = runfiles
             files.append(record)
         entries.append({**deliverable.as_json(), "configuration": outputs["configuration"], "outputs": files})
-    lock = context.repo.read(revision.tree, LOCK_PATH)
+    lock_file = lock_path(snapshot)
+    lock = context.repo.read(revision.tree, lock_file)
     bootstrap = (context.repo.read(revision.tree, BOOTSTRAP_PATH) or b"").decode(errors="replace")
     toolchains = [{"package": package, "pinned": pinned or None, "version": installed_version(package)}
                   for package, pinned in sorted(toolchain_packages(bootstrap).items())]
@@ -127,7 +138,7 @@ def manifest(context: Context, revision: Revision) -> dict[str, Any]:
         "bazel": context.store.bazel.version(),
         "machine": {"system": platform.system(), "machine": platform.machine(), "python": platform.python_version()},
         "workspace": str(workspace),
-        "lock": {"path": LOCK_PATH, "sha256": hashlib.sha256(lock).hexdigest() if lock is not None else None},
+        "lock": {"path": lock_file, "sha256": hashlib.sha256(lock).hexdigest() if lock is not None else None},
         "toolchains": toolchains,
         "deliverables": entries,
     }

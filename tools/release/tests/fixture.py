@@ -11,6 +11,9 @@ FILES: dict[str, str] = {
     "WORKSPACE": """\
         workspace(name = "fixture")
 
+        # Bazel 4's WORKSPACE suffix would download rules_cc; offline, a shim.
+        local_repository(name = "rules_cc", path = "third_party/rules_cc")
+
         load("//tools:repos.bzl", "fake_pip_repository", "fake_toolchain_repository")
 
         fake_toolchain_repository(name = "fake_toolchain", version = "1.63.0")
@@ -18,10 +21,23 @@ FILES: dict[str, str] = {
         fake_pip_repository(name = "pypi", requirements_lock = "//:requirements_lock.txt")
         """,
     ".bazelrc": """\
+        common --override_repository=rules_java=/usr/share/bazel/rules/java
+        common --override_repository=rules_proto=/usr/share/bazel/rules/proto
+        common --override_repository=bazel_skylib=/usr/share/bazel/tools/skylib
+        common --override_repository=platforms=/usr/share/bazel/tools/platforms
         build --spawn_strategy=local
         test --test_output=errors
         build:metrics --noslim_profile
         """,
+    "third_party/rules_cc/WORKSPACE": 'workspace(name = "rules_cc")\n',
+    "third_party/rules_cc/BUILD": "",
+    "third_party/rules_cc/cc/BUILD": "",
+    "third_party/rules_cc/cc/defs.bzl": "".join(
+        f"{name} = native.{name}\n"
+        for name in ("cc_binary", "cc_import", "cc_library", "cc_proto_library", "cc_test", "cc_toolchain",
+                     "cc_toolchain_suite", "fdo_prefetch_hints", "fdo_profile", "objc_import", "objc_library")
+    ),
+    ".gitignore": "/bazel-*\n",
     "BUILD": 'exports_files(["requirements_lock.txt"])\n',
     "requirements_lock.txt": """\
         numpy==2.4.6 \\
@@ -65,6 +81,26 @@ FILES: dict[str, str] = {
 
         stamp = rule(implementation = _stamp_impl, attrs = {"deps": attr.label_list(allow_files = True)})
         """,
+    "tools/wasm.bzl": """\
+        def _wasm_impl(ctx):
+            out = ctx.actions.declare_file(ctx.label.name + ".wasm")
+            ctx.actions.write(out, "\\0asm module " + ctx.label.name)
+            return [DefaultInfo(files = depset([out]))]
+
+        # Stands in for //tools/rust:defs.bzl's rule of the same name.
+        rust_wasm_module = rule(implementation = _wasm_impl, attrs = {"srcs": attr.label_list(allow_files = True)})
+        """,
+    "layers/layer9_demo/BUILD": """\
+        load("//tools:wasm.bzl", "rust_wasm_module")
+
+        rust_wasm_module(name = "demo_core_module", srcs = ["//lib:data"])
+
+        py_binary(name = "server", srcs = ["server.py"], data = [":demo_core_module"])
+
+        sh_test(name = "server_test", srcs = ["server_test.sh"], data = [":server"])
+        """,
+    "layers/layer9_demo/server.py": "print('demo')\n",
+    "layers/layer9_demo/server_test.sh": "#!/bin/sh\nexit 0\n",
     "lib/BUILD": """\
         filegroup(name = "data", srcs = ["data.txt"], visibility = ["//visibility:public"])
         """,

@@ -38,7 +38,8 @@ def initial(repo: FixtureRepo) -> str:
 
 
 ALL_RULES = {"//lib:data", "//app:gen", "//app:bin", "//app:bin_test", "//app:stamp", "//app:py_numpy",
-             "//app:py_six", "//app:tooled"}
+             "//app:py_six", "//app:tooled", "//layers/layer9_demo:demo_core_module",
+             "//layers/layer9_demo:server", "//layers/layer9_demo:server_test"}
 
 
 def run_cli(workdir: pathlib.Path, repo: FixtureRepo, *args: str) -> tuple[int, Any, str]:
@@ -68,7 +69,9 @@ def by_label(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_source_change_affects_dependents_only(workdir, repo, initial) -> None:
     doc = change(workdir, repo, initial, lambda r: r.replace("lib/data.txt", "v1", "v2"))
     targets = by_label(doc)
-    assert set(targets) == {"//lib:data", "//app:bin", "//app:bin_test"}
+    assert set(targets) == {"//lib:data", "//app:bin", "//app:bin_test", "//layers/layer9_demo:demo_core_module",
+                            "//layers/layer9_demo:server", "//layers/layer9_demo:server_test"}
+    assert doc["layers"] == ["layer9_demo"]
     assert targets["//app:bin_test"]["reasons"] == [
         "//app:bin_test depends on //app:bin",
         "//app:bin depends on //lib:data",
@@ -118,14 +121,15 @@ def test_test_flag_and_named_config_change(workdir, repo, initial) -> None:
         r.replace(".bazelrc", "--noslim_profile", "--slim_profile")
 
     targets = by_label(change(workdir, repo, initial, edit))
-    assert targets == {"//app:bin_test": targets["//app:bin_test"]}
+    assert set(targets) == {"//app:bin_test", "//layers/layer9_demo:server_test"}
     assert targets["//app:bin_test"]["reasons"] == ["flag --test_output changed in .bazelrc (test)"]
 
 
 def test_pinned_toolchain_change(workdir, repo, initial) -> None:
     doc = change(workdir, repo, initial, lambda r: r.replace("WORKSPACE", '"1.63.0"', '"1.64.0"'))
     targets = by_label(doc)
-    assert set(targets) == {"//app:stamp", "//app:tooled"}
+    assert set(targets) == {"//app:stamp", "//app:tooled", "//layers/layer9_demo:demo_core_module",
+                            "//layers/layer9_demo:server", "//layers/layer9_demo:server_test"}
     assert targets["//app:stamp"]["reasons"] == ["toolchain fake_toolchain version 1.63.0 → 1.64.0"]
     assert targets["//app:tooled"]["reasons"][-1] == "toolchain fake_toolchain version 1.63.0 → 1.64.0"
 

@@ -1,0 +1,113 @@
+"""graph, manifest and sbom on a generated repository; documents checked against their schemas."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import pathlib
+import subprocess
+from typing import Any, Iterator
+
+import jsonschema
+import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+
+from chimera_release import cli
+from fixture import FixtureRepo
+
+SCHEMA_DIR = pathlib.Path(__file__).resolve().parent.parent / "schemas"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
+    root = pathlib.Path(os.environ.get("TEST_TMPDIR") or tmp_path_factory.mktemp("release"))
+    yield root
+    for workspace in [root / "repo", *(root / "cache" / "checkouts").glob("*/src")]:
+        subprocess.run(["bazel", f"--output_user_root={root / 'bz'}", "shutdown"], cwd=workspace, check=False,
+                       capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def repo(workdir: pathlib.Path) -> FixtureRepo:
+    return FixtureRepo(workdir / "repo")
+
+
+def run_cli(workdir: pathlib.Path, repo: FixtureRepo, *args: str) -> tuple[int, Any, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    common = ["--repo", str(repo.root), "--cache-dir", str(workdir / "cache"),
+              "--bazel-output-user-root", str(workdir / "bz")]
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = cli.main([args[0], *common, *args[1:]])
+    text = stdout.getvalue()
+    return status, (json.loads(text) if text.startswith("{") else text), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def manifest(workdir: pathlib.Path, repo: FixtureRepo) -> dict[str, Any]:
+    status, document, stderr = run_cli(workdir, repo, "manifest")
+    assert status == 0, stderr
+    return document
+
+
+def test_graph_deliverables_per_layer(workdir, repo) -> None:
+    status, doc, _ = run_cli(workdir, repo, "graph", "deliverables")
+    assert status == 0
+    assert doc["layers"] == {"layer9_demo": [
+        {"label": "//layers/layer9_demo:demo_core_module", "kind": "wasm", "rule_class": "rust_wasm_module",
+         "layer": "layer9_demo"},
+        {"label": "//layers/layer9_demo:server", "kind": "service", "rule_class": "py_binary",
+         "layer": "layer9_demo"},
+    ]}
+
+
+def test_graph_deps_rdeps_tests(workdir, repo) -> None:
+    _, deps, _ = run_cli(workdir, repo, "graph", "deps", "//app:bin_test")
+    assert deps["targets"] == ["//app:bin", "//app:gen", "//lib:data"]
+    _, rdeps, _ = run_cli(workdir, repo, "graph", "rdeps", "//lib:data")
+    assert rdeps["targets"] == ["//app:bin", "//app:bin_test", "//layers/layer9_demo:demo_core_module",
+                                "//layers/layer9_demo:server", "//layers/layer9_demo:server_test"]
+    _, tests, _ = run_cli(workdir, repo, "graph", "tests", "//app:gen")
+    assert tests["targets"] == ["//app:bin_test"]
+    status, _, stderr = run_cli(workdir, repo, "graph", "deps", "//no:such")
+    assert status == 2 and "no target //no:such" in stderr
+
+
+def test_manifest_matches_schema_and_outputs(manifest) -> None:
+    jsonschema.validate(manifest, json.loads((SCHEMA_DIR / "manifest.schema.json").read_text()))
+    assert manifest["revision"]["clean"] is True
+    by_label = {d["label"]: d for d in manifest["deliverables"]}
+    assert set(by_label) == {"//layers/layer9_demo:demo_core_module", "//layers/layer9_demo:server"}
+    wasm = by_label["//layers/layer9_demo:demo_core_module"]["outputs"]
+    assert [o["path"].rsplit("/", 1)[-1] for o in wasm] == ["demo_core_module.wasm"]
+    content = pathlib.Path(wasm[0]["location"]).read_bytes()
+    assert wasm[0]["sha256"] == hashlib.sha256(content).hexdigest() and wasm[0]["size"] == len(content)
+    server = by_label["//layers/layer9_demo:server"]["outputs"]
+    assert any(o.get("runfiles", {}).get("files", 0) >= 2 for o in server)
+    lock = (pathlib.Path(manifest["workspace"]) / "requirements_lock.txt").read_bytes()
+    assert manifest["lock"]["path"].endswith("requirements_lock.txt")
+    assert by_label["//layers/layer9_demo:server"]["configuration"].startswith("k8-")
+    assert len(lock) > 0
+
+
+def test_sbom_is_valid_cyclonedx(workdir, repo, manifest, tmp_path) -> None:
+    manifest_file = tmp_path / "manifest.json"
+    manifest_file.write_text(json.dumps(manifest))
+    status, text, stderr = run_cli(workdir, repo, "sbom", "--manifest", str(manifest_file))
+    assert status == 0, stderr
+    document = text if isinstance(text, dict) else json.loads(text)
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(document)) is None
+    assert document["bomFormat"] == "CycloneDX" and document["specVersion"] == "1.6"
+    components = {c["name"]: c for c in document["components"]}
+    assert components["numpy"]["version"] == "2.4.6"
+    assert components["numpy"]["purl"] == "pkg:pypi/numpy@2.4.6"
+    assert components["numpy"]["hashes"] == [{"alg": "SHA-256", "content": "1" * 64}]
+    assert components["//layers/layer9_demo:server"]["type"] == "application"
+
+
+def test_sbom_rejects_a_bad_manifest(workdir, repo, tmp_path) -> None:
+    status, _, stderr = run_cli(workdir, repo, "sbom", "--manifest", str(tmp_path / "missing.json"))
+    assert status == 2 and "--manifest" in stderr
