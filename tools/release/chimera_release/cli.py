@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     sbom.add_argument("--site-packages", default=None,
                       help="installed locked distributions, for licences (default: the @pypi repository)")
     sbom.set_defaults(run=cmd_sbom)
+
+    from chimera_release import deploy_cli
+
+    deploy_cli.add_parsers(commands)
     return parser
 
 
