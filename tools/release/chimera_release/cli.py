@@ -47,6 +47,17 @@ def cmd_affected(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_artifacts(args: argparse.Namespace) -> int:
+    from chimera_release import artifacts
+
+    context = Context.from_args(args)
+    document = artifacts.artifacts(context, context.repo.resolve(args.base), context.head(args.head))
+    rows = [[a["label"], a["kind"], a["status"], ", ".join(a["changed_outputs"])] for a in document["artifacts"]]
+    emit(document, args.format, ["target", "kind", "status", "changed outputs"], rows,
+         f"{document['changed']} changed, {document['identical']} affected but byte-identical")
+    return 0
+
+
 def cmd_graph(args: argparse.Namespace) -> int:
     from chimera_release import graphq
 
@@ -120,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     affected.add_argument("--head", default=None, help="the head revision (default: the working tree / HEAD)")
     affected.add_argument("--explain", default=None, metavar="LABEL", help="print the reason chain of one target")
     affected.set_defaults(run=cmd_affected)
+
+    artifacts = commands.add_parser("artifacts", help="affected deliverables built at both revisions: changed or identical")
+    add_common_arguments(artifacts)
+    artifacts.add_argument("--base", required=True)
+    artifacts.add_argument("--head", default=None)
+    artifacts.set_defaults(run=cmd_artifacts)
 
     graph = commands.add_parser("graph", help="deliverables per layer, deps/rdeps/tests of a target")
     add_common_arguments(graph)

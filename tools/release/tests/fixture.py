@@ -85,7 +85,7 @@ FILES: dict[str, str] = {
         def _wasm_impl(ctx):
             out = ctx.actions.declare_file(ctx.label.name + ".wasm")
             ctx.actions.write(out, "\\0asm module " + ctx.label.name)
-            return [DefaultInfo(files = depset([out]))]
+            return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
 
         # Stands in for //tools/rust:defs.bzl's rule of the same name.
         rust_wasm_module = rule(implementation = _wasm_impl, attrs = {"srcs": attr.label_list(allow_files = True)})

@@ -111,3 +111,24 @@ def test_sbom_is_valid_cyclonedx(workdir, repo, manifest, tmp_path) -> None:
 def test_sbom_rejects_a_bad_manifest(workdir, repo, tmp_path) -> None:
     status, _, stderr = run_cli(workdir, repo, "sbom", "--manifest", str(tmp_path / "missing.json"))
     assert status == 2 and "--manifest" in stderr
+
+
+def test_artifacts_separate_changed_from_byte_identical(workdir, repo) -> None:
+    start = repo.head()
+    repo.replace("lib/data.txt", "v1", "v2")  # the demo module does not read its srcs' content
+    identical = repo.commit("data only")
+    repo.replace("tools/wasm.bzl", '"\\0asm module "', '"\\0asm module v2 "')
+    changed = repo.commit("module bytes")
+    try:
+        status, doc, stderr = run_cli(workdir, repo, "artifacts", "--base", start, "--head", identical)
+        assert status == 0, stderr
+        assert {a["label"]: a["status"] for a in doc["artifacts"]} == {
+            "//layers/layer9_demo:demo_core_module": "identical", "//layers/layer9_demo:server": "identical"}
+        status, doc, stderr = run_cli(workdir, repo, "artifacts", "--base", identical, "--head", changed)
+        assert status == 0, stderr
+        statuses = {a["label"]: (a["status"], a["changed_outputs"]) for a in doc["artifacts"]}
+        assert statuses["//layers/layer9_demo:demo_core_module"] == (
+            "changed", ["layers/layer9_demo/demo_core_module.wasm"])
+        assert statuses["//layers/layer9_demo:server"][0] == "changed"  # its runfiles carry the module
+    finally:
+        repo.reset(start)
