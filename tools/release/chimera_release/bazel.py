@@ -54,6 +54,16 @@ class Bazel:
         result = subprocess.run([self.binary, "--version"], capture_output=True, text=True)
         return result.stdout.strip() or "unknown"
 
+    def identity(self) -> str:
+        """Names this exact Bazel binary without running it (a cache key part; cheap)."""
+        located = shutil.which(self.binary) or self.binary
+        real = pathlib.Path(located).resolve()
+        try:
+            stat = real.stat()
+        except OSError:
+            raise UsageError(f"bazel binary {self.binary!r} not found") from None
+        return f"{real}:{stat.st_size}:{stat.st_mtime_ns}"
+
     def shutdown(self, workspace: pathlib.Path) -> None:
         if workspace.is_dir():
             self.run(workspace, "shutdown", check=False)

@@ -183,9 +183,9 @@ class SnapshotStore:
         self.repo = repo
         self.bazel = bazel
         self.cache_dir = cache_dir
-        key = _digest(str(repo.root), bazel.version())
-        self.checkout = cache_dir / "checkouts" / key
-        self.snapshots = cache_dir / "snapshots" / _digest(bazel.version(), str(SCHEMA))
+        identity = bazel.identity()
+        self.checkout = cache_dir / "checkouts" / _digest(str(repo.root), identity)
+        self.snapshots = cache_dir / "snapshots" / _digest(identity, str(SCHEMA))
 
     def get(self, revision: Revision) -> tuple[dict[str, Any], bool]:
         """(snapshot, whether it came from the cache)."""

@@ -3,9 +3,13 @@ one Starlark rule), plus helpers to change it one commit at a time."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import pathlib
 import subprocess
 import textwrap
+from typing import Any, Callable, Sequence
 
 FILES: dict[str, str] = {
     "WORKSPACE": """\
@@ -173,3 +177,26 @@ class FixtureRepo:
         """Puts the working tree back to `commit` (as a new commit, history kept)."""
         self.git("read-tree", "-u", "--reset", commit)
         self.commit(f"back to {commit[:8]}")
+
+
+def run_main(main: Callable[[Sequence[str]], int], args: Sequence[str]) -> tuple[int, Any, str]:
+    """Runs the CLI in-process: (exit status, stdout as JSON when it is JSON else text, stderr)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = main(list(args))
+    text = stdout.getvalue()
+    return status, (json.loads(text) if text.startswith("{") else text), stderr.getvalue()
+
+
+def release_args(workdir: pathlib.Path, repo: FixtureRepo, command: str, *args: str) -> list[str]:
+    """A command against the fixture, with its cache and Bazel output root under `workdir`."""
+    return [command, "--repo", str(repo.root), "--cache-dir", str(workdir / "cache"),
+            "--bazel-output-user-root", str(workdir / "bz"), *args]
+
+
+def shutdown_bazel(workdir: pathlib.Path) -> None:
+    """Stops the Bazel servers the tests started (the fixture's and its exports')."""
+    for workspace in [workdir / "repo", *(workdir / "cache" / "checkouts").glob("*/src")]:
+        if workspace.is_dir():
+            subprocess.run(["bazel", f"--output_user_root={workdir / 'bz'}", "shutdown"], cwd=workspace,
+                           check=False, capture_output=True)

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import os
 import pathlib
-import subprocess
 from typing import Any, Iterator
 
 import pytest
 
 from chimera_release import cli
-from fixture import FixtureRepo
+from fixture import FixtureRepo, release_args, run_main, shutdown_bazel
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
     # Short paths: Bazel's server socket path must stay under the Unix limit.
-    root = pathlib.Path(os.environ.get("TEST_TMPDIR") or tmp_path_factory.mktemp("release"))
+    root = pathlib.Path(os.environ.get("TEST_TMPDIR") or tmp_path_factory.mktemp("release")) / "a"
     yield root
-    checkout_root = root / "cache" / "checkouts"
-    for checkout in checkout_root.glob("*/src") if checkout_root.is_dir() else []:
-        subprocess.run(["bazel", f"--output_user_root={root / 'bz'}", "shutdown"], cwd=checkout, check=False,
-                       capture_output=True)
+    shutdown_bazel(root)
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +36,7 @@ ALL_RULES = {"//lib:data", "//app:gen", "//app:bin", "//app:bin_test", "//app:st
 
 
 def run_cli(workdir: pathlib.Path, repo: FixtureRepo, *args: str) -> tuple[int, Any, str]:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    common = ["--repo", str(repo.root), "--cache-dir", str(workdir / "cache"),
-              "--bazel-output-user-root", str(workdir / "bz")]
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = cli.main([args[0], *common, *args[1:]])
-    text = stdout.getvalue()
-    return status, (json.loads(text) if text.startswith("{") else text), stderr.getvalue()
+    return run_main(cli.main, release_args(workdir, repo, *args))
 
 
 def change(workdir: pathlib.Path, repo: FixtureRepo, initial: str, edit) -> dict[str, Any]:
@@ -206,8 +193,6 @@ def test_dirty_tree_needs_allow_dirty(workdir, repo, initial) -> None:
         repo.git("checkout", "--", ".")
 
 
-def test_repository_outside_git(workdir, tmp_path) -> None:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = cli.main(["affected", "--repo", str(tmp_path), "--base", "HEAD"])
-    assert status == 2 and "not inside a git repository" in stderr.getvalue()
+def test_repository_outside_git(tmp_path) -> None:
+    status, _, stderr = run_main(cli.main, ["affected", "--repo", str(tmp_path), "--base", "HEAD"])
+    assert status == 2 and "not inside a git repository" in stderr

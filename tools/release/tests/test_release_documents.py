@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import pathlib
-import subprocess
 from typing import Any, Iterator
 
 import jsonschema
@@ -17,18 +14,17 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from chimera_release import cli
-from fixture import FixtureRepo
+from fixture import FixtureRepo, release_args, run_main, shutdown_bazel
 
 SCHEMA_DIR = pathlib.Path(__file__).resolve().parent.parent / "schemas"
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
-    root = pathlib.Path(os.environ.get("TEST_TMPDIR") or tmp_path_factory.mktemp("release"))
+    # Short paths: Bazel's server socket path must stay under the Unix limit.
+    root = pathlib.Path(os.environ.get("TEST_TMPDIR") or tmp_path_factory.mktemp("release")) / "d"
     yield root
-    for workspace in [root / "repo", *(root / "cache" / "checkouts").glob("*/src")]:
-        subprocess.run(["bazel", f"--output_user_root={root / 'bz'}", "shutdown"], cwd=workspace, check=False,
-                       capture_output=True)
+    shutdown_bazel(root)
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +33,7 @@ def repo(workdir: pathlib.Path) -> FixtureRepo:
 
 
 def run_cli(workdir: pathlib.Path, repo: FixtureRepo, *args: str) -> tuple[int, Any, str]:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    common = ["--repo", str(repo.root), "--cache-dir", str(workdir / "cache"),
-              "--bazel-output-user-root", str(workdir / "bz")]
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = cli.main([args[0], *common, *args[1:]])
-    text = stdout.getvalue()
-    return status, (json.loads(text) if text.startswith("{") else text), stderr.getvalue()
+    return run_main(cli.main, release_args(workdir, repo, *args))
 
 
 @pytest.fixture(scope="module")
