@@ -6,7 +6,6 @@ import dataclasses
 import os
 import pathlib
 import subprocess
-import tarfile
 import tempfile
 
 from chimera_release.errors import UsageError
@@ -91,14 +90,13 @@ class GitRepo:
         result = subprocess.run(["git", "cat-file", "blob", f"{tree}:{path}"], cwd=self.root, capture_output=True)
         return result.stdout if result.returncode == 0 else None
 
-    def export(self, tree: str, destination: pathlib.Path) -> None:
-        """Writes the files of a tree into an empty directory."""
+    def export(self, tree: str, destination: pathlib.Path, index: pathlib.Path) -> None:
+        """Makes `destination` hold exactly the files of `tree`, rewriting only what differs.
+
+        git itself does the work, with an index of the export's own (`index`):
+        switching the export between two revisions touches only the files that
+        differ, so the Bazel server that watches it re-reads only those.
+        """
         destination.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", "--format=tar", tree], cwd=self.root, capture_output=True)
-        if archive.returncode != 0:
-            raise UsageError(f"git archive {tree}: {archive.stderr.decode(errors='replace').strip()}")
-        with tempfile.TemporaryFile() as buffer:
-            buffer.write(archive.stdout)
-            buffer.seek(0)
-            with tarfile.open(fileobj=buffer) as tar:
-                tar.extractall(destination, filter="tar")
+        env = dict(os.environ, GIT_INDEX_FILE=str(index), GIT_WORK_TREE=str(destination))
+        self.git("read-tree", "-u", "--reset", tree, env=env)

@@ -18,8 +18,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def emit(document: dict[str, Any], fmt: str, headers: Sequence[str], rows: Sequence[Sequence[Any]],
          footer: str = "") -> None:
     if fmt == "json":
-        json.dump(document, sys.stdout, indent=2, sort_keys=False, ensure_ascii=False)
-        sys.stdout.write("\n")
+        # One write: json.dump would issue a write per token (slow on big reports).
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         return
     sys.stdout.write(table(headers, rows) + "\n")
     if footer:

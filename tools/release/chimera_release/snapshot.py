@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import os
 import pathlib
-import shutil
+import sys
 from typing import Any
 
 from chimera_release import bazelrc, lockfile, protowire
@@ -185,36 +186,29 @@ class SnapshotStore:
         self.cache_dir = cache_dir
         identity = bazel.identity()
         self.checkout = cache_dir / "checkouts" / _digest(str(repo.root), identity)
-        self.snapshots = cache_dir / "snapshots" / _digest(identity, str(SCHEMA))
+        self.snapshots = cache_dir / "snapshots" / _digest(identity, str(SCHEMA), sys.version)
 
     def get(self, revision: Revision) -> tuple[dict[str, Any], bool]:
         """(snapshot, whether it came from the cache)."""
-        cached = self.snapshots / f"{revision.tree}.json"
+        cached = self.snapshots / f"{revision.tree}.marshal"
         if cached.is_file():
-            return json.loads(cached.read_text()), True
+            # marshal: plain dicts/lists/strings, ~4x faster to load than JSON, and
+            # unlike pickle it cannot run code; its format is keyed by Python version.
+            return marshal.loads(cached.read_bytes()), True
         workspace = self.export(revision)
         targets = list(protowire.read_stream(self.bazel.query_graph(workspace)))
         snapshot = _Builder(self.repo, revision, targets).build()
         self.snapshots.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(snapshot, separators=(",", ":")))
+        partial.write_bytes(marshal.dumps(snapshot))
         partial.replace(cached)
         return snapshot, False
 
     def export(self, revision: Revision) -> pathlib.Path:
         """The revision's files at the fixed checkout path (one Bazel server for all revisions)."""
         workspace = self.checkout / "src"
-        marker = self.checkout / "tree"
-        if marker.is_file() and marker.read_text() == revision.tree and workspace.is_dir():
-            return workspace
-        if workspace.is_dir():
-            for entry in workspace.iterdir():
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-        self.repo.export(revision.tree, workspace)
-        marker.write_text(revision.tree)
+        self.checkout.mkdir(parents=True, exist_ok=True)
+        self.repo.export(revision.tree, workspace, self.checkout / "index")
         return workspace
 
     def shutdown(self) -> None:
