@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from typing import Callable, Sequence
@@ -92,7 +93,6 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_sbom(args: argparse.Namespace) -> int:
-    import json
     import pathlib
 
     from chimera_release import manifest, sbom
@@ -119,6 +119,31 @@ def cmd_sbom(args: argparse.Namespace) -> int:
         emit(document, "table", ["type", "name", "version", "licences"], rows,
              f"CycloneDX {sbom.SPEC_VERSION}, {len(rows)} components")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from chimera_release import check_documents
+
+    problems: list[str] = []
+    checked = []
+    for path, check in ((args.manifest, "manifest"), (args.sbom, "sbom")):
+        if path is None:
+            continue
+        try:
+            text = pathlib.Path(path).read_text()
+            document = json.loads(text)
+        except (OSError, ValueError) as error:
+            raise UsageError(f"--{check} {path}: {error}") from None
+        problems += check_documents.manifest_problems(document) if check == "manifest" else \
+            check_documents.sbom_problems(text)
+        checked.append(path)
+    if not checked:
+        raise UsageError("nothing to check: pass --manifest and/or --sbom")
+    emit({"schema": "chimera.release.check/v1", "checked": checked, "valid": not problems, "problems": problems},
+         args.format, ["problem"], [[p] for p in problems], "valid" if not problems else "INVALID")
+    return 0 if not problems else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     sbom.add_argument("--site-packages", default=None,
                       help="installed locked distributions, for licences (default: the @pypi repository)")
     sbom.set_defaults(run=cmd_sbom)
+
+    check = commands.add_parser("check", help="validate a manifest (its JSON Schema) and an SBOM (CycloneDX 1.6)")
+    check.add_argument("--manifest", default=None)
+    check.add_argument("--sbom", default=None)
+    check.add_argument("--format", choices=("json", "table"), default="json")
+    check.set_defaults(run=cmd_check)
 
     from chimera_release import deploy_cli
 

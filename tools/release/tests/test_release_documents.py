@@ -8,16 +8,10 @@ import os
 import pathlib
 from typing import Any, Iterator
 
-import jsonschema
 import pytest
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 
-from chimera_release import cli
+from chimera_release import check_documents, cli
 from fixture import FixtureRepo, release_args, run_main, shutdown_bazel
-
-SCHEMA_DIR = pathlib.Path(__file__).resolve().parent.parent / "schemas"
-
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
@@ -67,7 +61,7 @@ def test_graph_deps_rdeps_tests(workdir, repo) -> None:
 
 
 def test_manifest_matches_schema_and_outputs(manifest) -> None:
-    jsonschema.validate(manifest, json.loads((SCHEMA_DIR / "manifest.schema.json").read_text()))
+    assert check_documents.manifest_problems(manifest) == []
     assert manifest["revision"]["clean"] is True
     by_label = {d["label"]: d for d in manifest["deliverables"]}
     assert set(by_label) == {"//layers/layer9_demo:demo_core_module", "//layers/layer9_demo:server"}
@@ -89,7 +83,7 @@ def test_sbom_is_valid_cyclonedx(workdir, repo, manifest, tmp_path) -> None:
     status, text, stderr = run_cli(workdir, repo, "sbom", "--manifest", str(manifest_file))
     assert status == 0, stderr
     document = text if isinstance(text, dict) else json.loads(text)
-    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(document)) is None
+    assert check_documents.sbom_problems(json.dumps(document)) == []
     assert document["bomFormat"] == "CycloneDX" and document["specVersion"] == "1.6"
     components = {c["name"]: c for c in document["components"]}
     assert components["numpy"]["version"] == "2.4.6"
@@ -122,3 +116,19 @@ def test_artifacts_separate_changed_from_byte_identical(workdir, repo) -> None:
         assert statuses["//layers/layer9_demo:server"][0] == "changed"  # its runfiles carry the module
     finally:
         repo.reset(start)
+
+
+def test_check_command_flags_schema_violations(manifest, tmp_path) -> None:
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(manifest))
+    broken = json.loads(json.dumps(manifest))
+    broken["deliverables"][0]["outputs"][0]["sha256"] = "not-a-digest"
+    del broken["lock"]
+    bad.write_text(json.dumps(broken))
+    status, doc, _ = run_main(cli.main, ["check", "--manifest", str(good)])
+    assert status == 0 and doc["valid"] is True
+    status, doc, _ = run_main(cli.main, ["check", "--manifest", str(bad)])
+    assert status == 1 and len(doc["problems"]) == 2
+    assert any("deliverables/0/outputs/0/sha256" in p for p in doc["problems"])
+    status, _, stderr = run_main(cli.main, ["check"])
+    assert status == 2 and "nothing to check" in stderr
