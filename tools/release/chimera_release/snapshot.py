@@ -21,7 +21,7 @@ from chimera_release import bazelrc, lockfile, protowire
 from chimera_release.bazel import Bazel
 from chimera_release.gitrepo import GitRepo, Revision
 
-SCHEMA = 3  # bump when the snapshot format or the digest algorithm changes
+SCHEMA = 4  # bump when the snapshot format or the digest algorithm changes
 _IGNORED_ATTRIBUTES = {"generator_location", "$internal_attr_hash"}
 _IMPLEMENTATION = "$rule_implementation_hash"
 
