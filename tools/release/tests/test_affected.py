@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from chimera_release import cli
-from fixture import FixtureRepo, release_args, run_main, shutdown_bazel
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
-    # Short paths: Bazel's server socket path must stay under the Unix limit.
-    root = pathlib.Path(os.environ.get("TEST_TMPDIR") or tmp_path_factory.mktemp("release")) / "a"
-    yield root
-    shutdown_bazel(root)
-
-
-@pytest.fixture(scope="module")
-def repo(workdir: pathlib.Path) -> FixtureRepo:
-    return FixtureRepo(workdir / "repo")
+from fixture import FixtureRepo, release_args, run_main
 
 
 @pytest.fixture(scope="module")

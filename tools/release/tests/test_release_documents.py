@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pathlib
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from chimera_release import check_documents, cli
-from fixture import FixtureRepo, release_args, run_main, shutdown_bazel
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
-    # Short paths: Bazel's server socket path must stay under the Unix limit.
-    root = pathlib.Path(os.environ.get("TEST_TMPDIR") or tmp_path_factory.mktemp("release")) / "d"
-    yield root
-    shutdown_bazel(root)
-
-
-@pytest.fixture(scope="module")
-def repo(workdir: pathlib.Path) -> FixtureRepo:
-    return FixtureRepo(workdir / "repo")
+from fixture import FixtureRepo, release_args, run_main
 
 
 def run_cli(workdir: pathlib.Path, repo: FixtureRepo, *args: str) -> tuple[int, Any, str]:
