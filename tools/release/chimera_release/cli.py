@@ -63,7 +63,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from chimera_release import graphq
 
     context = Context.from_args(args)
-    revision = context.head(args.rev) if args.rev is None else context.repo.resolve(args.rev)
+    revision = context.revision(args.rev)
     snapshot, _ = context.store.get(revision)
     document = {**graphq.query(snapshot, args.query, args.label), "revision": describe(revision)}
     if args.query == "deliverables":
@@ -75,15 +75,11 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def _revision(context: Context, name: str | None):
-    return context.head(None) if name is None else context.repo.resolve(name)
-
-
 def cmd_manifest(args: argparse.Namespace) -> int:
     from chimera_release import manifest
 
     context = Context.from_args(args)
-    document = manifest.manifest(context, _revision(context, args.rev))
+    document = manifest.manifest(context, context.revision(args.rev))
     rows = [[d["label"], d["kind"], d["layer"], o["sha256"][:16], o["size"], o["path"]]
             for d in document["deliverables"] for o in d["outputs"]]
     emit(document, args.format, ["target", "kind", "layer", "sha256", "size", "path"], rows,
@@ -104,7 +100,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as error:
             raise UsageError(f"--manifest {args.manifest}: {error}") from None
     else:
-        release = manifest.manifest(context, _revision(context, args.rev))
+        release = manifest.manifest(context, context.revision(args.rev))
     lock = (context.repo.read(release["revision"]["tree"], release["lock"]["path"]) or b"").decode()
     site = pathlib.Path(args.site_packages) if args.site_packages else sbom.locate_site_packages(context)
     text = sbom.render(sbom.build_bom(release, lock, site))

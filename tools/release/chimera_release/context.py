@@ -63,5 +63,10 @@ class Context:
         return self.repo.resolve("HEAD")
 
 
+    def revision(self, name: str | None) -> Revision:
+        """A named revision, or (None) the working tree / HEAD as head() decides."""
+        return self.head(None) if name is None else self.repo.resolve(name)
+
+
 def describe(revision: Revision) -> dict[str, object]:
     return {"name": revision.name, "commit": revision.commit, "tree": revision.tree, "clean": revision.clean}

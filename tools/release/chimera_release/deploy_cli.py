@@ -33,7 +33,7 @@ def _release(args: argparse.Namespace) -> dict[str, Any]:
     from chimera_release import manifest
 
     context = Context.from_args(args)
-    return manifest.manifest(context, context.head(None) if args.rev is None else context.repo.resolve(args.rev))
+    return manifest.manifest(context, context.revision(args.rev))
 
 
 def _state_path(args: argparse.Namespace) -> pathlib.Path:
