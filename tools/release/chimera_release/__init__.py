@@ -1,0 +1,1 @@
+"""Chimera release tooling: build-graph queries for release engineering."""

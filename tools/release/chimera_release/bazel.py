@@ -1,0 +1,69 @@
+"""Runs Bazel queries on an exported revision, one reusable server per checkout."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import shutil
+import subprocess
+
+from chimera_release.errors import UsageError
+
+# Every target of the main repository (files included) plus the repository
+# rules of WORKSPACE: enough to hash the graph without fetching any external
+# repository (their contents are pinned by their rule attributes).
+GRAPH_QUERY = "//...:* + //external:*"
+QUERY_FLAGS = (
+    "--output=streamed_proto",
+    "--noproto:default_values",
+    "--noproto:locations",
+    "--proto:rule_inputs_and_outputs",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bazel:
+    """How to call Bazel: the binary and the startup options shared by every call."""
+
+    binary: str = "bazel"
+    output_user_root: pathlib.Path | None = None
+    max_idle_secs: int = 300
+
+    def startup_options(self) -> list[str]:
+        options = [f"--max_idle_secs={self.max_idle_secs}"]
+        if self.output_user_root is not None:
+            options.insert(0, f"--output_user_root={self.output_user_root}")
+        return options
+
+    def run(self, workspace: pathlib.Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        if shutil.which(self.binary) is None and not pathlib.Path(self.binary).is_file():
+            raise UsageError(f"bazel binary {self.binary!r} not found")
+        result = subprocess.run(
+            [self.binary, *self.startup_options(), *args], cwd=workspace, capture_output=True
+        )
+        if check and result.returncode != 0:
+            errors = [line for line in result.stderr.decode(errors="replace").splitlines() if "ERROR" in line]
+            detail = "; ".join(errors[-3:]) or result.stderr.decode(errors="replace").strip()[-500:]
+            raise UsageError(f"bazel {args[0]} failed in {workspace}: {detail}")
+        return result
+
+    def query_graph(self, workspace: pathlib.Path) -> bytes:
+        return self.run(workspace, "query", *QUERY_FLAGS, GRAPH_QUERY).stdout
+
+    def version(self) -> str:
+        result = subprocess.run([self.binary, "--version"], capture_output=True, text=True)
+        return result.stdout.strip() or "unknown"
+
+    def identity(self) -> str:
+        """Names this exact Bazel binary without running it (a cache key part; cheap)."""
+        located = shutil.which(self.binary) or self.binary
+        real = pathlib.Path(located).resolve()
+        try:
+            stat = real.stat()
+        except OSError:
+            raise UsageError(f"bazel binary {self.binary!r} not found") from None
+        return f"{real}:{stat.st_size}:{stat.st_mtime_ns}"
+
+    def shutdown(self, workspace: pathlib.Path) -> None:
+        if workspace.is_dir():
+            self.run(workspace, "shutdown", check=False)

@@ -1,0 +1,144 @@
+"""`manifest`: every deliverable of a revision, built, with its outputs' digests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import platform
+import re
+import subprocess
+import tempfile
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from chimera_release.context import Context, describe
+from chimera_release.deliverables import Deliverable, deliverables
+from chimera_release.digests import file_sha256, runfiles_digest
+from chimera_release.errors import UsageError
+from chimera_release.gitrepo import Revision
+from chimera_release.snapshot import label_path
+
+SCHEMA = "chimera.release.manifest/v1"
+LOCK_PATH = "third_party/python/requirements_lock.txt"
+BOOTSTRAP_PATH = "tools/bootstrap.sh"
+
+
+def lock_path(snapshot: dict[str, Any]) -> str:
+    """The requirements lock a pip repository rule of WORKSPACE reads."""
+    for view in snapshot["repositories"].values():
+        label = view["attrs"].get("requirements_lock")
+        if label:
+            return label_path(label)
+    return LOCK_PATH
+
+
+def toolchain_packages(bootstrap: str) -> dict[str, str]:
+    """Debian package -> pinned version ("" = any), from bootstrap.sh's PINNED table."""
+    table = re.search(r"declare -A PINNED=\((.*?)\n\)", bootstrap, re.S)
+    if table is None:
+        return {}
+    return dict(re.findall(r'\[([\w.+-]+)\]="([^"]*)"', table.group(1)))
+
+
+def installed_version(package: str) -> str | None:
+    result = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev} ${Version}", package],
+                            capture_output=True, text=True)
+    if result.returncode != 0 or not result.stdout.startswith("ii"):
+        return None
+    return result.stdout.split()[-1]
+
+
+def _bep_outputs(bep_file: pathlib.Path) -> dict[str, dict[str, Any]]:
+    """label -> {"configuration": mnemonic, "files": [paths]} from a BEP JSON file."""
+    file_sets: dict[str, dict[str, Any]] = {}
+    configurations: dict[str, str] = {}
+    completed: dict[str, dict[str, Any]] = {}
+    for line in bep_file.read_text().splitlines():
+        event = json.loads(line)
+        key = event.get("id", {})
+        if "namedSet" in key:
+            file_sets[key["namedSet"]["id"]] = event.get("namedSetOfFiles", {})
+        elif "configuration" in key:
+            configurations[key["configuration"]["id"]] = event.get("configuration", {}).get("mnemonic", "")
+        elif "targetCompleted" in key and event.get("completed", {}).get("success", False):
+            sets = [s["id"] for group in event["completed"].get("outputGroup", []) if group.get("name") == "default"
+                    for s in group.get("fileSets", [])]
+            completed[key["targetCompleted"]["label"]] = {
+                "configuration": key["targetCompleted"].get("configuration", {}).get("id", ""), "sets": sets}
+
+    def files_of(set_id: str, seen: set[str]) -> list[str]:
+        if set_id in seen or set_id not in file_sets:
+            return []
+        seen.add(set_id)
+        named = file_sets[set_id]
+        paths = [unquote(urlparse(f["uri"]).path) for f in named.get("files", []) if f.get("uri", "").startswith("file:")]
+        for nested in named.get("fileSets", []):
+            paths.extend(files_of(nested["id"], seen))
+        return paths
+
+    result = {}
+    for label, info in completed.items():
+        seen: set[str] = set()
+        files = sorted({p for s in info["sets"] for p in files_of(s, seen)})
+        result[label] = {"configuration": configurations.get(info["configuration"], info["configuration"]),
+                         "files": files}
+    return result
+
+
+def build(context: Context, workspace: pathlib.Path, labels: list[str]) -> dict[str, dict[str, Any]]:
+    if not labels:
+        return {}
+    with tempfile.TemporaryDirectory() as scratch:
+        bep = pathlib.Path(scratch) / "bep.json"
+        context.store.bazel.run(workspace, "build", f"--build_event_json_file={bep}", "--", *labels)
+        return _bep_outputs(bep)
+
+
+def _relative(path: str) -> str:
+    marker = "/bazel-out/"
+    return "bazel-out/" + path.split(marker, 1)[1] if marker in path else path
+
+
+def workspace_for(context: Context, revision: Revision) -> pathlib.Path:
+    """The repository itself when it holds exactly that tree (its warm output base), else the export."""
+    if revision.tree == context.repo.working_tree_hash():
+        return context.repo.root
+    return context.store.export(revision)
+
+
+def manifest(context: Context, revision: Revision) -> dict[str, Any]:
+    snapshot, _ = context.store.get(revision)
+    found: list[Deliverable] = deliverables(snapshot)
+    workspace = workspace_for(context, revision)
+    built = build(context, workspace, [d.label for d in found])
+    entries = []
+    for deliverable in found:
+        outputs = built.get(deliverable.label)
+        if outputs is None:
+            raise UsageError(f"{deliverable.label} did not build at {revision.name}")
+        files = []
+        for path in outputs["files"]:
+            file = pathlib.Path(path)
+            record: dict[str, Any] = {"path": _relative(path), "location": path, "sha256": file_sha256(file),
+                                      "size": file.stat().st_size}
+            runfiles = runfiles_digest(file) if deliverable.kind == "service" else None
+            if runfiles is not None:
+                record["runfiles"] = runfiles
+            files.append(record)
+        entries.append({**deliverable.as_json(), "configuration": outputs["configuration"], "outputs": files})
+    lock_file = lock_path(snapshot)
+    lock = context.repo.read(revision.tree, lock_file)
+    bootstrap = (context.repo.read(revision.tree, BOOTSTRAP_PATH) or b"").decode(errors="replace")
+    toolchains = [{"package": package, "pinned": pinned or None, "version": installed_version(package)}
+                  for package, pinned in sorted(toolchain_packages(bootstrap).items())]
+    return {
+        "schema": SCHEMA,
+        "revision": describe(revision),
+        "bazel": context.store.bazel.version(),
+        "machine": {"system": platform.system(), "machine": platform.machine(), "python": platform.python_version()},
+        "workspace": str(workspace),
+        "lock": {"path": lock_file, "sha256": hashlib.sha256(lock).hexdigest() if lock is not None else None},
+        "toolchains": toolchains,
+        "deliverables": entries,
+    }

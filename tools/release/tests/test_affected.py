@@ -1,0 +1,184 @@
+"""`affected` on a generated git repository: each change kind the issue lists."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import pytest
+
+from chimera_release import cli
+from fixture import FixtureRepo, release_args, run_main
+
+
+@pytest.fixture(scope="module")
+def initial(repo: FixtureRepo) -> str:
+    return repo.head()
+
+
+ALL_RULES = {"//lib:data", "//app:gen", "//app:bin", "//app:bin_test", "//app:stamp", "//app:py_numpy",
+             "//app:py_six", "//app:tooled", "//layers/layer9_demo:demo_core_module",
+             "//layers/layer9_demo:server", "//layers/layer9_demo:server_test"}
+
+
+def run_cli(workdir: pathlib.Path, repo: FixtureRepo, *args: str) -> tuple[int, Any, str]:
+    return run_main(cli.main, release_args(workdir, repo, *args))
+
+
+def change(workdir: pathlib.Path, repo: FixtureRepo, initial: str, edit) -> dict[str, Any]:
+    """Applies `edit` on top of the initial tree, commits, returns affected(initial, new)."""
+    repo.reset(initial)
+    edit(repo)
+    head = repo.commit("change")
+    status, document, stderr = run_cli(workdir, repo, "affected", "--base", initial, "--head", head)
+    assert status == 0, stderr
+    return document
+
+
+def by_label(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["label"]: t for t in document["affected"]}
+
+
+def test_source_change_affects_dependents_only(workdir, repo, initial) -> None:
+    doc = change(workdir, repo, initial, lambda r: r.replace("lib/data.txt", "v1", "v2"))
+    targets = by_label(doc)
+    assert set(targets) == {"//lib:data", "//app:bin", "//app:bin_test", "//layers/layer9_demo:demo_core_module",
+                            "//layers/layer9_demo:server", "//layers/layer9_demo:server_test"}
+    assert doc["layers"] == ["layer9_demo"]
+    assert targets["//app:bin_test"]["reasons"] == [
+        "//app:bin_test depends on //app:bin",
+        "//app:bin depends on //lib:data",
+        "//lib:data depends on //lib:data.txt",
+        "source file lib/data.txt changed",
+    ]
+
+
+def test_attribute_change(workdir, repo, initial) -> None:
+    doc = change(workdir, repo, initial, lambda r: r.replace("app/BUILD", 'args = ["--a"]', 'args = ["--b"]'))
+    targets = by_label(doc)
+    assert set(targets) == {"//app:bin", "//app:bin_test"}
+    assert targets["//app:bin"]["reasons"] == ["attribute args of //app:bin changed"]
+
+
+def test_macro_change_that_changes_generated_targets(workdir, repo, initial) -> None:
+    doc = change(workdir, repo, initial, lambda r: r.replace("tools/macros.bzl", "cat $< > $@", "cp $< $@"))
+    targets = by_label(doc)
+    assert set(targets) == {"//app:gen", "//app:bin", "//app:bin_test", "//app:stamp"}
+    assert targets["//app:gen"]["reasons"] == ["macro //tools:macros.bzl changed: attribute cmd of //app:gen changed"]
+    assert targets["//app:stamp"]["reasons"][-1] == targets["//app:gen"]["reasons"][0]
+
+
+def test_macro_change_that_leaves_targets_identical(workdir, repo, initial) -> None:
+    def edit(r: FixtureRepo) -> None:
+        r.write("tools/macros.bzl", "# Greeting macros.\n" + r.read("tools/macros.bzl") + "\n\ndef _unused():\n    pass\n")
+
+    assert change(workdir, repo, initial, edit)["affected"] == []
+
+
+def test_rule_implementation_change(workdir, repo, initial) -> None:
+    doc = change(workdir, repo, initial, lambda r: r.replace("tools/rules.bzl", '"\\n".join', '",".join'))
+    assert by_label(doc)["//app:stamp"]["reasons"] == ["rule stamp changed (//tools:rules.bzl changed)"]
+    assert set(by_label(doc)) == {"//app:stamp"}
+
+
+def test_bazelrc_flag_change_affects_every_rule(workdir, repo, initial) -> None:
+    doc = change(workdir, repo, initial, lambda r: r.write(".bazelrc", r.read(".bazelrc") + "build --copt=-O2\n"))
+    targets = by_label(doc)
+    assert set(targets) == ALL_RULES
+    assert all(t["reasons"] == ["flag --copt changed in .bazelrc"] for t in targets.values())
+
+
+def test_test_flag_and_named_config_change(workdir, repo, initial) -> None:
+    def edit(r: FixtureRepo) -> None:
+        r.replace(".bazelrc", "--test_output=errors", "--test_output=all")
+        r.replace(".bazelrc", "--noslim_profile", "--slim_profile")
+
+    targets = by_label(change(workdir, repo, initial, edit))
+    assert set(targets) == {"//app:bin_test", "//layers/layer9_demo:server_test"}
+    assert targets["//app:bin_test"]["reasons"] == ["flag --test_output changed in .bazelrc (test)"]
+
+
+def test_pinned_toolchain_change(workdir, repo, initial) -> None:
+    doc = change(workdir, repo, initial, lambda r: r.replace("WORKSPACE", '"1.63.0"', '"1.64.0"'))
+    targets = by_label(doc)
+    assert set(targets) == {"//app:stamp", "//app:tooled", "//layers/layer9_demo:demo_core_module",
+                            "//layers/layer9_demo:server", "//layers/layer9_demo:server_test"}
+    assert targets["//app:stamp"]["reasons"] == ["toolchain fake_toolchain version 1.63.0 → 1.64.0"]
+    assert targets["//app:tooled"]["reasons"][-1] == "toolchain fake_toolchain version 1.63.0 → 1.64.0"
+
+
+def test_one_locked_wheel_change(workdir, repo, initial) -> None:
+    def edit(r: FixtureRepo) -> None:
+        r.replace("requirements_lock.txt", "numpy==2.4.6", "numpy==2.4.7")
+        r.replace("requirements_lock.txt", "1111", "3333")
+
+    targets = by_label(change(workdir, repo, initial, edit))
+    assert set(targets) == {"//app:py_numpy"}
+    assert targets["//app:py_numpy"]["reasons"] == [
+        "//app:py_numpy depends on @pypi//:numpy", "locked wheel numpy 2.4.6 → 2.4.7"]
+
+
+def test_new_and_deleted_targets(workdir, repo, initial) -> None:
+    def edit(r: FixtureRepo) -> None:
+        r.replace("app/BUILD", 'py_library(name = "py_six", srcs = ["six_user.py"], deps = ["@pypi//:six"])', "")
+        r.write("lib/BUILD", r.read("lib/BUILD") + 'filegroup(name = "more", srcs = ["data.txt"])\n')
+
+    targets = by_label(change(workdir, repo, initial, edit))
+    assert {label: t["status"] for label, t in targets.items()} == {"//app:py_six": "deleted", "//lib:more": "new"}
+    assert targets["//app:py_six"]["reasons"] == ["deleted"]
+    assert targets["//lib:more"]["reasons"] == ["new target"]
+
+
+def test_build_file_comment_affects_nothing(workdir, repo, initial) -> None:
+    def edit(r: FixtureRepo) -> None:
+        r.write("app/BUILD", "# A comment that shifts every line.\n\n" + r.read("app/BUILD").replace(
+            "sh_test(", "# the test\nsh_test("))
+
+    assert change(workdir, repo, initial, edit)["affected"] == []
+
+
+def test_explain_and_cache(workdir, repo, initial) -> None:
+    repo.reset(initial)
+    repo.replace("app/msg.txt", "hello", "bye")
+    head = repo.commit("msg")
+    status, doc, _ = run_cli(workdir, repo, "affected", "--base", initial, "--head", head, "--explain", "//app:bin")
+    assert status == 0
+    assert doc["reasons"][-1] == "source file app/msg.txt changed"
+    assert doc["chain"][0]["changed_inputs"] == ["//app:gen"]
+    status, doc, _ = run_cli(workdir, repo, "affected", "--base", initial, "--head", head)
+    assert doc["timing"]["base_cached"] and doc["timing"]["head_cached"]
+    status, doc, _ = run_cli(workdir, repo, "affected", "--base", initial, "--head", head, "--explain", "//lib:data")
+    assert doc["affected"] is False and doc["reasons"] == []
+
+
+def test_table_format(workdir, repo, initial) -> None:
+    status, text, _ = run_cli(workdir, repo, "affected", "--base", initial, "--head", initial, "--format", "table")
+    assert status == 0 and text.splitlines()[0].split() == ["target", "status", "kind", "root", "cause"]
+    assert "0 affected" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--base", "no-such-rev"], "unknown revision 'no-such-rev'"),
+    (["--base", "HEAD", "--head", "deadbeef"], "unknown revision 'deadbeef'"),
+    (["--base", "HEAD", "--format", "xml"], "invalid choice: 'xml'"),
+])
+def test_bad_revisions_exit_2(workdir, repo, args, message) -> None:
+    status, _, stderr = run_cli(workdir, repo, "affected", *args)
+    assert status == 2 and message in stderr and stderr.count("\n") == 1
+
+
+def test_dirty_tree_needs_allow_dirty(workdir, repo, initial) -> None:
+    repo.reset(initial)
+    repo.replace("lib/data.txt", "v1", "dirty")
+    try:
+        status, _, stderr = run_cli(workdir, repo, "affected", "--base", initial)
+        assert status == 2 and "uncommitted changes" in stderr
+        status, doc, _ = run_cli(workdir, repo, "affected", "--base", initial, "--allow-dirty")
+        assert status == 0 and doc["head"]["clean"] is False and "//lib:data" in by_label(doc)
+    finally:
+        repo.git("checkout", "--", ".")
+
+
+def test_repository_outside_git(tmp_path) -> None:
+    status, _, stderr = run_main(cli.main, ["affected", "--repo", str(tmp_path), "--base", "HEAD"])
+    assert status == 2 and "not inside a git repository" in stderr
