@@ -127,6 +127,8 @@ start() {
     chmod 0777 "$data/worker/build"
     chmod 0700 "$data/worker/cache"
     install -m 0755 "$bin/bb_runner" "$data/bin/bb_runner"
+    setpriv --reuid="$runner_uid" --regid="$runner_uid" --clear-groups -- test -r "$data/config/runner.jsonnet" ||
+      { log "user $runner_uid cannot reach $data (a parent directory is private); set BUILDBARN_DATA"; stop; return 1; }
 
     launch scheduler "$bin/bb_scheduler" "$data/config/scheduler.jsonnet"
     await scheduler "port_open $BB_SCHEDULER_WORKER_PORT && port_open $BB_SCHEDULER_CLIENT_PORT" || { stop; return 1; }

@@ -19,6 +19,7 @@ mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 work="$(mktemp -d /tmp/chimera-hermetic.XXXXXX)"
 tree="$work/chimera"
+chmod 0755 "$work"  # Buildbarn's unprivileged runner works below it
 export BUILDBARN_DATA="$work/buildbarn"
 cleanup() {
   "$repo/ci/buildbarn.sh" stop >/dev/null 2>&1 || true
@@ -55,7 +56,7 @@ build() {
 }
 
 "$repo/tools/export_tree.sh" "$tree"
-build local
+build local --config=system-python
 "$repo/ci/buildbarn.sh" start execution
 build remote --config=remote
 "$repo/ci/buildbarn.sh" status >"$out/buildbarn_status.json" || true
@@ -65,7 +66,7 @@ differences=0
 if ! diff "$out/local.sha256" "$out/remote.sha256" >"$out/diff.txt"; then
   differences="$(grep -c '^[<>]' "$out/diff.txt")"
 fi
-remote_processes="$(grep -oE '[0-9]+ remote\b' "$out/remote.log" | tail -1 | grep -oE '^[0-9]+' || echo 0)"
+remote_processes="$(grep -E '^INFO: [0-9]+ process' "$out/remote.log" | tail -1 | grep -oE '[0-9]+ remote([,.]|$)' | grep -oE '^[0-9]+' || echo 0)"
 cat >"$out/summary.json" <<JSON
 {"targets": "${patterns[*]}", "outputs_compared": $compared, "differing_lines": $differences, "remote_processes": $remote_processes, "buildbarn": $(cat "$out/buildbarn_status.json")}
 JSON
