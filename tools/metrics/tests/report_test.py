@@ -157,3 +157,28 @@ def test_aspect_files_named_by_the_bep_resolve_locally_even_from_a_remote_cache(
     root = Path("/tmp/ob_sample/execroot/chimera/bazel-out/k8-fastbuild/bin")
     assert root / "layers/layer1_alpha/_metrics/blob.json" in remote.aspect_files  # bytestream:// URI
     assert {p.relative_to(root) for p in local.aspect_files} == {p.relative_to(root) for p in remote.aspect_files}
+
+
+def test_remote_executions_are_counted_per_target_and_layer() -> None:
+    """The local sample's actions relabelled as remote executions (as --config=remote's
+    profile reports them): every executed action is then a remote one."""
+    import dataclasses
+
+    base = SAMPLE / "local"
+    prof = profile.parse(base / "profile.json")
+    remote_actions = [
+        dataclasses.replace(a, execution=profile.REMOTE_EXECUTION) if a.execution == profile.LOCAL else a
+        for a in prof.actions
+    ]
+    prof = dataclasses.replace(prof, actions=remote_actions)
+    targets = aspect.load(aspect.find_files(base / "aspect"))
+    r = compute.compute(prof, bep.parse(base / "bep.json"), targets, jobs=2, machine={"nproc": 2, "cpu_model": "test"})
+    local = _report("local", with_exec_log=False)
+    assert local["layers"]["layer1"]["actions_remote_executed"] == 0
+    assert r["layers"]["layer1"]["actions_executed"] > 0
+    for layer, row in r["layers"].items():
+        if row["status"] == compute.MISSING:
+            continue
+        assert row["actions_remote_executed"] == row["actions_executed"] == local["layers"][layer]["actions_executed"]
+    assert r["cache"]["actions_remote_executed"] == r["cache"]["actions_executed"]
+    assert all(t["actions_remote_executed"] == t["actions_executed"] for t in r["targets"].values())
