@@ -12,7 +12,7 @@
 # The binaries come from ci/buildbarn/build.sh (built once into ~/.cache). Configs
 # are the Jsonnet files in ci/buildbarn/config/. bb_runner runs every action as an
 # unprivileged user (nobody) inside a network namespace of its own (`unshare
-# --net`: only a loopback interface, down), like Bazel's local linux-sandbox with
+# --net`: only its own loopback interface), like Bazel's local linux-sandbox with
 # the network off; the worker hands it build directories over a UNIX socket.
 #
 # Environment (defaults):
@@ -98,8 +98,8 @@ start() {
     return 1
   fi
   if [[ "$mode" == execution ]]; then
-    command -v unshare >/dev/null && command -v setpriv >/dev/null ||
-      { log "remote execution needs unshare and setpriv (util-linux)"; return 1; }
+    command -v unshare >/dev/null && command -v setpriv >/dev/null && command -v ip >/dev/null ||
+      { log "remote execution needs unshare and setpriv (util-linux) and ip (iproute2)"; return 1; }
     unshare --net true 2>/dev/null ||
       { log "cannot create a network namespace (unshare --net needs root or CAP_SYS_ADMIN)"; return 1; }
   fi
@@ -132,8 +132,12 @@ start() {
 
     launch scheduler "$bin/bb_scheduler" "$data/config/scheduler.jsonnet"
     await scheduler "port_open $BB_SCHEDULER_WORKER_PORT && port_open $BB_SCHEDULER_CLIENT_PORT" || { stop; return 1; }
-    launch runner unshare --net -- setpriv --reuid="$runner_uid" --regid="$runner_uid" --clear-groups \
-      --no-new-privs -- "$data/bin/bb_runner" "$data/config/runner.jsonnet"
+    # A new network namespace with only its loopback interface, brought up (tests
+    # talk to servers they start on 127.0.0.1), as Bazel's linux-sandbox does;
+    # privileges are dropped after that.
+    launch runner unshare --net -- /bin/sh -c 'ip link set lo up && exec "$@"' runner \
+      setpriv --reuid="$runner_uid" --regid="$runner_uid" --clear-groups --no-new-privs -- \
+      "$data/bin/bb_runner" "$data/config/runner.jsonnet"
     await runner "[[ -S '$data/worker/runner/socket' ]]" || { stop; return 1; }
     launch worker "$bin/bb_worker" "$data/config/worker.jsonnet"
     await worker "port_open $BB_WORKER_METRICS_PORT" || { stop; return 1; }
