@@ -28,6 +28,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM  # so that cleanup runs when CI cancels the step
 
 "$repo/tools/export_tree.sh" "$work/chimera"
 started=$SECONDS

@@ -31,6 +31,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM  # so that cleanup runs when CI cancels the step
 
 # Every regular file an action wrote under bazel-out/*/bin. Runfiles trees and
 # manifests are left out: Bazel writes those itself, on the client, both ways.
@@ -58,7 +60,10 @@ build() {
 "$repo/tools/export_tree.sh" "$tree"
 build local --config=system-python
 "$repo/ci/buildbarn.sh" start execution
-build remote --config=remote
+remote_flags=(--config=remote)
+# Another port than .bazelrc's (e.g. a second Buildbarn beside one in use).
+[[ -z "${BUILDBARN_PORT:-}" ]] || remote_flags+=("--remote_executor=grpc://127.0.0.1:$BUILDBARN_PORT")
+build remote "${remote_flags[@]}"
 "$repo/ci/buildbarn.sh" status >"$out/buildbarn_status.json" || true
 
 compared="$(wc -l <"$out/local.sha256")"
