@@ -91,14 +91,14 @@ class Bazel:
         return elapsed, returncode, summary
 
     def run_log(self, *args: str, check: bool = False) -> tuple[float, int, str]:
-        """Wall seconds, exit status and Bazel's whole stderr."""
+        """Wall seconds, exit status and Bazel's whole output (the test summary is on stdout)."""
         start = time.monotonic()
         proc = subprocess.run([BAZEL, *self.startup, *args], cwd=self.workspace, capture_output=True, text=True)
         elapsed = time.monotonic() - start
         if check and proc.returncode != 0:
             sys.stderr.write(proc.stderr[-4000:])
             raise SystemExit(f"bazel {' '.join(args[:2])} failed ({proc.returncode})")
-        return elapsed, proc.returncode, proc.stderr
+        return elapsed, proc.returncode, proc.stderr + proc.stdout
 
     def shutdown(self) -> None:
         subprocess.run([BAZEL, *self.startup, "shutdown"], cwd=self.workspace, capture_output=True)
