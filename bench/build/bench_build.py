@@ -234,7 +234,14 @@ def remote(args: argparse.Namespace, bazel: Bazel, tmp: Path) -> dict[str, Any]:
         **{name: results[name] for name in scenarios},
         "speedup_over_local_cold": {name: round(anchor / results[name]["wall_s"], 3) for name in scenarios},
         "buildbarn_status": results["buildbarn_status"],
+        "buildbarn_versions": buildbarn_versions(),
     }
+
+
+def buildbarn_versions() -> dict[str, str]:
+    """The Buildbarn modules ci/buildbarn/go.mod pins."""
+    text = (REPO / "ci" / "buildbarn" / "go.mod").read_text()
+    return dict(re.findall(r"^\s*(github\.com/buildbarn/\S+) (v\S+)$", text, re.M))
 
 
 def main() -> None:
