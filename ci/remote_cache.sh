@@ -4,12 +4,13 @@
 #
 #   ci/remote_cache.sh install|start|stop|status
 #
-# Server: bazel-remote, installed with `go install` at a pinned version. Where the Go
-# module proxy does not serve bazel-remote's sources (the proxy reachable from this
-# project's machines answers 403 for every bazel-remote/v2 source zip, although it
-# lists the versions), the script falls back to BuildGrid, a REAPI server from PyPI
-# (pinned, in its own venv), run cache-only (ActionCache + CAS + ByteStream). Force
-# one with REMOTE_CACHE_BACKEND=bazel-remote|buildgrid (default: auto).
+# Server: Buildbarn's bb_storage (ci/buildbarn.sh start cache; built from the Go
+# module proxy by ci/buildbarn/build.sh), the same storage --config=remote uses.
+# Where it cannot be built (no Go toolchain or module proxy), bazel-remote
+# (`go install` at a pinned version; the proxy reachable from this project's
+# machines answers 403 for every bazel-remote/v2 source zip), then BuildGrid, a
+# REAPI server from PyPI (pinned, in its own venv), run cache-only. Force one with
+# REMOTE_CACHE_BACKEND=buildbarn|bazel-remote|buildgrid (default: auto).
 #
 # Environment (defaults):
 #   REMOTE_CACHE_HOME      ~/.cache/chimera-remote-cache   installed servers
@@ -43,6 +44,9 @@ backend_file="$dir/server.backend"
 log_file="$dir/server.log"
 
 log() { echo "remote_cache: $*" >&2; }
+ci_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# Buildbarn keeps its blobs, logs and pids under the cache directory.
+buildbarn() { BUILDBARN_DATA="$dir/buildbarn" BUILDBARN_PORT="$grpc_port" "$ci_dir/buildbarn.sh" "$@"; }
 
 install_bazel_remote() {
   [[ -x "$bazel_remote_bin" ]] && return 0
@@ -77,15 +81,18 @@ install() {
   case "$backend_choice" in
     bazel-remote) install_bazel_remote && echo bazel-remote ;;
     buildgrid) install_buildgrid && echo buildgrid ;;
+    buildbarn) "$ci_dir/buildbarn/build.sh" >/dev/null && echo buildbarn ;;
     auto)
-      if install_bazel_remote; then
+      if "$ci_dir/buildbarn/build.sh" >/dev/null; then
+        echo buildbarn
+      elif install_bazel_remote; then
         echo bazel-remote
       else
         log "falling back to BuildGrid $BUILDGRID_VERSION (PyPI)"
         install_buildgrid && echo buildgrid
       fi
       ;;
-    *) log "REMOTE_CACHE_BACKEND must be auto, bazel-remote or buildgrid"; return 2 ;;
+    *) log "REMOTE_CACHE_BACKEND must be auto, buildbarn, bazel-remote or buildgrid"; return 2 ;;
   esac
 }
 
@@ -154,6 +161,13 @@ start() {
   backend="$(install)"
   mkdir -p "$dir/cas"
   case "$backend" in
+    buildbarn)
+      buildbarn start cache || return 1
+      echo buildbarn >"$backend_file"
+      cp "$dir/buildbarn/run/storage.pid" "$pid_file"
+      date +%s >"$dir/server.started"
+      return 0
+      ;;
     bazel-remote)
       setsid "$bazel_remote_bin" --dir "$dir/cas" --max_size "$max_size_gb" --host 127.0.0.1 \
         --port "$http_port" --grpc_port "$grpc_port" >"$log_file" 2>&1 </dev/null &
@@ -194,6 +208,11 @@ stop() {
     rm -f "$pid_file"
     return 0
   fi
+  if [[ "$(cat "$backend_file" 2>/dev/null)" == buildbarn ]]; then
+    buildbarn stop
+    rm -f "$pid_file"
+    return 0
+  fi
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 40); do
     kill -0 "$pid" 2>/dev/null || break
@@ -213,7 +232,9 @@ status() {
     files="$(find "$dir/cas" -type f | wc -l)"
     bytes="$(du -sb "$dir/cas" | cut -f1)"
   fi
-  if [[ "$running" == true && "$backend" == bazel-remote ]]; then
+  if [[ "$backend" == buildbarn ]]; then
+    server_status="$(buildbarn status || true)"
+  elif [[ "$running" == true && "$backend" == bazel-remote ]]; then
     server_status="$(curl -fsS "http://127.0.0.1:$http_port/status" 2>/dev/null || echo null)"
   fi
   cat <<JSON

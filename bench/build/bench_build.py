@@ -3,6 +3,7 @@ build against a fully cached one. Results go to bench/results/*.json with the ma
 
     python3 bench/build/bench_build.py aspect-overhead [--runs 3] [--command build]
     python3 bench/build/bench_build.py cold-vs-cached [--runs 2]
+    python3 bench/build/bench_build.py remote [--command test] [--targets //...]
 
 Each benchmark works in its own clone of the repository (with the caller's uncommitted
 files) and its own output base, so it neither disturbs nor is disturbed by other Bazel
@@ -16,6 +17,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -84,14 +86,19 @@ class Bazel:
         self.startup = [f"--output_base={output_base}"]
 
     def run(self, *args: str, check: bool = False) -> tuple[float, int, str]:
+        elapsed, returncode, log = self.run_log(*args, check=check)
+        summary = next((line for line in reversed(log.splitlines()) if " process" in line and "INFO:" in line), "")
+        return elapsed, returncode, summary
+
+    def run_log(self, *args: str, check: bool = False) -> tuple[float, int, str]:
+        """Wall seconds, exit status and Bazel's whole output (the test summary is on stdout)."""
         start = time.monotonic()
         proc = subprocess.run([BAZEL, *self.startup, *args], cwd=self.workspace, capture_output=True, text=True)
         elapsed = time.monotonic() - start
         if check and proc.returncode != 0:
             sys.stderr.write(proc.stderr[-4000:])
             raise SystemExit(f"bazel {' '.join(args[:2])} failed ({proc.returncode})")
-        summary = next((line for line in reversed(proc.stderr.splitlines()) if " process" in line and "INFO:" in line), "")
-        return elapsed, proc.returncode, summary
+        return elapsed, proc.returncode, proc.stderr + proc.stdout
 
     def shutdown(self) -> None:
         subprocess.run([BAZEL, *self.startup, "shutdown"], cwd=self.workspace, capture_output=True)
@@ -177,9 +184,69 @@ def cold_vs_cached(args: argparse.Namespace, bazel: Bazel, tmp: Path) -> dict[st
     }
 
 
+def processes(log: str) -> dict[str, int]:
+    """Bazel's last "INFO: N processes: A internal, B remote, ..." line as counts by kind."""
+    line = next((l for l in reversed(log.splitlines()) if re.match(r"^INFO: \d+ process", l)), "")
+    counts = {"total": int(re.match(r"^INFO: (\d+)", line).group(1)) if line else 0}
+    for number, kind in re.findall(r"(\d+) ([a-z][a-z -]*?)(?=[,.]|$)", line.split(":", 2)[-1] if line else ""):
+        counts[kind.strip().replace(" ", "_").replace("-", "_")] = int(number)
+    return counts
+
+
+def remote(args: argparse.Namespace, bazel: Bazel, tmp: Path) -> dict[str, Any]:
+    """Local cold vs remote-execution cold (fresh Buildbarn) vs a fresh output base served by
+    the action cache that remote run filled; each in its own output base, repositories
+    fetched and packages loaded before timing. All three use the system Python
+    (--config=system-python), as remote actions must."""
+    env_bb = {**os.environ, "BUILDBARN_DATA": str(tmp / "buildbarn")}
+    os.chmod(tmp, 0o755)  # Buildbarn's unprivileged runner works below it
+    scenarios = {
+        "local_cold": ["--config=system-python"],
+        "remote_execution_cold": ["--config=remote"],
+        "remote_cache_warm": ["--config=system-python", "--config=remote-cache"],
+    }
+    results: dict[str, Any] = {}
+    subprocess.run([str(REPO / "ci" / "buildbarn.sh"), "start", "execution"], env=env_bb, check=True)
+    try:
+        for name, flags in scenarios.items():
+            fresh = Bazel(bazel.workspace, tmp / f"ob_{name}")
+            fresh.run("build", *COMMON, *flags, "--nobuild", *args.targets)
+            elapsed, rc, log = fresh.run_log(args.command, *COMMON, *flags, "--", *args.targets)
+            tests = next((l for l in reversed(log.splitlines()) if l.startswith("Executed ")), "")
+            results[name] = {"wall_s": round(elapsed, 3), "exit": rc, "flags": flags, "processes": processes(log),
+                             "tests": tests}
+            print(f"  {name}: {elapsed:.1f} s (exit {rc}) {results[name]['processes']} {tests}", flush=True)
+            fresh.shutdown()
+        status = subprocess.run([str(REPO / "ci" / "buildbarn.sh"), "status"], env=env_bb, capture_output=True,
+                                text=True)
+        results["buildbarn_status"] = json.loads(status.stdout)
+    finally:
+        subprocess.run([str(REPO / "ci" / "buildbarn.sh"), "stop"], env=env_bb)
+    anchor = results["local_cold"]["wall_s"]
+    print(f"{'scenario':<24} {'wall s':>8} {'x local':>8}  processes")
+    for name in scenarios:
+        r = results[name]
+        print(f"{name:<24} {r['wall_s']:>8.1f} {anchor / r['wall_s']:>8.2f}  {r['processes']}")
+    return {
+        "what": f"`bazel {args.command} {' '.join(args.targets)}` in fresh output bases: local cold (linux-sandbox) "
+                "vs remote execution cold (fresh Buildbarn on loopback, same 2 cores) vs remote-cache warm "
+                "(the action cache the remote run filled)",
+        **{name: results[name] for name in scenarios},
+        "speedup_over_local_cold": {name: round(anchor / results[name]["wall_s"], 3) for name in scenarios},
+        "buildbarn_status": results["buildbarn_status"],
+        "buildbarn_versions": buildbarn_versions(),
+    }
+
+
+def buildbarn_versions() -> dict[str, str]:
+    """The Buildbarn modules ci/buildbarn/go.mod pins."""
+    text = (REPO / "ci" / "buildbarn" / "go.mod").read_text()
+    return dict(re.findall(r"^\s*(github\.com/buildbarn/\S+) (v\S+)$", text, re.M))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("benchmark", choices=["aspect-overhead", "cold-vs-cached"])
+    p.add_argument("benchmark", choices=["aspect-overhead", "cold-vs-cached", "remote"])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--command", choices=["build", "test"], default="build")
     p.add_argument("--targets", nargs="+", default=["//..."])
@@ -190,7 +257,7 @@ def main() -> None:
     load_before = loadavg()
     try:
         checkout(workspace)
-        run = aspect_overhead if args.benchmark == "aspect-overhead" else cold_vs_cached
+        run = {"aspect-overhead": aspect_overhead, "cold-vs-cached": cold_vs_cached, "remote": remote}[args.benchmark]
         result = run(args, bazel, tmp)
         result["loadavg_1min"] = {"before": load_before, "after": loadavg(),
                                   "note": "other work on the machine (e.g. other Bazel servers) adds noise"}

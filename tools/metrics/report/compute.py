@@ -38,6 +38,7 @@ class TargetRow:
     cached_time_s: float = 0.0  # actions served by the remote cache
     metrics_time_s: float = 0.0  # the aspect's own actions
     actions_executed: int = 0
+    actions_remote_executed: int = 0  # of actions_executed, run by remote execution
     actions_cached: int = 0
     actions_internal: int = 0
     test_time_s: float = 0.0
@@ -70,6 +71,7 @@ class TargetRow:
             "build_time_seconds": _r(self.build_time_s),
             "cached_action_time_seconds": _r(self.cached_time_s),
             "actions_executed": self.actions_executed,
+            "actions_remote_executed": self.actions_remote_executed,
             "actions_remote_cache_hit": self.actions_cached,
             "actions_internal": self.actions_internal,
             "output_bytes": self.output_bytes,
@@ -134,6 +136,7 @@ def _rows(prof: Profile, events: BuildEvents, targets: dict[str, TargetInfo]) ->
         else:
             r.build_time_s += action.seconds
             r.actions_executed += 1
+            r.actions_remote_executed += action.execution == profile_mod.REMOTE_EXECUTION
 
     finals: dict[str, dict[tuple[int, int], list[bool]]] = {}
     for test in sorted(events.tests, key=lambda t: (t.label, t.run, t.shard, t.attempt)):
@@ -182,6 +185,7 @@ def _group(rows: list[TargetRow]) -> dict[str, Any]:
         "tests": len(tests),
         "tests_passed": sum(1 for r in tests if r.test_status in ("PASSED", "FLAKY")),
         "actions_executed": sum(r.actions_executed for r in rows),
+        "actions_remote_executed": sum(r.actions_remote_executed for r in rows),
         "actions_remote_cache_hit": sum(r.actions_cached for r in rows),
     }
 
@@ -216,6 +220,7 @@ def _cache(prof: Profile, events: BuildEvents, spawns: list[Spawn] | None) -> di
         "actions_with_spawn": len(counted),
         "actions_remote_cache_hit": hits,
         "actions_executed": len(counted) - hits,
+        "actions_remote_executed": sum(1 for a in counted if a.execution == profile_mod.REMOTE_EXECUTION),
         "actions_created": events.actions_created,
         "actions_run_by_bazel": events.actions_executed,
         "actions_skipped": max(0, events.actions_created - events.actions_executed),

@@ -101,11 +101,12 @@ def plot_top_size(report: dict[str, Any], path: Path, n: int = 15) -> str:
 def plot_cache(report: dict[str, Any], path: Path) -> str:
     cache = report["cache"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    executed = cache["actions_executed"]
+    remote = cache.get("actions_remote_executed", 0)
+    executed = cache["actions_executed"] - remote
     hits = cache["actions_remote_cache_hit"]
     skipped = cache["actions_skipped"]
-    left.bar(["executed", "remote cache hit", "local action cache /\nnot needed"],
-             [executed, hits, skipped], color=[_BUILD, _CACHED, _OTHER])
+    left.bar(["executed\nlocally", "executed\nremotely", "remote cache hit", "local action cache /\nnot needed"],
+             [executed, remote, hits, skipped], color=[_BUILD, _BUILD, _CACHED, _OTHER])
     rate = cache.get("hit_rate")
     left.set_title("Actions" + (f" — remote hit rate {rate:.1%}" if rate is not None else ""))
     left.set_ylabel("actions")

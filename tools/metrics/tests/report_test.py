@@ -59,7 +59,7 @@ def test_numbers_are_json_numbers_and_totals_add_up() -> None:
         for key in ("build_time_seconds", "test_time_seconds", "binary_size_mb"):
             assert isinstance(layer[key], (int, float)) and not isinstance(layer[key], bool)
     t = r["total_times"]
-    assert t["test_seconds"] == pytest.approx(0.472 + 0.297)
+    assert t["test_time_seconds"] == pytest.approx(0.472 + 0.297)
     assert t["critical_path_seconds"] == 0.865
     assert t["wall_time_seconds"] == 4.233
     s = r["system_metrics"]
@@ -159,6 +159,31 @@ def test_aspect_files_named_by_the_bep_resolve_locally_even_from_a_remote_cache(
     assert {p.relative_to(root) for p in local.aspect_files} == {p.relative_to(root) for p in remote.aspect_files}
 
 
+def test_remote_executions_are_counted_per_target_and_layer() -> None:
+    """The local sample's actions relabelled as remote executions (as --config=remote's
+    profile reports them): every executed action is then a remote one."""
+    import dataclasses
+
+    base = SAMPLE / "local"
+    prof = profile.parse(base / "profile.json")
+    remote_actions = [
+        dataclasses.replace(a, execution=profile.REMOTE_EXECUTION) if a.execution == profile.LOCAL else a
+        for a in prof.actions
+    ]
+    prof = dataclasses.replace(prof, actions=remote_actions)
+    targets = aspect.load(aspect.find_files(base / "aspect"))
+    r = compute.compute(prof, bep.parse(base / "bep.json"), targets, jobs=2, machine={"nproc": 2, "cpu_model": "test"})
+    local = _report("local", with_exec_log=False)
+    assert local["layers"]["layer1"]["actions_remote_executed"] == 0
+    assert r["layers"]["layer1"]["actions_executed"] > 0
+    for layer, row in r["layers"].items():
+        if row["status"] == compute.MISSING:
+            continue
+        assert row["actions_remote_executed"] == row["actions_executed"] == local["layers"][layer]["actions_executed"]
+    assert r["cache"]["actions_remote_executed"] == r["cache"]["actions_executed"]
+    assert all(t["actions_remote_executed"] == t["actions_executed"] for t in r["targets"].values())
+
+
 def test_cli_adds_per_layer_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = SAMPLE / "local"
     coverage = tmp_path / "coverage.json"
@@ -178,3 +203,13 @@ def test_cli_adds_per_layer_coverage(tmp_path: Path, capsys: pytest.CaptureFixtu
     coverage.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 140}}}))
     assert main.run(argv) == 2
     assert "layers.layer1.coverage_percent is not a percentage: 140" in capsys.readouterr().err
+
+
+def test_bazels_test_xml_writer_is_not_counted_as_cacheable(tmp_path: Path) -> None:
+    """Its command line carries the test's measured duration, so no other run can hit it."""
+    log = tmp_path / "exec_log.json"
+    spawn = {"mnemonic": "TestRunner", "runner": "linux-sandbox", "remoteCacheHit": False, "listedOutputs": ["x/test.xml"]}
+    log.write_text(json.dumps({**spawn, "commandArgs": ["external/bazel_tools/tools/test/generate-xml.sh", "x/test.log", "x/test.xml", "3", "0"]})
+                   + json.dumps({**spawn, "listedOutputs": ["x/test.log"], "commandArgs": ["x/test"]}))
+    writer, test = execlog.parse(log)
+    assert (writer.cacheable, test.cacheable) == (False, True)
