@@ -339,7 +339,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "tasks_per_run": args.tasks,
             "warmup_tasks": args.warmup,
             "service_server": (
-                "separate process (python -m chimera.execution.server), gRPC on 127.0.0.1"
+                "separate process (python -m chimera.execution.main), gRPC on 127.0.0.1"
             ),
             "service_client": (
                 "grpcio sync stub, closed loop: SubmitTask, then wait for the task's "
