@@ -59,7 +59,7 @@ def test_numbers_are_json_numbers_and_totals_add_up() -> None:
         for key in ("build_time_seconds", "test_time_seconds", "binary_size_mb"):
             assert isinstance(layer[key], (int, float)) and not isinstance(layer[key], bool)
     t = r["total_times"]
-    assert t["test_time_seconds"] == pytest.approx(0.472 + 0.297)
+    assert t["test_seconds"] == pytest.approx(0.472 + 0.297)
     assert t["critical_path_seconds"] == 0.865
     assert t["wall_time_seconds"] == 4.233
     s = r["system_metrics"]
@@ -159,6 +159,27 @@ def test_aspect_files_named_by_the_bep_resolve_locally_even_from_a_remote_cache(
     assert {p.relative_to(root) for p in local.aspect_files} == {p.relative_to(root) for p in remote.aspect_files}
 
 
+def test_cli_adds_per_layer_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = SAMPLE / "local"
+    coverage = tmp_path / "coverage.json"
+    rust = tmp_path / "rust_coverage.json"
+    coverage.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 91.25, "statements": 80, "covered": 73}}}))
+    rust.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 50.0, "lines": 20, "covered": 10},
+                                           "layer2": {"coverage_percent": 75.0, "lines": 40, "covered": 30}}}))
+    argv = ["--profile", str(base / "profile.json"), "--bep", str(base / "bep.json"), "--aspect-dir", str(base / "aspect"),
+            "--out", str(tmp_path / "out"), "--no-dashboard", "--no-history", "--coverage", str(coverage),
+            "--rust-coverage", str(rust)]
+    assert main.run(argv) == 0
+    layers = json.loads((tmp_path / "out/build_metrics.json").read_text())["layers"]
+    assert layers["layer1"]["python_coverage_percent"] == 91.25
+    assert layers["layer1"]["rust_coverage_percent"] == 50.0
+    assert layers["layer1"]["coverage_percent"] == round(100 * (73 + 10) / (80 + 20), 2)
+    assert layers["layer2"]["coverage_percent"] == 75.0 and "python_coverage_percent" not in layers["layer2"]
+    coverage.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 140}}}))
+    assert main.run(argv) == 2
+    assert "layers.layer1.coverage_percent is not a percentage: 140" in capsys.readouterr().err
+
+
 def test_remote_executions_are_counted_per_target_and_layer() -> None:
     """The local sample's actions relabelled as remote executions (as --config=remote's
     profile reports them): every executed action is then a remote one."""
@@ -182,27 +203,6 @@ def test_remote_executions_are_counted_per_target_and_layer() -> None:
         assert row["actions_remote_executed"] == row["actions_executed"] == local["layers"][layer]["actions_executed"]
     assert r["cache"]["actions_remote_executed"] == r["cache"]["actions_executed"]
     assert all(t["actions_remote_executed"] == t["actions_executed"] for t in r["targets"].values())
-
-
-def test_cli_adds_per_layer_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    base = SAMPLE / "local"
-    coverage = tmp_path / "coverage.json"
-    rust = tmp_path / "rust_coverage.json"
-    coverage.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 91.25, "statements": 80, "covered": 73}}}))
-    rust.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 50.0, "lines": 20, "covered": 10},
-                                           "layer2": {"coverage_percent": 75.0, "lines": 40, "covered": 30}}}))
-    argv = ["--profile", str(base / "profile.json"), "--bep", str(base / "bep.json"), "--aspect-dir", str(base / "aspect"),
-            "--out", str(tmp_path / "out"), "--no-dashboard", "--no-history", "--coverage", str(coverage),
-            "--rust-coverage", str(rust)]
-    assert main.run(argv) == 0
-    layers = json.loads((tmp_path / "out/build_metrics.json").read_text())["layers"]
-    assert layers["layer1"]["python_coverage_percent"] == 91.25
-    assert layers["layer1"]["rust_coverage_percent"] == 50.0
-    assert layers["layer1"]["coverage_percent"] == round(100 * (73 + 10) / (80 + 20), 2)
-    assert layers["layer2"]["coverage_percent"] == 75.0 and "python_coverage_percent" not in layers["layer2"]
-    coverage.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 140}}}))
-    assert main.run(argv) == 2
-    assert "layers.layer1.coverage_percent is not a percentage: 140" in capsys.readouterr().err
 
 
 def test_bazels_test_xml_writer_is_not_counted_as_cacheable(tmp_path: Path) -> None:
