@@ -149,67 +149,16 @@ def test_module_sha256_picks_a_stored_module_of_the_slot(h: Harness) -> None:
     assert "quality" not in active.reports[0].metrics
 
 
-@pytest.mark.parametrize(
-    ("request_fields", "code", "field"),
-    [
-        ({"inputs": [b"x"]}, grpc.StatusCode.INVALID_ARGUMENT, "genomes"),
-        ({"genomes": [genome((1.0,), "g")]}, grpc.StatusCode.INVALID_ARGUMENT, "inputs"),
-        (
-            {"genomes": [genome((1.0,), "g")] * 257, "inputs": [b"x"]},
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "genomes",
-        ),
-        (
-            {"genomes": [genome((1.0,), "g")] * 65, "inputs": [b"x"] * 64},
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "genomes",
-        ),
-        (
-            {"genomes": [genome((float("nan"),), "g")], "inputs": [b"x"]},
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "parameters",
-        ),
-        (
-            {"genomes": [genome((1.0,), "g")], "inputs": [b"x"], "batch_timeout_ms": 120_001},
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "batch_timeout_ms",
-        ),
-        (
-            {
-                "genomes": [genome((1.0,), "g")],
-                "inputs": [b"x"],
-                "limits": execution_pb2.ExecutionLimits(memory_bytes=1000),
-            },
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "limits.memory_bytes",
-        ),
-        (
-            {"genomes": [genome((1.0,), "g")], "inputs": [b"x"], "module_sha256": "f" * 64},
-            grpc.StatusCode.NOT_FOUND,
-            "SHA-256",
-        ),
-        (
-            {"genomes": [genome((1.0,), "g")], "inputs": [b"x"], "entrypoint": "nope"},
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "entrypoint",
-        ),
-        (
-            {"genomes": [genome((1.0,), "g")], "inputs": [b"x"], "batch_id": "a/b"},
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "batch_id",
-        ),
-    ],
-)
-def test_bad_requests_name_the_field(
-    h: Harness, request_fields: dict[str, object], code: grpc.StatusCode, field: str
-) -> None:
+# Requests the contract rules or the service refuse with INVALID_ARGUMENT are
+# in test_service_bad_input.py's table, with every other RPC's.
+
+
+def test_a_digest_not_in_the_slot_is_not_found(h: Harness) -> None:
     err = rpc_error(
-        lambda: h.stub.EvaluateBatch(
-            execution_pb2.EvaluateBatchRequest(module_name="kernel", **request_fields)
-        )
+        lambda: batch(h, [genome(GOOD_GENOME, "a")], INPUTS[:1], module_sha256="f" * 64)
     )
-    assert err.code() == code, err.details()  # type: ignore[attr-defined]
-    assert field in err.details()  # type: ignore[attr-defined]
+    assert err.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    assert "SHA-256" in err.details()  # type: ignore[attr-defined]
 
 
 def test_unknown_slot_is_not_found(h: Harness) -> None:
