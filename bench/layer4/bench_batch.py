@@ -6,7 +6,8 @@ One population evaluation = G genomes (the reference good genome, perturbed
 with a fixed seed) x I packing instances (``generate_instance``, J jobs each)
 on the execution kernel (``execution_core_module.wasm``), default 64 x 8 = 512
 pairs. Measured in one run, each the median of ``--repeats`` repetitions after
-one unmeasured warm-up:
+one unmeasured warm-up, the four paths interleaved round by round (rotating
+order) so that load from other work falls on all of them alike:
 
 * **in_process** (the anchor): ``Sandbox.run`` on every pair in this Python
   process, with 1 thread and with 2 threads (a thread pool over the pairs);
@@ -23,6 +24,8 @@ process (same module, same genome, same input): the run fails otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import random
@@ -44,6 +47,7 @@ from chimera.execution.workload import GOOD_GENOME, generate_instance
 from chimera.v1 import common_pb2, execution_pb2, execution_pb2_grpc
 
 TARGET_RATIO = 1.5
+THREADS = (1, 2)
 #: Generous per-pair limits: no pair of this workload comes near them.
 LIMITS = Limits(fuel=2_000_000_000, memory_bytes=64 * 1024 * 1024, timeout_ms=10_000.0)
 
@@ -54,15 +58,22 @@ def population(count: int, seed: int) -> list[tuple[float, ...]]:
     return [tuple(g + rng.gauss(0.0, 0.5) for g in GOOD_GENOME) for _ in range(count)]
 
 
-def median_seconds(run: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
-    """One unmeasured warm-up, then the median of ``repeats`` timed runs."""
-    run()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples), samples
+def interleaved(paths: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Times every path once per round, ``repeats`` rounds, after one unmeasured warm-up each.
+
+    The order rotates each round, so load from other work on the machine falls
+    on all paths alike instead of on whichever ran during a busy moment.
+    """
+    for call in paths.values():
+        call()
+    names = list(paths)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            t0 = time.perf_counter()
+            paths[name]()
+            samples[name].append(time.perf_counter() - t0)
+    return samples
 
 
 def in_process(
@@ -105,38 +116,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     genomes = population(args.genomes, args.seed)
     inputs = [generate_instance(args.seed + k, args.jobs).encode() for k in range(args.instances)]
     pairs = len(genomes) * len(inputs)
-    rows: list[dict[str, Any]] = []
-    with Sandbox(tick_ms=5.0, default_limits=LIMITS) as sandbox:
-        anchors = {}
-        for threads in (1, 2):
-            fuel = in_process(sandbox, genomes, inputs, threads)
-            secs, samples = median_seconds(
-                lambda: in_process(sandbox, genomes, inputs, threads), args.repeats
-            )
-            anchors[threads] = (secs, fuel)
-            rows.append(row("in_process", threads, pairs, secs, samples))
     request = batch_request(genomes, inputs)
-    with tempfile.TemporaryDirectory() as work:
-        for threads in (1, 2):
-            with server_process(threads, work, work) as target, grpc.insecure_channel(
-                target
-            ) as channel:
-                stub = execution_pb2_grpc.ExecutionServiceStub(channel)
-                deploy(stub, kernel_wasm_bytes())
-                reply = stub.EvaluateBatch(request, timeout=300)
-                fuel = [r.fuel_consumed for r in reply.reports]
-                if reply.succeeded != pairs or fuel != anchors[threads][1]:
-                    raise RuntimeError(
-                        f"service results differ from in process ({reply.succeeded}/{pairs} ok)"
-                    )
-                secs, samples = median_seconds(
-                    lambda: stub.EvaluateBatch(request, timeout=300), args.repeats
+    with contextlib.ExitStack() as stack:
+        sandbox = stack.enter_context(Sandbox(tick_ms=5.0, default_limits=LIMITS))
+        work = stack.enter_context(tempfile.TemporaryDirectory())
+        expected = in_process(sandbox, genomes, inputs, 1)
+        paths: dict[str, Callable[[], object]] = {}
+        last_wall_ms: dict[int, float] = {}
+        for threads in THREADS:
+            paths[f"in_process/{threads}"] = functools.partial(
+                in_process, sandbox, genomes, inputs, threads
+            )
+            target = stack.enter_context(server_process(threads, work, work))
+            channel = stack.enter_context(grpc.insecure_channel(target))
+            stub = execution_pb2_grpc.ExecutionServiceStub(channel)
+            deploy(stub, kernel_wasm_bytes())
+            reply = stub.EvaluateBatch(request, timeout=300)
+            if reply.succeeded != pairs or [r.fuel_consumed for r in reply.reports] != expected:
+                raise RuntimeError(
+                    f"service results differ from in process ({reply.succeeded}/{pairs} ok)"
                 )
-            entry = row("service", threads, pairs, secs, samples)
-            entry["ratio_to_in_process"] = round(secs / anchors[threads][0], 3)
-            entry["server_wall_ms_last"] = round(reply.wall_ms, 2)
-            rows.append(entry)
+
+            def evaluate(
+                stub: execution_pb2_grpc.ExecutionServiceStub = stub, threads: int = threads
+            ) -> None:
+                last_wall_ms[threads] = stub.EvaluateBatch(request, timeout=300).wall_ms
+
+            paths[f"service/{threads}"] = evaluate
+        samples = interleaved(paths, args.repeats)
+    rows = []
+    for name, times in samples.items():
+        path, threads = name.split("/")
+        rows.append(row(path, int(threads), pairs, times))
     by = {(r["path"], r["threads"]): r for r in rows}
+    for threads in THREADS:
+        entry = by[("service", threads)]
+        entry["ratio_to_in_process"] = round(
+            entry["median_s"] / by[("in_process", threads)]["median_s"], 3
+        )
+        entry["server_wall_ms_last"] = round(last_wall_ms[threads], 2)
     return {
         "benchmark": "layer4_batch",
         "machine": machine_info(),
@@ -147,7 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "pairs": pairs,
             "repeats": args.repeats,
             "seed": args.seed,
-            "mean_fuel_per_pair": round(statistics.fmean(anchors[1][1])),
+            "mean_fuel_per_pair": round(statistics.fmean(expected)),
         },
         "target_ratio": TARGET_RATIO,
         "rows": rows,
@@ -159,7 +177,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def row(path: str, threads: int, pairs: int, secs: float, samples: Sequence[float]) -> dict[str, Any]:
+def row(path: str, threads: int, pairs: int, samples: Sequence[float]) -> dict[str, Any]:
+    secs = statistics.median(samples)
     return {
         "path": path,
         "threads": threads,
@@ -195,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--genomes", type=int, default=64)
     p.add_argument("--instances", type=int, default=8)
     p.add_argument("--jobs", type=int, default=30, help="jobs per packing instance")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
     if not (1 <= args.genomes <= 256 and 1 <= args.instances <= 64) or args.repeats < 3:
