@@ -164,6 +164,94 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("dead-limit", "ListDeadLetters", E.ListDeadLettersRequest(limit=10001), "limit"),
     ("stream-module", "StreamKpis", E.StreamKpisRequest(module_name="m" * 129), "module_name"),
     ("stream-agent", "StreamKpis", E.StreamKpisRequest(agent_id="a" * 129), "agent_id"),
+    ("batch-no-module", "EvaluateBatch", E.EvaluateBatchRequest(), "module_name"),
+    (
+        "batch-no-genomes",
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(module_name="ok", inputs=[b"x"]),
+        "genomes",
+    ),
+    (
+        "batch-no-inputs",
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(module_name="ok", genomes=[genome()]),
+        "inputs",
+    ),
+    (
+        "batch-genomes-257",
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(module_name="ok", genomes=[genome()] * 257, inputs=[b"x"]),
+        "genomes",
+    ),
+    (
+        "batch-inputs-65",
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(module_name="ok", genomes=[genome()], inputs=[b"x"] * 65),
+        "inputs",
+    ),
+    (
+        "batch-pairs-4160",  # both lists within their caps, their product above 4096
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(module_name="ok", genomes=[genome()] * 65, inputs=[b"x"] * 64),
+        "genomes",
+    ),
+    (
+        "batch-input-bytes",  # 2 x 2,000,100 bytes: under the 4 MiB message cap, over 4,000,000
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(
+            module_name="ok", genomes=[genome()], inputs=[bytes(2_000_100)] * 2
+        ),
+        "inputs",
+    ),
+    (
+        "batch-nan-gene",
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(
+            module_name="ok", genomes=[genome(), genome(parameters=[math.nan])], inputs=[b"x"]
+        ),
+        "genomes[1].parameters",
+    ),
+    (
+        "batch-timeout",
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(
+            module_name="ok", genomes=[genome()], inputs=[b"x"], batch_timeout_ms=120_001
+        ),
+        "batch_timeout_ms",
+    ),
+    (
+        "batch-memory",
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(
+            module_name="ok",
+            genomes=[genome()],
+            inputs=[b"x"],
+            limits=E.ExecutionLimits(memory_bytes=100),
+        ),
+        "limits.memory_bytes",
+    ),
+    (
+        "batch-sha",
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(
+            module_name="ok", genomes=[genome()], inputs=[b"x"], module_sha256="XYZ"
+        ),
+        "module_sha256",
+    ),
+    (
+        "batch-id",
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(module_name="ok", genomes=[genome()], inputs=[b"x"], batch_id="a/b"),
+        "batch_id",
+    ),
+    (
+        "batch-entrypoint",
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(
+            module_name="ok", genomes=[genome()], inputs=[b"x"], entrypoint="no_such_export"
+        ),
+        "entrypoint",
+    ),
 ]
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "attempt_kpi",
     "deployment_to_proto",
     "kpi_to_proto",
+    "run_kpi",
     "run_outcome",
     "task_status",
     "timestamp",
@@ -98,34 +99,60 @@ def from_timestamp(ts: timestamp_pb2.Timestamp) -> float:
 def attempt_kpi(attempt: Attempt, outcome: AttemptOutcome) -> KpiRecord:
     """The KPI record of one finished attempt (``status`` holds its RunOutcome name).
 
-    Metrics: ``attempt`` (1 for the first try), the guest's own metrics (cut
-    to fit :data:`MAX_KPI_METRICS`), ``guest_status`` when the guest returned
-    a non-OK ABI status and ``cancelled`` when a cancel stopped the run.
+    Metrics: ``attempt`` (1 for the first try) and those of :func:`run_kpi`.
     """
     payload: TaskPayload = attempt.payload
-    deployment, result = outcome.deployment, outcome.result
-    metrics: dict[str, float] = {"attempt": float(attempt.attempt)}
+    deployment = outcome.deployment
+    return run_kpi(
+        outcome.result,
+        task_id=attempt.task_id,
+        module_name=payload.module_name,
+        module_version=deployment.version if deployment else 0,
+        agent_id=payload.agent_id or (deployment.genome_agent_id if deployment else ""),
+        genome_id=deployment.genome_id if deployment else "",
+        metrics={"attempt": float(attempt.attempt)},
+    )
+
+
+def run_kpi(
+    result: RunResult,
+    *,
+    task_id: str,
+    module_name: str,
+    module_version: int,
+    agent_id: str,
+    genome_id: str,
+    metrics: dict[str, float],
+) -> KpiRecord:
+    """The KPI record of one sandboxed run (a task attempt or a batch pair).
+
+    ``metrics`` (the caller's own, e.g. ``attempt``) come first, then the
+    guest's metrics (cut to fit :data:`MAX_KPI_METRICS`), ``guest_status``
+    when the guest returned a non-OK ABI status and ``cancelled`` when a
+    cancel stopped the run.
+    """
+    merged = dict(metrics)
     if result.output is not None:
         for name, value in result.output.metrics.items():
-            if len(metrics) >= MAX_KPI_METRICS - 2:
+            if len(merged) >= MAX_KPI_METRICS - 2:
                 break
-            metrics.setdefault(name, value)
+            merged.setdefault(name, value)
     if result.guest_status not in (None, 0):
-        metrics["guest_status"] = float(result.guest_status or 0)
+        merged["guest_status"] = float(result.guest_status or 0)
     if result.status is ExecStatus.CANCELLED:
-        metrics["cancelled"] = 1.0
+        merged["cancelled"] = 1.0
     return KpiRecord(
-        task_id=attempt.task_id,
-        agent_id=payload.agent_id or (deployment.genome_agent_id if deployment else ""),
-        module_version=str(deployment.version if deployment else 0),
+        task_id=task_id,
+        agent_id=agent_id,
+        module_version=str(module_version),
         latency_ms=result.latency_ms,
         fuel_consumed=result.fuel_consumed,
         memory_peak_bytes=result.memory_peak_bytes,
         status=outcome_name(run_outcome(result)),
-        metrics=metrics,
+        metrics=merged,
         recorded_at=time.time(),
-        module_name=payload.module_name,
-        genome_id=deployment.genome_id if deployment else "",
+        module_name=module_name,
+        genome_id=genome_id,
     )
 
 

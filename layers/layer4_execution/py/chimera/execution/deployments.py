@@ -155,21 +155,7 @@ class DeploymentStore:
         with self._lock:
             slot = self._slot(module_name)
             self._check_expected(slot, expected_active_version)
-            if module_sha256:
-                source = next(
-                    (d for d in reversed(slot.deployments) if d.module_sha256 == module_sha256),
-                    None,
-                )
-                if source is None:
-                    raise ModuleNotInSlot(
-                        f"slot {module_name!r} has no module with SHA-256 {module_sha256}"
-                    )
-            else:
-                if slot.active == 0:
-                    raise NoActiveDeployment(
-                        f"slot {module_name!r} has no active deployment; name a module_sha256"
-                    )
-                source = slot.deployments[slot.active - 1]
+            source = self._source(slot, module_name, module_sha256)
             dep = Deployment(
                 module_name,
                 len(slot.deployments) + 1,
@@ -217,6 +203,14 @@ class DeploymentStore:
                 raise VersionNotFound(f"slot {module_name!r} has no version {version}")
             return slot.deployments[version - 1]
 
+    def module_source(self, module_name: str, module_sha256: str = "") -> Deployment:
+        """The newest deployment of the slot with this module digest (empty: the active one).
+
+        Raises :class:`SlotNotFound`, :class:`ModuleNotInSlot` or :class:`NoActiveDeployment`.
+        """
+        with self._lock:
+            return self._source(self._slot(module_name), module_name, module_sha256)
+
     def list(self, module_name: str, limit: int) -> tuple[list[DeploymentView], int]:
         """Up to ``limit`` deployments, newest first, and the active version (0 = none)."""
         with self._lock:
@@ -243,6 +237,23 @@ class DeploymentStore:
         if slot is None:
             raise SlotNotFound(f"no module is deployed under {module_name!r}")
         return slot
+
+    @staticmethod
+    def _source(slot: _Slot, module_name: str, module_sha256: str) -> Deployment:
+        if module_sha256:
+            source = next(
+                (d for d in reversed(slot.deployments) if d.module_sha256 == module_sha256), None
+            )
+            if source is None:
+                raise ModuleNotInSlot(
+                    f"slot {module_name!r} has no module with SHA-256 {module_sha256}"
+                )
+            return source
+        if slot.active == 0:
+            raise NoActiveDeployment(
+                f"slot {module_name!r} has no active deployment; name a module_sha256"
+            )
+        return slot.deployments[slot.active - 1]
 
     @staticmethod
     def _check_expected(slot: _Slot, expected: int) -> None:

@@ -16,12 +16,16 @@
   dead letters). A deterministic failure (trap, fuel, memory, guest error) is
   dead-lettered at once: a retry would only repeat it. Wall-clock deadlines
   depend on load and are retried.
+* ``EvaluateBatch`` runs one module with many genomes x inputs directly in
+  the sandbox (:mod:`~chimera.execution.batch`, not the task queue) on at
+  most ``concurrency`` threads and publishes each pair's report like a task's.
 * ``StreamKpis`` gives each stream its own bounded
   :class:`~chimera.execution.kpi.KpiHub` subscription: publishing never
   blocks execution, and reports a slow stream cannot take are dropped for
   that stream only and counted in ``layer4_kpi_drops_total``.
 
-One KPI report is published per finished attempt, from the worker that ran it.
+One KPI report is published per finished attempt, from the worker that ran
+it, and per batch pair, when its batch ends.
 """
 
 from __future__ import annotations
@@ -39,13 +43,21 @@ from typing import Any
 
 import grpc
 
-from chimera.wasm.guest import encode_result
+from chimera.wasm.guest import encode_params, encode_result
+from chimera.execution.batch import (
+    DEFAULT_BATCH_TIMEOUT_MS,
+    MAX_BATCH_INPUT_BYTES,
+    MAX_BATCH_PAIRS,
+    run_pairs,
+)
+from chimera.execution.cancel import CancelToken
 from chimera.execution.convert import (
     attempt_kpi,
     deployment_to_proto,
     from_timestamp,
     kpi_to_proto,
     outcome_name,
+    run_kpi,
     run_outcome,
     task_status,
     timestamp,
@@ -185,7 +197,11 @@ class ExecutionMetrics:
         )
         self.kpi_streams = registry.gauge("layer4_kpi_streams", "Open StreamKpis streams.")
         self.kpi_published = registry.counter(
-            "layer4_kpi_published_total", "KPI reports published (one per finished attempt)."
+            "layer4_kpi_published_total",
+            "KPI reports published (one per finished attempt or batch pair).",
+        )
+        self.batch_pairs = registry.counter(
+            "layer4_batch_pairs_total", "EvaluateBatch pairs run, by run outcome.", ("outcome",)
         )
 
 
@@ -241,6 +257,7 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         # counted when they happen (at publish), even while a stream's
         # handler is blocked sending to a slow client.
         self._streams: dict[Subscription, int] = {}
+        self._batches: set[CancelToken] = set()  # running batches, cancelled by close()
         self._closed = False
         self.scheduler = Scheduler(
             self._execute,
@@ -268,6 +285,9 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             if self._closed:
                 return
             self._closed = True
+            batches = list(self._batches)
+        for token in batches:
+            token.cancel("the execution service is shutting down")
         self.end_streams()
         self.scheduler.shutdown(cancel_pending=True, timeout=10.0)
         self.sandbox.close()
@@ -485,6 +505,97 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             self.metrics.kpi_streams.dec()
             if sub.dropped:
                 _log.warning("StreamKpis subscriber dropped %d reports (slow reader)", sub.dropped)
+
+    # -- batched evaluation ----------------------------------------------------
+
+    def EvaluateBatch(
+        self, request: execution_pb2.EvaluateBatchRequest, context: grpc.ServicerContext
+    ) -> execution_pb2.EvaluateBatchResponse:
+        _check_slot_name(request.module_name)
+        pairs = len(request.genomes) * len(request.inputs)
+        if pairs > MAX_BATCH_PAIRS:
+            raise InvalidArgument(
+                "genomes",
+                f"{len(request.genomes)} genomes x {len(request.inputs)} inputs = {pairs} pairs; "
+                f"at most {MAX_BATCH_PAIRS} per batch",
+            )
+        input_bytes = sum(len(data) for data in request.inputs)
+        if input_bytes > MAX_BATCH_INPUT_BYTES:
+            raise InvalidArgument(
+                "inputs", f"hold {input_bytes} bytes; at most {MAX_BATCH_INPUT_BYTES} per batch"
+            )
+        limits = self._limits(request.limits if request.HasField("limits") else None)
+        with _store_errors():
+            source = self.store.module_source(request.module_name, request.module_sha256)
+        entrypoint = request.entrypoint or RUN_EXPORT
+        if request.entrypoint and not has_entrypoint(source.module.module, entrypoint):
+            raise InvalidArgument(
+                "entrypoint",
+                f"must name a function exported by {request.module_name} with chimera_run's "
+                "signature (4 i32 -> i32)",
+            )
+        # The contract's rules already made every parameter finite.
+        params = [encode_params(genome.parameters) for genome in request.genomes]
+        batch_id = request.batch_id or f"batch-{uuid.uuid4().hex[:12]}"
+        timeout_ms = request.batch_timeout_ms or DEFAULT_BATCH_TIMEOUT_MS
+        token = CancelToken(time.monotonic() + timeout_ms / 1000.0)
+        context.add_callback(lambda: token.cancel("the caller cancelled the batch"))
+        with self._lock:
+            if self._closed:
+                raise Unavailable("the execution service is shutting down")
+            self._batches.add(token)
+        started = time.perf_counter()
+        try:
+            results = run_pairs(
+                self.sandbox,
+                source.module,
+                params,
+                request.inputs,
+                limits,
+                token,
+                workers=self.options.concurrency,
+                entrypoint=entrypoint,
+            )
+        finally:
+            with self._lock:
+                self._batches.discard(token)
+        wall_ms = (time.perf_counter() - started) * 1000.0
+        response = execution_pb2.EvaluateBatchResponse(
+            batch_id=batch_id,
+            module_version=source.version,
+            module_sha256=source.module_sha256,
+            wall_ms=wall_ms,
+        )
+        width = len(request.inputs)
+        for k, result in enumerate(results):
+            g, i = divmod(k, width)
+            genome = request.genomes[g]
+            record = run_kpi(
+                result,
+                task_id=f"{batch_id}/{g}/{i}",
+                module_name=request.module_name,
+                module_version=source.version,
+                agent_id=genome.agent_id,
+                genome_id=genome.id,
+                metrics={"genome_index": float(g), "input_index": float(i)},
+            )
+            self._publish(record)
+            report = kpi_to_proto(record)
+            response.reports.append(report)
+            if report.status == common_pb2.RUN_OUTCOME_SUCCESS:
+                response.succeeded += 1
+            label = outcome_name(report.status).removeprefix("RUN_OUTCOME_").lower()
+            self.metrics.batch_pairs.labels(outcome=label).inc()
+        _log.info(
+            "batch %s on %s v%d: %d pairs, %d succeeded, %.1f ms",
+            batch_id,
+            request.module_name,
+            source.version,
+            len(results),
+            response.succeeded,
+            wall_ms,
+        )
+        return response
 
     # -- scheduler callbacks (worker threads) ------------------------------------
 
