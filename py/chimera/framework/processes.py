@@ -18,10 +18,9 @@ server (which they may only reach through its contract) both use it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -144,18 +143,17 @@ def runfile(path: str) -> Path:
     return Path(location)
 
 
-def _parent_death_signal() -> None:
-    """In the child before exec: ask Linux to SIGTERM it when this process dies."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+# Linux's parent-death signal, set by util-linux's setpriv right before the
+# server's exec. Not a preexec_fn: Python code between fork and exec in a
+# process with gRPC threads can deadlock or crash the child (gRPC's fork
+# handlers), while a plain fork+exec of setpriv runs none of it.
+_SETPRIV = shutil.which("setpriv")
 
 
-_PR_SET_PDEATHSIG = 1
-# Resolved once here, so the pre-exec hook runs no import or lookup in the child.
-_PRCTL = None
-if sys.platform.startswith("linux"):
-    with contextlib.suppress(OSError, AttributeError):
-        _PRCTL = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+def _with_parent_death_signal(argv: Sequence[str]) -> list[str]:
+    if _SETPRIV is None or not sys.platform.startswith("linux"):
+        return list(argv)
+    return [_SETPRIV, "--pdeathsig", "TERM", "--", *argv]
 
 
 class ProcessStack:
@@ -202,12 +200,11 @@ class ProcessStack:
             log.flush()
             try:
                 process = subprocess.Popen(
-                    spec.argv,
+                    _with_parent_death_signal(spec.argv),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_parent_death_signal if _PRCTL is not None else None,
                 )
             except OSError as exc:
                 raise StackError(f"{spec.name}: cannot run {spec.argv[0]}: {exc}") from None
