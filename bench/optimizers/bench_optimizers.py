@@ -36,18 +36,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
-jax.config.update("jax_enable_x64", True)  # float64 rows; float32 rows pass dtypes explicitly
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-from chimera.optim import cmaes, ga  # noqa: E402
-from chimera.optim.objectives import ellipsoid, rastrigin, rosenbrock, sphere  # noqa: E402
-from chimera.optim.space import Space  # noqa: E402
+from chimera.optim import cmaes, ga
+from chimera.optim.objectives import ellipsoid, rastrigin, rosenbrock, sphere
+from chimera.optim.space import Space
 
 DIM_GA = 100
 RASTRIGIN_BOUND = 5.12
@@ -68,20 +65,29 @@ def ga_config(pop: int) -> ga.GAConfig:
     return ga.GAConfig(space, pop_size=pop, tournament_size=3, crossover="blend", crossover_rate=0.9, elite=2)
 
 
-def bench_engine_ga(pop: int, generations: int, repeats: int) -> dict:
-    config = ga_config(pop)
-    program = jax.jit(lambda key: ga.run(key, config, rastrigin, generations))
-    key = jax.random.key(0)
+class Compiled(NamedTuple):
+    name: str
+    program: Callable[[jax.Array], Any]  # key -> final best fitness
+    compile_s: float
+
+
+def _compile(name: str, run: Callable[[jax.Array], Any]) -> Compiled:
     start = time.perf_counter()
-    compiled = program.lower(key).compile()
-    compile_s = time.perf_counter() - start
-    state, history = jax.block_until_ready(compiled(key))  # warm-up
-    assert state.population.dtype == jnp.float32
-    times = [timed(lambda: compiled(jax.random.key(i + 1))) for i in range(repeats)]
-    return _row("chimera.optim.ga", pop, generations, times, compile_s, float(history.best[-1]))
+    program = jax.jit(run).lower(jax.random.key(0)).compile()
+    return Compiled(name, program, time.perf_counter() - start)
 
 
-def bench_evosax_ga(pop: int, generations: int, repeats: int) -> dict:
+def engine_ga(pop: int, generations: int) -> Compiled:
+    config = ga_config(pop)
+
+    def run(key):
+        state, history = ga.run(key, config, rastrigin, generations)
+        return history.best[-1]
+
+    return _compile("chimera.optim.ga", run)
+
+
+def evosax_ga(pop: int, generations: int) -> Compiled:
     from evosax.algorithms import SimpleGA
 
     strategy = SimpleGA(population_size=pop, solution=jnp.zeros(DIM_GA, jnp.float32))
@@ -103,13 +109,19 @@ def bench_evosax_ga(pop: int, generations: int, repeats: int) -> dict:
         state, best = jax.lax.scan(step, state, jax.random.split(loop_key, generations))
         return jnp.min(best)
 
-    program = jax.jit(run)
-    start = time.perf_counter()
-    compiled = program.lower(jax.random.key(0)).compile()
-    compile_s = time.perf_counter() - start
-    best = float(compiled(jax.random.key(0)))  # warm-up
-    times = [timed(lambda: compiled(jax.random.key(i + 1))) for i in range(repeats)]
-    return _row("evosax.SimpleGA", pop, generations, times, compile_s, best)
+    return _compile("evosax.SimpleGA", run)
+
+
+def bench_jax_rows(pop: int, generations: int, repeats: int) -> list[dict]:
+    """Both JAX GAs, compiled first, then timed in alternation (repeat i of
+    each back to back) so a load change on a shared machine hits both alike."""
+    compiled = [engine_ga(pop, generations), evosax_ga(pop, generations)]
+    best = {c.name: float(c.program(jax.random.key(0))) for c in compiled}  # warm-up
+    times: dict[str, list[float]] = {c.name: [] for c in compiled}
+    for i in range(repeats):
+        for c in compiled:
+            times[c.name].append(timed(lambda: c.program(jax.random.key(i + 1))))
+    return [_row(c.name, pop, generations, times[c.name], c.compile_s, best[c.name]) for c in compiled]
 
 
 def bench_deap(pop: int, generations: int, repeats: int) -> dict:
@@ -256,18 +268,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats/seeds/generations: a smoke run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cma-seeds", type=int, default=10)
+    parser.add_argument("--big-generations", type=int, default=50, help="generations at population 65,536")
     args = parser.parse_args(argv)
     if args.repeats < 3:
         parser.error("--repeats: medians need at least 3 repeats")
     if args.cma_seeds < 1:
         parser.error("--cma-seeds: must be at least 1")
     repeats = args.repeats
-    generations, big_generations, seeds = (50, 50, args.cma_seeds) if not args.quick else (10, 5, 2)
+    if args.big_generations < 1:
+        parser.error("--big-generations: must be at least 1")
+    generations, big_generations, seeds = (50, args.big_generations, args.cma_seeds) if not args.quick else (10, 5, 2)
     load_before = os.getloadavg()
 
-    ga_rows = [bench_engine_ga(1024, generations, repeats), bench_evosax_ga(1024, generations, repeats),
-               bench_deap(1024, generations, repeats)]
-    big_rows = [bench_engine_ga(65536, big_generations, repeats), bench_evosax_ga(65536, big_generations, repeats)]
+    ga_rows = bench_jax_rows(1024, generations, repeats) + [bench_deap(1024, generations, repeats)]
+    big_rows = bench_jax_rows(65536, big_generations, repeats)
     rate = {row["optimizer"]: row["generations_per_s"] for row in ga_rows}
     big_rate = {row["optimizer"]: row["generations_per_s"] for row in big_rows}
     ga_ratios = {
@@ -277,15 +291,19 @@ def main(argv: list[str] | None = None) -> int:
         "engine_over_evosax_at_65536": big_rate["chimera.optim.ga"] / big_rate["evosax.SimpleGA"],
     }
 
-    cma_rows, cma_ratios = [], {}
-    for name in CMA_FUNCTIONS:
-        reference = pycma(name, seeds)
-        cma_rows.append(reference)
-        for dtype in ("float32", "float64"):
-            row = engine_cma(name, dtype, seeds)
-            cma_rows.append(row)
-            if row["median_evaluations"] and reference["median_evaluations"]:
-                cma_ratios[f"{name}_{dtype}_evals_over_pycma"] = row["median_evaluations"] / reference["median_evaluations"]
+    references = {name: pycma(name, seeds) for name in CMA_FUNCTIONS}
+    engine_rows = [engine_cma(name, "float32", seeds) for name in CMA_FUNCTIONS]
+    # x64 only now: everything above (and evosax) runs in JAX's default float32 mode.
+    jax.config.update("jax_enable_x64", True)
+    engine_rows += [engine_cma(name, "float64", seeds) for name in CMA_FUNCTIONS]
+    cma_rows, cma_ratios = list(references.values()) + engine_rows, {}
+    for row in engine_rows:
+        reference = references[row["function"]]
+        if row["median_evaluations"] and reference["median_evaluations"]:
+            dtype = row["optimizer"].split("[")[1].rstrip("]")
+            cma_ratios[f"{row['function']}_{dtype}_evals_over_pycma"] = (
+                row["median_evaluations"] / reference["median_evaluations"]
+            )
 
     result = {
         "benchmark": "optimizers",

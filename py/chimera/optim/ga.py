@@ -51,7 +51,8 @@ class GAConfig:
       crossover_rate: probability that a pair is recombined (else the first
         parent is copied).
       blend_alpha: BLX-alpha's extension of the parents' interval.
-      mutation_rate: per-gene probability of Gaussian mutation (None: 1/dim).
+      mutation_rate: per-gene probability of Gaussian mutation (None: 1/dim;
+        resolved to 2**-16, see gene_uniforms).
       mutation_sigma: per-gene mutation step as a fraction of (upper - lower);
         one float for all genes or one per gene.
       self_adaptive: each individual carries its own per-gene sigmas, mutated

@@ -6,33 +6,32 @@ import numpy as np
 import pytest
 
 from chimera.optim import cmaes
-from chimera.optim.objectives import ellipsoid, rosenbrock, sphere
+from chimera.optim.objectives import sphere
 from chimera.optim.space import Space
 from cma_checks import evaluations_to_target
 
 
-@pytest.mark.parametrize("objective, budget", [(sphere, 2500), (ellipsoid, 9000), (rosenbrock, 12000)])
-def test_float32_reaches_1e_8_without_nan(objective, budget):
-    state, history, hits, nan_states = evaluations_to_target(objective, "float32", generations=budget // 10)
-    assert nan_states == 0
-    assert all(h is not None and h <= budget for h in hits), hits
+def test_float32_reaches_1e_8_on_sphere_ellipsoid_rosenbrock_without_nan():
+    hits, nan_leaves, state = evaluations_to_target("float32")
+    assert nan_leaves == 0
+    assert all(h is not None for runs in hits.values() for h in runs), hits
     assert state.best_f.dtype == jnp.float32
     # Runs continue past the target: the criteria restart them instead of collapsing.
-    assert int(np.asarray(state.restarts).sum()) > 0
-    assert np.isfinite(np.asarray(history.best)).all()
+    assert np.all(np.asarray(state.restarts) > 0)
+    assert np.isfinite(np.asarray(state.best_f)).all()
 
 
 def test_ipop_doubles_and_bipop_alternates_population():
     space = Space(dim=4, dtype="float32")
     for restarts in ("ipop", "bipop"):
         config = cmaes.CMAConfig(space, restarts=restarts, max_doublings=3, tolfun=1e-3, tolx=1e-4)
-        state, history = cmaes.run(jax.random.key(1), config, sphere, 300)
+        state, history = cmaes.run(jax.random.key(1), config, sphere, 150)
         assert int(state.restarts) >= 2
         if restarts == "ipop":
             assert int(state.popsize) > config.base_popsize
         else:
             assert int(state.evals_small) > 0 and int(state.evals_large) > 0
-        assert int(history.evaluations[-1]) < 300 * config.max_popsize  # inactive rows are not counted
+        assert int(history.evaluations[-1]) < 150 * config.max_popsize  # inactive rows are not counted
 
 
 def test_inactive_rows_are_ignored_and_shapes_checked():

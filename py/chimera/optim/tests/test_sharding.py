@@ -5,6 +5,7 @@ import os
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 from jax.sharding import PartitionSpec  # noqa: E402
 
 from chimera.optim import ga  # noqa: E402
@@ -36,4 +37,5 @@ def test_run_evaluates_populations_split_over_both_devices():
     assert len(sharding.device_set) == 2
     assert sharding.shard_shape((64, 8)) == (32, 8)
     assert float(history.best[-1]) < 0.7 * float(history.best[0])
-    assert float(state.best_f) == float(rastrigin(state.best_x[None])[0])
+    # Same value up to float32 rounding (the sharded program fuses differently).
+    assert float(state.best_f) == pytest.approx(float(rastrigin(state.best_x[None])[0]), rel=1e-5)
