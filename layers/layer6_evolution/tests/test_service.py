@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from chimera.evolution.main import Options, build_server
+from chimera.evolution.main import Options, build_server, main
 from chimera.framework import ServerConfig
 from chimera.v1 import common_pb2, evolution_pb2, evolution_pb2_grpc
 
@@ -212,6 +212,8 @@ def _bad(**changes: object) -> evolution_pb2.EvolveRequest:
         (_bad(problem__objective__benchmark=99), "problem.objective.benchmark"),
         (_bad(problem__objective__benchmark=evolution_pb2.BENCHMARK_FUNCTION_UNSPECIFIED), "problem.objective.benchmark"),
         (_bad(population_size=1), "population_size"),
+        (_bad(population_size=4096, problem__dimensions=problem(dim=50).dimensions), "population_size"),
+        (_bad(generations=20_000, problem__evaluation_budget=1_000_000), "generations"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
@@ -237,3 +239,10 @@ def test_bad_operator_and_outcome_requests_are_invalid_argument(stub: Stub) -> N
     with pytest.raises(grpc.RpcError) as err:
         stub.SuggestOperators(evolution_pb2.SuggestOperatorsRequest(run_id="nope"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_an_unreadable_state_file_is_one_message_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "bandit.json"
+    broken.write_text('{"some class": {"arms": ["cma_es"]}}')
+    assert main(["--port", "0", "--metrics-port", "off", "--state-file", str(broken)]) == 2
+    assert "not a saved bandit state" in capsys.readouterr().err

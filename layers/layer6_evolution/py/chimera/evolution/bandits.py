@@ -39,7 +39,10 @@ class BanditBook:
 
     def from_json(self, text: str) -> dict[str, bandit.BanditState]:
         """Classes of a saved book; a file naming other arms is refused (ValueError)."""
-        classes = {name: bandit.BanditState.from_json(json.dumps(s)) for name, s in json.loads(text).items()}
+        try:
+            classes = {name: bandit.BanditState.from_json(json.dumps(s)) for name, s in json.loads(text).items()}
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"not a saved bandit state ({error})") from None
         for name, state in classes.items():
             if state.arms != self._arms:
                 raise ValueError(f"bandit state of class {name!r} names arms {state.arms}, not {self._arms}")

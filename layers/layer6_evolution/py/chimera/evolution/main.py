@@ -90,7 +90,12 @@ def build_server(
 
 def main(argv: Sequence[str] | None = None) -> int:
     server_config, options = parse_args(sys.argv[1:] if argv is None else argv)
-    return serve(build_server(server_config, options))
+    try:
+        server = build_server(server_config, options)
+    except ValueError as error:  # a state file this server cannot read
+        print(f"evolution-server: --state-file {options.state_file}: {error}", file=sys.stderr)
+        return 2
+    return serve(server)
 
 
 if __name__ == "__main__":

@@ -34,14 +34,20 @@ class Limits:
     """What one server-side request may ask for (INVALID_ARGUMENT beyond).
 
     dimensions: genes of a run (CMA-ES keeps a d x d covariance);
-    evaluations: budget of one run; work: generations x dimensions of one
-    Evolve (its running time is about proportional);
-    default_evaluations: Evolve's budget when the problem gives 0.
+    evaluations: budget of one run; population: members per generation;
+    population_values: members x dimensions of one population (what one
+    Population message carries, kept well under gRPC's 4 MiB);
+    generations: generations one Evolve runs (its history is one message);
+    work: generations x dimensions^2 of one Evolve (CMA-ES's running time
+    is about proportional); default_evaluations: Evolve's budget when the
+    problem gives 0.
     """
 
     dimensions: int = 200
     evaluations: int = 1_000_000
     population: int = 4096
+    population_values: int = 100_000
+    generations: int = 10_000
     work: int = 2_000_000
     default_evaluations: int = 10_000
 

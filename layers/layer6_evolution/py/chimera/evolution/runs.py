@@ -133,6 +133,12 @@ class Runs:
                 f"must be in [{strategies.MIN_POPULATION[arm]}, {self._limits.population}] for {arm}",
             )
         configured = strategies.configure(arm, spec.space, popsize)
+        if configured.population_size * spec.space.dim > self._limits.population_values:
+            raise InvalidArgument(
+                "population_size",
+                f"{configured.population_size} members of {spec.space.dim} dimensions exceed "
+                f"{self._limits.population_values} values per population",
+            )
         choice = evolution_pb2.AlgorithmChoice(
             algorithm=configured.algorithm,
             problem_class=spec.problem_class,
@@ -205,6 +211,8 @@ class Runs:
         record, budget = self._new(request.problem, request.algorithm, request.population_size, request.seed, True)
         cost = record.configured.generation_cost
         planned = min(request.generations, budget // cost)
+        if planned > self._limits.generations:
+            raise InvalidArgument("generations", f"at most {self._limits.generations} generations per run")
         if planned * record.spec.space.dim**2 > self._limits.work:
             raise InvalidArgument(
                 "generations", f"{planned} generations of {record.spec.space.dim} dimensions exceed the service's work limit"
