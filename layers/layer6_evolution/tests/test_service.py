@@ -246,3 +246,23 @@ def test_an_unreadable_state_file_is_one_message_and_exit_2(tmp_path: Path, caps
     broken.write_text('{"some class": {"arms": ["cma_es"]}}')
     assert main(["--port", "0", "--metrics-port", "off", "--state-file", str(broken)]) == 2
     assert "not a saved bandit state" in capsys.readouterr().err
+
+
+def test_ask_tell_cma_es_maximises_what_the_caller_reports(stub: Stub) -> None:
+    maximise = problem(400, "asktell-max")
+    maximise.objective.direction = common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE
+    maximise.objective.benchmark = evolution_pb2.BENCHMARK_FUNCTION_UNSPECIFIED  # caller-evaluated
+    pop = stub.StartRun(evolution_pb2.StartRunRequest(problem=maximise, algorithm=CMA, seed=6))
+    first = None
+    while not pop.finished:
+        fitness = [-sum((x - 1.0) ** 2 for x in m.parameters) for m in pop.members]
+        first = max(fitness) if first is None else first
+        pop = stub.Step(evolution_pb2.StepRequest(run_id=pop.run_id, fitness=fitness))
+    assert pop.evaluations <= 400 and pop.best.fitness > max(first, -0.1)
+    assert all(abs(x - 1.0) < 0.3 for x in pop.best.parameters)
+
+
+def test_stream_run_refuses_bad_input_with_invalid_argument(stub: Stub) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.StreamRun(_bad(problem__dim0__lower=5.0), timeout=30))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "problem.dimensions[0].upper" in err.value.details()

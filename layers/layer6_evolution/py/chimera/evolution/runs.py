@@ -7,6 +7,7 @@ exceed its evaluation budget and says so; its outcome goes to the bandit.
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import threading
 import uuid
@@ -30,9 +31,9 @@ __all__ = ["REFERENCE_EVALUATIONS", "Runs"]
 #: Rewards are relative improvement per evaluation, scaled to this many
 #: evaluations (chimera.optim.bandit.improvement_reward).
 REFERENCE_EVALUATIONS = 1000
-# Chunk sizes of a server-side run: few distinct scan lengths, so jit compiles
-# each strategy at most three times per problem shape.
-_CHUNKS = (16, 4, 1)
+# Chunk sizes of a server-side run: two scan lengths, so jit compiles each
+# strategy at most twice per problem shape.
+_CHUNKS = (8, 1)
 # Members used for the exact mean pairwise distance of an ask/tell population.
 _PAIRWISE_SAMPLE = 512
 
@@ -83,6 +84,12 @@ def pairwise_diversity(members: np.ndarray, restarts: int) -> common_pb2.Diversi
         restarts=restarts,
         rms_pairwise_distance=rms,
     )
+
+
+@functools.cache
+def _init(strategy: loop.Strategy) -> Callable[..., Any]:
+    """The strategy's init under jit (one compile per config, not eager op by op)."""
+    return jax.jit(strategy.init, static_argnums=1)
 
 
 def _restarts(state: Any) -> int:
@@ -189,7 +196,7 @@ class Runs:
                 f"({configured.generation_cost} evaluations)",
             )
         init_key, key = jax.random.split(jax.random.PRNGKey(seed % 2**32))
-        state = configured.strategy.init(init_key, configured.config)
+        state = _init(configured.strategy)(init_key, configured.config)
         return RunRecord(uuid.uuid4().hex, spec, configured, choice, state, key), spec.budget
 
     def _outcome(self, record: RunRecord, best: float) -> float:
