@@ -266,3 +266,21 @@ def test_stream_run_refuses_bad_input_with_invalid_argument(stub: Stub) -> None:
     with pytest.raises(grpc.RpcError) as err:
         list(stub.StreamRun(_bad(problem__dim0__lower=5.0), timeout=30))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "problem.dimensions[0].upper" in err.value.details()
+
+
+def test_snes_restarts_ipop_style_by_the_cores_rule(stub: Stub) -> None:
+    r = stub.Evolve(
+        evolution_pb2.EvolveRequest(
+            problem=problem(4000, "restarts"), algorithm=SNES, population_size=6, generations=200,
+            seed=7, stagnation_patience=1,
+        ),
+        timeout=120,
+    )
+    restarts = [g.diversity.restarts for g in r.history]
+    assert restarts == sorted(restarts) and restarts[-1] >= 1, r.stop_reason
+    evaluations = [g.evaluations for g in r.history]
+    assert evaluations == sorted(evaluations) and evaluations[-1] == r.evaluations <= 4000
+    best = [g.best_fitness for g in r.history]
+    assert best == sorted(best, reverse=True) and best[-1] == r.best.fitness
+    # Two doublings at most (6 -> 12 -> 24), then the rule stops the run.
+    assert restarts[-1] <= 2

@@ -75,7 +75,7 @@ def build_server(
     core = core or EvolutionCore.load()
     book = BanditBook(core, Portfolio.names, options.state_file)
     metrics = MetricsRegistry()
-    runs = Runs(book, Limits(), options.run_retention, options.max_concurrent_runs)
+    runs = Runs(core, book, Limits(), options.run_retention, options.max_concurrent_runs)
     servicer = EvolutionServicer(runs, metrics)
     return ChimeraServer(
         server_config,

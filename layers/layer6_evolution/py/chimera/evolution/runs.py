@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import logging
 import math
 import threading
 import uuid
@@ -21,12 +22,15 @@ import numpy as np
 
 from chimera.evolution import strategies
 from chimera.evolution.bandits import BanditBook
+from chimera.evolution.core import EvolutionCore, RestartPolicy
 from chimera.evolution.problems import Limits, ProblemSpec, benchmark_objective, problem_spec
 from chimera.framework.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from chimera.optim import bandit, cmaes, loop
 from chimera.v1 import common_pb2, evolution_pb2
 
 __all__ = ["REFERENCE_EVALUATIONS", "Runs"]
+
+_log = logging.getLogger("chimera.evolution")
 
 #: Rewards are relative improvement per evaluation, scaled to this many
 #: evaluations (chimera.optim.bandit.improvement_reward).
@@ -58,9 +62,11 @@ class RunRecord:
     stop_reason: str = ""
     last_summary: common_pb2.GenerationSummary | None = None
 
+    spent_before: int = 0  # evaluations of the states that restarts replaced
+
     @property
     def evaluations(self) -> int:
-        return int(self.state.evaluations)
+        return self.spent_before + int(self.state.evaluations)
 
     def user_fitness(self, engine_value: float) -> float:
         return -engine_value if self.spec.maximize else engine_value
@@ -100,10 +106,67 @@ def _budget_reason(used: int, budget: int, cost: int) -> str:
     return f"evaluation budget used up: {used} of {budget} evaluations spent, the next generation needs up to {cost}"
 
 
+class _Restarter:
+    """IPOP restarts of SNES and DE by the core's restart rule (CMA-ES has its
+    own); keeps the run's best across the states it replaces."""
+
+    def __init__(self, core: EvolutionCore, record: RunRecord, patience: int, limits: Limits) -> None:
+        self._core, self._record = core, record
+        configured, dim = record.configured, record.spec.space.dim
+        self._active = configured.strategy is not cmaes.STRATEGY
+        cap = min(4 * configured.population_size, limits.population, limits.population_values // dim)
+        self._policy = RestartPolicy(
+            maximize=False,  # the engine minimises; MAXIMIZE problems are negated
+            tolerance=0.0,
+            patience=patience or 10 + math.ceil(30 * dim / configured.population_size),
+            max_population=max(cap, configured.population_size),
+        )
+        self._segment: list[float] = []  # best so far per generation since the last (re)start
+        self._restarts = 0
+        self.best_f, self.best_x = math.inf, np.asarray(record.state.best_x)
+
+    @property
+    def spent_before(self) -> int:
+        return self._record.spent_before
+
+    def restarts(self, state: Any) -> int:
+        return _restarts(state) if not self._active else self._restarts
+
+    def keep_best(self) -> None:
+        state = self._record.state
+        if float(state.best_f) < self.best_f:
+            self.best_f, self.best_x = float(state.best_f), np.asarray(state.best_x)
+
+    def after(self, best: np.ndarray) -> str:
+        """After a chunk: restart (a fresh state, doubled population) or stop
+        (a reason) when the rule says so; "" to go on."""
+        self.keep_best()
+        if not self._active:
+            return ""
+        self._segment.extend(best.tolist())
+        record = self._record
+        verdict = self._core.restart_rule(self._policy, record.configured.population_size, self._segment)
+        if verdict.decision == "stop":
+            return verdict.reason
+        if verdict.decision == "restart":
+            arm = strategies.Portfolio.arm_name(record.configured.algorithm)
+            assert arm is not None
+            record.spent_before += int(record.state.evaluations)
+            record.configured = strategies.configure(arm, record.spec.space, verdict.next_population)
+            record.key, key = jax.random.split(record.key)
+            record.state = _init(record.configured.strategy)(key, record.configured.config)
+            self._segment, self._restarts = [], self._restarts + 1
+            _log.info("run %s restarts (%s): %s", record.run_id, arm, verdict.reason)
+        return ""
+
+
 class Runs:
     """Chooses strategies, runs them and keeps the last `retention` runs."""
 
-    def __init__(self, book: BanditBook, limits: Limits, retention: int = 256, max_concurrent: int = 2) -> None:
+    def __init__(
+        self, core: EvolutionCore, book: BanditBook, limits: Limits, retention: int = 256, max_concurrent: int = 2
+    ) -> None:
+        self._core = core
         self._book = book
         self._limits = limits
         self._retention = retention
@@ -228,15 +291,19 @@ class Runs:
             raise ResourceExhausted("all run slots are busy; retry later")
         try:
             yield "choice", record.choice
-            yield from self._run(record, request.generations, budget, active)
+            yield from self._run(record, request, budget, active)
         finally:
             self._slots.release()
 
-    def _run(self, record: RunRecord, generations: int, budget: int, active: Callable[[], bool]) -> Iterator[Event]:
-        configured, history = record.configured, []
+    def _run(
+        self, record: RunRecord, request: evolution_pb2.EvolveRequest, budget: int, active: Callable[[], bool]
+    ) -> Iterator[Event]:
+        generations, history = request.generations, []
         objective = benchmark_objective(record.spec)
+        restarter = _Restarter(self._core, record, request.stagnation_patience, self._limits)
         exhausted = False
         while record.generation < generations:
+            configured = record.configured
             affordable = (budget - record.evaluations) // configured.generation_cost
             if affordable == 0:
                 exhausted = True
@@ -247,38 +314,42 @@ class Runs:
             wanted = min(generations - record.generation, affordable)
             chunk = next(c for c in _CHUNKS if c <= wanted)
             record.key, key = jax.random.split(record.key)
-            record.state, h = loop.advance(
-                configured.strategy, record.state, key, configured.config, objective, chunk
-            )
+            record.state, h = loop.advance(configured.strategy, record.state, key, configured.config, objective, chunk)
             best, mean, div, evals = (np.asarray(a, np.float64) for a in h)
+            evals = evals + restarter.spent_before
             if record.generation == 0:
                 record.first_best = float(best[0])
-            restarts = _restarts(record.state)
             for i in range(chunk):
                 summary = common_pb2.GenerationSummary(
                     generation=record.generation + i,
-                    best_fitness=record.user_fitness(float(best[i])),
+                    best_fitness=record.user_fitness(min(float(best[i]), restarter.best_f)),
                     mean_fitness=record.user_fitness(float(mean[i])),
-                    diversity=common_pb2.DiversityStats(rms_pairwise_distance=float(div[i]), restarts=restarts),
+                    diversity=common_pb2.DiversityStats(
+                        rms_pairwise_distance=float(div[i]), restarts=restarter.restarts(record.state)
+                    ),
                     evaluations=int(evals[i]),
                 )
                 history.append(summary)
                 yield "generation", summary
             record.generation += chunk
+            stop = restarter.after(best)
+            if stop:
+                record.stop_reason = stop
+                break
+        restarter.keep_best()
         if exhausted:
-            record.stop_reason = _budget_reason(record.evaluations, budget, configured.generation_cost)
+            record.stop_reason = _budget_reason(record.evaluations, budget, record.configured.generation_cost)
         elif not record.stop_reason:
             record.stop_reason = f"all {generations} generations ran"
         record.finished = True
-        best_f = float(record.state.best_f)
-        reward = self._outcome(record, best_f) if record.evaluations else 0.0
+        reward = self._outcome(record, restarter.best_f) if record.evaluations else 0.0
         self._keep(record)
         yield "result", evolution_pb2.EvolveResponse(
             run_id=record.run_id,
             choice=record.choice,
             best=evolution_pb2.Candidate(
-                parameters=np.asarray(record.state.best_x, np.float64).tolist(),
-                fitness=record.user_fitness(best_f),
+                parameters=np.asarray(restarter.best_x, np.float64).tolist(),
+                fitness=record.user_fitness(restarter.best_f),
             ),
             history=history,
             reward=reward,
