@@ -202,6 +202,7 @@ def _bad(**changes: object) -> evolution_pb2.EvolveRequest:
         (_bad(problem__dim0__upper=math.nan), "problem.dimensions[0].upper"),
         (_bad(problem__dim0__lower=5.0), "problem.dimensions[0].upper"),
         (_bad(problem__dim0__lower=-1e300), "problem.dimensions[0]"),
+        (_bad(problem__dim0__lower=1.0, problem__dim0__upper=1.0 + 1e-12), "problem.dimensions[0].upper"),
         (_bad(problem__dimensions=[]), "problem.dimensions"),
         (_bad(problem__dimensions=problem(dim=201).dimensions), "problem.dimensions"),
         (_bad(problem__evaluation_budget=3), "problem.evaluation_budget"),

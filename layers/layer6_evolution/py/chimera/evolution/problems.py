@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import jax
+import numpy as np
 
 from chimera.framework.errors import InvalidArgument
 from chimera.optim import objectives
@@ -69,6 +70,8 @@ def check_bounds(bounds, field: str) -> list[tuple[float, float]]:
             raise InvalidArgument(f"{field}[{i}]", f"bounds must lie within +-{BOUND_MAGNITUDE:g}")
         if not b.lower < b.upper:
             raise InvalidArgument(f"{field}[{i}].upper", "must be greater than lower")
+        if not np.float32(b.lower) < np.float32(b.upper):  # the engine's default dtype
+            raise InvalidArgument(f"{field}[{i}].upper", "must exceed lower by more than float32 resolution")
         pairs.append((b.lower, b.upper))
     return pairs
 
