@@ -1,5 +1,6 @@
 """The evolution core's WASM module on the vectors its Rust tests also check
-(UCB1 arm choice, stagnation and IPOP restarts), read with chimera.wasm."""
+(UCB1 arm choice, stagnation and IPOP restarts): raw through chimera.wasm and
+typed through chimera.evolution.core, which the service uses."""
 
 from __future__ import annotations
 
@@ -9,19 +10,25 @@ from pathlib import Path
 
 import pytest
 
+from chimera.evolution import artifacts
+from chimera.evolution.core import EvolutionCore, RestartPolicy
 from chimera.optim.bandit import BanditState, choose, ucb_scores
 from chimera.wasm import CoreError, CoreModule, Reader, Writer
-from chimera.wasm.artifacts import Artifact, locate
 
-CORE_WASM = Artifact("layers/layer6_evolution/evolution_core_module.wasm", "CHIMERA_EVOLUTION_CORE_WASM")
-VECTORS_JSON = Artifact("layers/layer6_evolution/core_vectors.json", "CHIMERA_EVOLUTION_CORE_VECTORS")
-VECTORS = json.loads(Path(locate(VECTORS_JSON)).read_text())
+VECTORS = json.loads(Path(artifacts.locate(artifacts.CORE_VECTORS)).read_text())
 DECISIONS = ("continue", "restart", "stop")
 
 
 @pytest.fixture(scope="module")
 def core() -> CoreModule:
-    return CoreModule.from_file(locate(CORE_WASM), ("evolution_choose_arm", "evolution_restart_rule"))
+    return CoreModule.from_file(
+        artifacts.locate(artifacts.CORE_WASM), ("evolution_choose_arm", "evolution_restart_rule")
+    )
+
+
+@pytest.fixture(scope="module")
+def typed() -> EvolutionCore:
+    return EvolutionCore.load()
 
 
 def same(a: float, b: float | None) -> bool:
@@ -83,3 +90,20 @@ def test_the_engines_bandit_agrees_with_the_core(case: dict) -> None:
     scores = ucb_scores(state)
     assert all(same(a, b) for a, b in zip(scores, case["indices"], strict=True))
     assert choose(state)[0] == f"arm{case['arm']}"
+
+
+@pytest.mark.parametrize("case", [c for c in VECTORS["bandit"] if c["arm"] is not None], ids=lambda c: c["name"])
+def test_the_typed_wrapper_reads_the_same_choice(typed: EvolutionCore, case: dict) -> None:
+    choice = typed.choose_arm(case["c"], [tuple(a) for a in case["arms"]])
+    assert (choice.arm, choice.exploration) == (case["arm"], case["exploration"])
+    assert all(same(a, b) for a, b in zip(choice.indices, case["indices"], strict=True))
+
+
+@pytest.mark.parametrize("case", [c for c in VECTORS["restart"] if c["decision"] is not None], ids=lambda c: c["name"])
+def test_the_typed_wrapper_reads_the_same_restart_decision(typed: EvolutionCore, case: dict) -> None:
+    p = case["policy"]
+    policy = RestartPolicy(bool(p["maximize"]), p["tolerance"], p["patience"], p["max_population"])
+    decision = typed.restart_rule(policy, case["population"], case["history"])
+    assert (decision.decision, decision.stagnant_generations, decision.next_population) == (
+        case["decision"], case["stagnant_generations"], case["next_population"]
+    )
