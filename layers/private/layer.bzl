@@ -128,7 +128,7 @@ def chimera_layer(
     if service:
         py_pytest_test(
             name = name + "_fuzz_test",
-            size = "small",
+            size = "medium",
             srcs = [_FUZZ_TEST],
             data = [":server"],
             env = {

@@ -12,8 +12,9 @@ non-empty; messages and ``optional`` scalars must be set; enums must not be 0
 (the ``_UNSPECIFIED`` value); plain proto3 numbers and bools must be non-zero,
 since proto3 cannot tell 0 from unset.
 
-Every ``google.protobuf.Timestamp`` and ``Duration`` in a request is checked
-against its documented range whether or not it has rules (protobuf's own
+Every enum value must be one the contract declares, and every
+``google.protobuf.Timestamp`` and ``Duration`` in a request is checked
+against its documented range, whether or not the field has rules (protobuf's own
 conversions raise ``ValueError`` on out-of-range values, which would surface
 as INTERNAL inside a handler).
 """
@@ -157,7 +158,8 @@ class Validator:
             rules = _rules_of(field)
             if rules is not None:
                 _check_applicable(field, value, rules)
-            if rules is not None or recurse or well_known is not None:
+            is_enum = value.cpp_type == FieldDescriptor.CPPTYPE_ENUM
+            if rules is not None or recurse or well_known is not None or is_enum:
                 rules = rules if rules is not None else validate_pb2.FieldRules()
                 plans.append(
                     _FieldPlan(
@@ -215,7 +217,9 @@ class Validator:
         if cpp in _NUMBERS:
             return _check_number(plan.rules, path, value)
         if cpp == FieldDescriptor.CPPTYPE_ENUM:
-            if plan.rules.defined_only and plan.value.enum_type.values_by_number.get(value) is None:
+            # Every enum, with or without defined_only: a number the contract does not
+            # declare has no meaning a handler could act on.
+            if plan.value.enum_type.values_by_number.get(value) is None:
                 return Violation(path, f"must be a defined {plan.value.enum_type.name} (got {value})")
             return _check_number(plan.rules, path, value)
         if plan.pattern is not None and isinstance(value, str) and value:
