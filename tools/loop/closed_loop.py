@@ -63,6 +63,8 @@ BASELINE_GENOME = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 BASELINE_ID = "baseline-best-fit"
 #: The deliberately worse candidate of ``--force-candidate bad-fixture``.
 BAD_FIXTURE_ID = "bad-fixture"
+#: Where the canary comes from, by ``--force-candidate``.
+CANDIDATE_SOURCES = {"none": "layer 7 DeployBest", "bad-fixture": "the bad fixture, forced"}
 #: Seed ranges: baseline stream, GA training and held-out A/B instances never overlap.
 STREAM_SEED = 10_000
 TRAIN_SEED = 0
@@ -83,7 +85,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--plateau-improvement",
         type=float,
         default=0.1,
-        help="ShouldEvolve min_improvement: less relative gain (and no significant change) is a plateau",
+        help="ShouldEvolve min_improvement: less gain (and no significant change) is a plateau",
     )
     p.add_argument("--population", type=int, default=16, help="GA population asked of layer 8")
     p.add_argument("--generations", type=int, default=6, help="GA generations")
@@ -96,7 +98,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7, help="GA seed")
     p.add_argument(
         "--force-candidate",
-        choices=("none", "bad-fixture"),
+        choices=sorted(CANDIDATE_SOURCES),
         default="none",
         help="deploy the known-bad fixture genome as the canary (tests the rollback)",
     )
@@ -104,8 +106,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--summary-out", type=Path, help="write the JSON summary here")
     p.add_argument("--run-dir", type=Path, help="server logs and the genome store (default: temp)")
     args = p.parse_args(list(argv))
-    for name in ("jobs", "window", "population", "generations", "train_instances",
-                 "max_holdout", "grant_minutes", "startup_timeout", "effect", "plateau_improvement"):
+    positive = ("jobs", "window", "population", "generations", "train_instances", "max_holdout",
+                "grant_minutes", "startup_timeout", "effect", "plateau_improvement")
+    for name in positive:
         _positive(name, getattr(args, name), p)
     if not 0 < args.alpha <= 0.5:
         p.error(f"--alpha must be in (0, 0.5] (got {args.alpha})")
@@ -114,7 +117,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.window < 3:
         p.error(f"--window must be >= 3 (got {args.window})")
     if args.train_instances > phases.MAX_BATCH_INPUTS:
-        p.error(f"--train-instances must be <= {phases.MAX_BATCH_INPUTS} (one batch per generation)")
+        p.error(f"--train-instances must be <= {phases.MAX_BATCH_INPUTS} (one batch a generation)")
     if args.population * args.train_instances > phases.MAX_BATCH_PAIRS:
         p.error(f"--population x --train-instances must be <= {phases.MAX_BATCH_PAIRS}")
     if args.seed < 0:
@@ -231,7 +234,7 @@ def run_loop(args: argparse.Namespace, stubs: phases.Stubs, summary: dict[str, A
     with _phase(summary, "canary"):
         candidate, canary = _deploy_candidate(args, stubs, module, agent)
         summary["canary"] = {
-            "source": "forced bad fixture" if args.force_candidate == "bad-fixture" else "layer 7 DeployBest",
+            "source": CANDIDATE_SOURCES[args.force_candidate],
             "genome_id": candidate.id,
             "parameters": list(candidate.parameters),
             "version": canary.version,
@@ -252,7 +255,9 @@ def run_loop(args: argparse.Namespace, stubs: phases.Stubs, summary: dict[str, A
             max_samples=args.max_holdout,
         )
         evaluations["ab_test"] = ab["evaluations"]
-        summary["outcome"] = _decide(stubs, module, ab["decision"], deployed.version, canary.version)
+        summary["outcome"] = _decide(
+            stubs, module, ab["decision"], deployed.version, canary.version
+        )
     evaluations["total"] = sum(v for k, v in evaluations.items() if k != "total")
 
 
@@ -364,7 +369,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(f"strategy   {s['algorithm']} ({s['reason']}); ran: {s['ran']}")
     for g in summary.get("evolution", {}).get("generations", []):
         lines.append(
-            f"gen {g['generation']:>3}    best {g['best_fitness']:.4f}  mean {g['mean_fitness']:.4f}"
+            f"gen {g['generation']:>3}    best {g['best_fitness']:.4f}  "
+            f"mean {g['mean_fitness']:.4f}"
             f"  evaluations {g['evaluations']}  batch {g['batch_wall_ms']:.0f} ms"
         )
     if "ab_test" in summary:

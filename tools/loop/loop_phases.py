@@ -94,7 +94,9 @@ def instances(first_seed: int, count: int, jobs: int) -> list[bytes]:
     return [generate_instance(first_seed + i, jobs).encode() for i in range(count)]
 
 
-def genome_message(genome_id: str, agent_id: str, params: Sequence[float]) -> common_pb2.AgentGenome:
+def genome_message(
+    genome_id: str, agent_id: str, params: Sequence[float]
+) -> common_pb2.AgentGenome:
     return common_pb2.AgentGenome(
         id=genome_id, agent_id=agent_id, parameters=list(params), parameter_names=GENOME_FIELDS
     )
@@ -210,7 +212,8 @@ def wait_ingested(stubs: Stubs, module_name: str, count: int, timeout_s: float) 
             return seen
         if time.monotonic() > deadline:
             raise LoopFailed(
-                f"Refinement: {seen}/{count} KPI reports arrived from layer 4 within {timeout_s:g} s"
+                f"Refinement: {seen}/{count} KPI reports arrived from layer 4 "
+                f"within {timeout_s:g} s"
             )
         time.sleep(0.2)
 
@@ -275,7 +278,8 @@ def schedule_evolution(
         )
     if job.status != resources_pb2.JOB_STATUS_RUNNING:
         status = resources_pb2.JobStatus.Name(job.status)
-        raise LoopFailed(f"Resources: evolution job not granted ({status}): {job.reason or 'queued'}")
+        why = job.reason or "still queued"
+        raise LoopFailed(f"Resources: evolution job not granted ({status}): {why}")
     return job
 
 
@@ -397,6 +401,9 @@ def evolve(
                 "diversity": summary.diversity.mean_pairwise_distance,
                 "batch_wall_ms": scored.wall_ms,
                 "evaluations": run.evaluations,
+                # Settings that bred the next population (layer 6's, after generation 0).
+                "mutation_rate": response.operators.mutation_rate,
+                "mutation_sigma": response.operators.mutation_sigma,
             }
         )
         operators = call(

@@ -40,13 +40,17 @@ class LoopLayer:
     service: str
 
 
+def _layer(name: str, service: str) -> LoopLayer:
+    return LoopLayer(name, f"layers/{name}/server", f"chimera.v1.{service}")
+
+
 LOOP_LAYERS: tuple[LoopLayer, ...] = (
-    LoopLayer("layer3_validation", "layers/layer3_validation/server", "chimera.v1.ValidationService"),
-    LoopLayer("layer4_execution", "layers/layer4_execution/server", "chimera.v1.ExecutionService"),
-    LoopLayer("layer5_refinement", "layers/layer5_refinement/server", "chimera.v1.RefinementService"),
-    LoopLayer("layer6_evolution", "layers/layer6_evolution/server", "chimera.v1.EvolutionService"),
-    LoopLayer("layer7_genetics", "layers/layer7_genetics/server", "chimera.v1.GeneticsService"),
-    LoopLayer("layer8_resources", "layers/layer8_resources/server", "chimera.v1.ResourcesService"),
+    _layer("layer3_validation", "ValidationService"),
+    _layer("layer4_execution", "ExecutionService"),
+    _layer("layer5_refinement", "RefinementService"),
+    _layer("layer6_evolution", "EvolutionService"),
+    _layer("layer7_genetics", "GeneticsService"),
+    _layer("layer8_resources", "ResourcesService"),
 )
 
 
