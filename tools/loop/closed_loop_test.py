@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scipy import stats
 
 import closed_loop
 
@@ -66,6 +67,12 @@ def test_evolved_genome_beats_the_baseline_on_held_out_instances(tmp_path: Path)
     assert ab["evaluations"] == 2 * ab["planned_samples_per_arm"]
     assert ab["p_value"] < 0.01, ab
     assert ab["candidate_mean_quality"] > ab["baseline_mean_quality"]
+    # Layer 5's Welch test agrees with scipy's on the observations the loop recorded.
+    welch = stats.ttest_ind(
+        ab["observations"]["candidate"], ab["observations"]["baseline"], equal_var=False
+    )
+    assert ab["p_value"] == pytest.approx(welch.pvalue, rel=1e-6, abs=1e-300)
+    assert ab["t_statistic"] == pytest.approx(welch.statistic, rel=1e-9)
     assert ab["effect_size_cohens_d"] > 0 and ab["hedges_g_ci"][0] > 0
     assert outcome["decision"] == "PROMOTE"
     assert outcome["active_version"] == canary["version"] != baseline["version"]

@@ -503,4 +503,6 @@ def ab_test(
         ),
         "evaluations": scored.pairs,
         "failed_pairs": scored.failed,
+        # The recorded observations, per held-out instance, so the verdict can be re-checked.
+        "observations": {"baseline": scored.qualities[0], "candidate": scored.qualities[1]},
     }
