@@ -27,13 +27,14 @@ a phase failed, 2 for bad flags.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -133,8 +134,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+#: Called with each phase's name as it starts, and the running layers (tests use
+#: it to stop a layer in the middle of a run).
+PhaseObserver = Callable[[str, loop_stack.LoopStack], None]
+
+
 @contextmanager
-def _phase(summary: dict[str, Any], name: str) -> Iterator[None]:
+def _phase(
+    summary: dict[str, Any], on_phase: Callable[[str], None] | None, name: str
+) -> Iterator[None]:
+    if on_phase is not None:
+        on_phase(name)
     started = time.monotonic()
     try:
         yield
@@ -155,13 +165,19 @@ def _stubs(stack: loop_stack.LoopStack) -> tuple[phases.Stubs, list[grpc.Channel
     return stubs, list(channels.values())
 
 
-def run_loop(args: argparse.Namespace, stubs: phases.Stubs, summary: dict[str, Any]) -> None:
+def run_loop(
+    args: argparse.Namespace,
+    stubs: phases.Stubs,
+    summary: dict[str, Any],
+    on_phase: Callable[[str], None] | None = None,
+) -> None:
     """The seven phases; fills ``summary`` as it goes (raises LoopFailed on a failed phase)."""
+    phase = functools.partial(_phase, summary, on_phase)
     module, agent = args.module_name, f"{args.module_name}-agent"
     evaluations: dict[str, int] = {}
     summary["evaluations"] = evaluations
 
-    with _phase(summary, "baseline"):
+    with phase("baseline"):
         summary["kernel"] = phases.deploy_kernel(stubs, module, kernel_wasm_bytes())
         baseline = phases.genome_message(BASELINE_ID, agent, BASELINE_GENOME)
         deployed = phases.call(
@@ -184,7 +200,7 @@ def run_loop(args: argparse.Namespace, stubs: phases.Stubs, summary: dict[str, A
             stubs, module, len(stream), timeout_s=60.0
         )
 
-    with _phase(summary, "trigger"):
+    with phase("trigger"):
         trigger = summary["trigger"] = phases.should_evolve(
             stubs, module, args.window, args.plateau_improvement
         )
@@ -192,16 +208,16 @@ def run_loop(args: argparse.Namespace, stubs: phases.Stubs, summary: dict[str, A
         summary["outcome"] = {"decision": "NO_EVOLUTION", "reason": trigger["reason"]}
         return
 
-    with _phase(summary, "grant"):
+    with phase("grant"):
         job = phases.schedule_evolution(stubs, module, args.population, args.grant_minutes)
         grant = summary["resources"] = phases.grant_json(job)
     deadline = time.monotonic() + grant["wall_time_seconds"]
     population = min(args.population, grant["max_population"])
     try:
-        with _phase(summary, "strategy"):
+        with phase("strategy"):
             summary["strategy"] = phases.select_algorithm(stubs, population * args.generations)
             summary["strategy"]["ran"] = "layer 7 genetic algorithm (operators from layer 6)"
-        with _phase(summary, "evolve"):
+        with phase("evolve"):
             training = phases.instances(TRAIN_SEED, args.train_instances, args.jobs)
             run = phases.evolve(
                 stubs,
@@ -215,6 +231,7 @@ def run_loop(args: argparse.Namespace, stubs: phases.Stubs, summary: dict[str, A
             )
             evaluations["evolution"] = run.evaluations
             summary["evolution"] = {
+                "resumed_from_generation": run.resumed_from_generation,
                 "population": population,
                 "training_instances": len(training),
                 "generations": run.generations,
@@ -231,7 +248,7 @@ def run_loop(args: argparse.Namespace, stubs: phases.Stubs, summary: dict[str, A
         )
         grant["released"] = resources_pb2.JobStatus.Name(released.status)
 
-    with _phase(summary, "canary"):
+    with phase("canary"):
         candidate, canary = _deploy_candidate(args, stubs, module, agent)
         summary["canary"] = {
             "source": CANDIDATE_SOURCES[args.force_candidate],
@@ -241,7 +258,7 @@ def run_loop(args: argparse.Namespace, stubs: phases.Stubs, summary: dict[str, A
             "previous_version": canary.previous_version,
         }
 
-    with _phase(summary, "ab_test"):
+    with phase("ab_test"):
         ab = summary["ab_test"] = phases.ab_test(
             stubs,
             module_name=module,
@@ -307,7 +324,9 @@ def _decide(
     }
 
 
-def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+def run(
+    args: argparse.Namespace, observer: PhaseObserver | None = None
+) -> tuple[int, dict[str, Any]]:
     """Starts the stack, runs the loop, stops the stack (always); (exit status, summary)."""
     run_dir = args.run_dir or Path(
         tempfile.mkdtemp(prefix="chimera-loop-", dir=os.environ.get("TEST_TMPDIR"))
@@ -325,7 +344,12 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
                 summary["layers"][name] = {"target": server.target, "log": str(server.log_path)}
             stubs, channels = _stubs(stack)
             try:
-                run_loop(args, stubs, summary)
+
+                def on_phase(name: str) -> None:
+                    if observer is not None:
+                        observer(name, stack)
+
+                run_loop(args, stubs, summary, on_phase)
             except phases.LoopFailed as exc:
                 reason = str(exc)
             finally:

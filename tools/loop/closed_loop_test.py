@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 import closed_loop
+import loop_stack
 
 #: A small budget: 3 generations of 12 genomes on 8 training instances.
 SMALL = ["--population", "12", "--generations", "3", "--train-instances", "8", "--jobs", "30"]
@@ -91,6 +92,31 @@ def test_a_worse_candidate_is_rolled_back(tmp_path: Path) -> None:
     assert ab["p_value"] < 0.01 and ab["decision"] == "ROLL_BACK", ab
     assert outcome["action"] == "rolled back to the baseline"
     assert outcome["active_version"] == summary["baseline"]["version"] != canary["version"]
+
+
+def test_losing_layer_6_mid_run_is_reported_and_a_restart_resumes_from_the_store(
+    tmp_path: Path,
+) -> None:
+    def kill_evolution_when_evolving(phase: str, stack: loop_stack.LoopStack) -> None:
+        if phase == "evolve":
+            stack.servers["layer6_evolution"].process.kill()
+
+    args = closed_loop.parse_args([*SMALL, "--run-dir", str(tmp_path / "run")])
+    status, summary = closed_loop.run(args, kill_evolution_when_evolving)
+    # Generation 0 was scored and told to layer 7; layer 6 was gone for its operators.
+    assert status == 1 and not summary["ok"]
+    assert summary["reason"].startswith("Evolution SuggestOperators: UNAVAILABLE"), summary
+    assert summary["resources"]["released"] == "JOB_STATUS_FINISHED"
+    assert summary["layers"]["layer6_evolution"]["exit_status"] != 0
+    assert summary["layers"]["layer7_genetics"]["exit_status"] == 0
+
+    # A restart on the same run directory continues from layer 7's stored generation 1.
+    status, summary = _run(tmp_path)
+    assert status == 0 and summary["ok"], summary["reason"]
+    evolution = summary["evolution"]
+    assert evolution["resumed_from_generation"] == 1
+    assert [g["generation"] for g in evolution["generations"]] == [1, 2]
+    assert summary["outcome"]["decision"] == "PROMOTE"
 
 
 @pytest.mark.parametrize(

@@ -338,6 +338,8 @@ class EvolutionRun:
     failed_pairs: int = 0
     stop_reason: str = ""
     best: common_pb2.AgentGenome | None = None
+    #: The stored generation the run started from (0 for a new agent).
+    resumed_from_generation: int = 0
 
 
 def evolve(
@@ -360,20 +362,23 @@ def evolve(
     """
     run = EvolutionRun()
     bounds = [common_pb2.ParameterBounds(name=n, lower=lo, upper=hi) for n, lo, hi in BOUNDS]
-    response = call(
-        "Genetics RunGeneration",
-        stubs.genetics.RunGeneration,
-        genetics_pb2.RunGenerationRequest(
-            agent_id=agent_id, population_size=population, bounds=bounds, seed=seed
-        ),
-    )
+    members, run.resumed_from_generation = _stored_population(stubs, agent_id)
+    if not members:
+        first = call(
+            "Genetics RunGeneration",
+            stubs.genetics.RunGeneration,
+            genetics_pb2.RunGenerationRequest(
+                agent_id=agent_id, population_size=population, bounds=bounds, seed=seed
+            ),
+        )
+        members = list(first.population)
+    response: genetics_pb2.RunGenerationResponse | None = None
     operators: common_pb2.OperatorSettings | None = None
     recent: list[common_pb2.GenerationSummary] = []
-    for generation in range(generations):
+    for generation in range(run.resumed_from_generation, generations):
         if time.monotonic() >= deadline:
-            run.stop_reason = f"the grant's wall time ran out after {generation} generations"
+            run.stop_reason = f"the grant's wall time ran out before generation {generation}"
             break
-        members = list(response.population)
         scored = evaluate(stubs, module_name, members, training, f"{agent_id}.g{generation}")
         if len(scored.qualities[0]) != len(training):
             raise LoopFailed("Execution EvaluateBatch: a generation needs one batch per population")
@@ -406,6 +411,7 @@ def evolve(
                 "mutation_sigma": response.operators.mutation_sigma,
             }
         )
+        members = list(response.population)
         operators = call(
             "Evolution SuggestOperators",
             stubs.evolution.SuggestOperators,
@@ -414,9 +420,35 @@ def evolve(
             ),
         )
     else:
-        run.stop_reason = f"all {generations} generations ran"
-    run.best = response.best if response.HasField("best") else None
+        start = run.resumed_from_generation
+        run.stop_reason = (
+            f"generations {start}..{generations - 1} ran"
+            if start < generations
+            else f"the stored population is already at generation {start}"
+        )
+    if response is not None and response.HasField("best"):
+        run.best = response.best
     return run
+
+
+def _stored_population(
+    stubs: Stubs, agent_id: str
+) -> tuple[list[common_pb2.AgentGenome], int]:
+    """The agent's newest stored generation and its number; ([], 0) for a new agent.
+
+    A loop restarted on the same genome store (``--run-dir``) continues from
+    there instead of starting over.
+    """
+    history = call(
+        "Genetics ListGenomeHistory",
+        stubs.genetics.ListGenomeHistory,
+        genetics_pb2.ListGenomeHistoryRequest(agent_id=agent_id, limit=MAX_BATCH_PAIRS),
+    )
+    if not history.genomes:
+        return [], 0
+    newest = max(g.metadata.generation for g in history.genomes)
+    members = [g for g in history.genomes if g.metadata.generation == newest]
+    return sorted(members, key=lambda g: g.version), newest
 
 
 # --- layer 5 (+ 4): the A/B experiment ----------------------------------------------------
