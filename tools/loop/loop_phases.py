@@ -380,8 +380,8 @@ def evolve(
             run.stop_reason = f"the grant's wall time ran out before generation {generation}"
             break
         scored = evaluate(stubs, module_name, members, training, f"{agent_id}.g{generation}")
-        if len(scored.qualities[0]) != len(training):
-            raise LoopFailed("Execution EvaluateBatch: a generation needs one batch per population")
+        if scored.batches != 1:  # parse_args keeps population x training within one batch
+            raise LoopFailed(f"a generation took {scored.batches} EvaluateBatch calls, not one")
         run.evaluations += scored.pairs
         run.failed_pairs += scored.failed
         fitness = scored.means()
