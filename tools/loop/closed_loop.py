@@ -1,0 +1,446 @@
+"""The closed loop 4 -> 5 -> 8 -> 6 -> 7 -> 4 -> 5 over the layers' gRPC contracts.
+
+Layers 3-8 run as real subprocesses on loopback (:mod:`loop_stack`). Phases:
+
+1. ``baseline``: layer 3 vets the kernel, layer 4 deploys it and the BASELINE
+   genome (a hand-written fixture, best fit in arrival order) and runs it on a
+   stream of generated instances; the KPI reports reach layer 5 through its
+   StreamKpis subscription.
+2. ``trigger``: layer 5 ShouldEvolve (plateau on) says whether to evolve, and why.
+3. ``grant``: layer 8 ScheduleJob; the grant bounds the population and wall time.
+4. ``strategy``: layer 6 SelectAlgorithm (recorded); layer 6 SuggestOperators
+   tunes the GA's operators between generations.
+5. ``evolve``: layer 7 RunGeneration for G generations, each population scored
+   by one layer-4 EvaluateBatch on training instances (fitness = mean quality).
+6. ``canary``: layer 7 DeployBest to layer 4 (``--force-candidate bad-fixture``
+   deploys the known-bad fixture genome instead, to exercise the rollback).
+7. ``ab_test``: layer 5 A/B experiment, baseline vs candidate on held-out
+   instances (other seeds), decided once at the planned size; PROMOTE keeps the
+   canary, anything else is rolled back with layer 4 RollbackGenome.
+
+    bazel run //tools/loop:closed_loop -- --summary-out /tmp/loop.json
+
+Exit status: 0 when the loop ran to a decision (promote or roll back), 1 when
+a phase failed, 2 for bad flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+import loop_phases as phases
+import loop_stack
+from chimera.execution.artifacts import kernel_wasm_bytes
+from chimera.execution.workload import BAD_GENOME
+from chimera.framework.processes import StackError
+from chimera.v1 import (
+    evolution_pb2_grpc,
+    execution_pb2,
+    execution_pb2_grpc,
+    genetics_pb2,
+    genetics_pb2_grpc,
+    refinement_pb2_grpc,
+    resources_pb2,
+    resources_pb2_grpc,
+    validation_pb2_grpc,
+)
+
+#: The hand-written BASELINE genome (a fixture, not a result): best fit in
+#: arrival order, no lookahead, no improvement passes.
+BASELINE_GENOME = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+BASELINE_ID = "baseline-best-fit"
+#: The deliberately worse candidate of ``--force-candidate bad-fixture``.
+BAD_FIXTURE_ID = "bad-fixture"
+#: Where the canary comes from, by ``--force-candidate``.
+CANDIDATE_SOURCES = {"none": "layer 7 DeployBest", "bad-fixture": "the bad fixture, forced"}
+#: Seed ranges: baseline stream, GA training and held-out A/B instances never overlap.
+STREAM_SEED = 10_000
+TRAIN_SEED = 0
+HOLDOUT_SEED = 1_000_000
+
+
+def _positive(name: str, value: float, parser: argparse.ArgumentParser) -> None:
+    if not value > 0:
+        parser.error(f"--{name.replace('_', '-')} must be > 0 (got {value})")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="closed_loop", description=__doc__.splitlines()[0])
+    p.add_argument("--module-name", default="packer", help="the kernel's module slot")
+    p.add_argument("--jobs", type=int, default=30, help="jobs per generated instance")
+    p.add_argument("--window", type=int, default=32, help="ShouldEvolve window (the stream is 2x)")
+    p.add_argument(
+        "--plateau-improvement",
+        type=float,
+        default=0.1,
+        help="ShouldEvolve min_improvement: less gain (and no significant change) is a plateau",
+    )
+    p.add_argument("--population", type=int, default=16, help="GA population asked of layer 8")
+    p.add_argument("--generations", type=int, default=6, help="GA generations")
+    p.add_argument("--train-instances", type=int, default=12, help="instances per fitness")
+    p.add_argument("--alpha", type=float, default=0.01, help="A/B significance level")
+    p.add_argument("--effect", type=float, default=0.8, help="A/B minimum detectable Cohen's d")
+    p.add_argument("--power", type=float, default=0.9, help="A/B power at that effect")
+    p.add_argument("--max-holdout", type=int, default=256, help="largest planned A/B size per arm")
+    p.add_argument("--grant-minutes", type=int, default=10, help="wall time asked of layer 8")
+    p.add_argument("--seed", type=int, default=7, help="GA seed")
+    p.add_argument(
+        "--force-candidate",
+        choices=sorted(CANDIDATE_SOURCES),
+        default="none",
+        help="deploy the known-bad fixture genome as the canary (tests the rollback)",
+    )
+    p.add_argument("--startup-timeout", type=float, default=90.0, help="seconds to SERVING")
+    p.add_argument("--summary-out", type=Path, help="write the JSON summary here")
+    p.add_argument("--run-dir", type=Path, help="server logs and the genome store (default: temp)")
+    args = p.parse_args(list(argv))
+    positive = ("jobs", "window", "population", "generations", "train_instances", "max_holdout",
+                "grant_minutes", "startup_timeout", "effect", "plateau_improvement")
+    for name in positive:
+        _positive(name, getattr(args, name), p)
+    if not 0 < args.alpha <= 0.5:
+        p.error(f"--alpha must be in (0, 0.5] (got {args.alpha})")
+    if not 0 < args.power < 1:
+        p.error(f"--power must be in (0, 1) (got {args.power})")
+    if args.window < 3:
+        p.error(f"--window must be >= 3 (got {args.window})")
+    if args.train_instances > phases.MAX_BATCH_INPUTS:
+        p.error(f"--train-instances must be <= {phases.MAX_BATCH_INPUTS} (one batch a generation)")
+    if args.population * args.train_instances > phases.MAX_BATCH_PAIRS:
+        p.error(f"--population x --train-instances must be <= {phases.MAX_BATCH_PAIRS}")
+    if args.seed < 0:
+        p.error(f"--seed must be >= 0 (got {args.seed})")
+    if not args.module_name.strip():
+        p.error("--module-name must not be empty")
+    # `bazel run` starts binaries in their runfiles: relative paths mean the caller's directory.
+    base = Path(os.environ.get("BUILD_WORKING_DIRECTORY", "."))
+    for name in ("summary_out", "run_dir"):
+        path = getattr(args, name)
+        if path is not None and not path.is_absolute():
+            setattr(args, name, base / path)
+    return args
+
+
+#: Called with each phase's name as it starts, and the running layers (tests use
+#: it to stop a layer in the middle of a run).
+PhaseObserver = Callable[[str, loop_stack.LoopStack], None]
+
+
+@contextmanager
+def _phase(
+    summary: dict[str, Any], on_phase: Callable[[str], None] | None, name: str
+) -> Iterator[None]:
+    if on_phase is not None:
+        on_phase(name)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        summary["phases_s"][name] = round(time.monotonic() - started, 3)
+
+
+def _stubs(stack: loop_stack.LoopStack) -> tuple[phases.Stubs, list[grpc.Channel]]:
+    channels = {name: grpc.insecure_channel(stack.target(name)) for name in stack.servers}
+    stubs = phases.Stubs(
+        validation=validation_pb2_grpc.ValidationServiceStub(channels["layer3_validation"]),
+        execution=execution_pb2_grpc.ExecutionServiceStub(channels["layer4_execution"]),
+        refinement=refinement_pb2_grpc.RefinementServiceStub(channels["layer5_refinement"]),
+        evolution=evolution_pb2_grpc.EvolutionServiceStub(channels["layer6_evolution"]),
+        genetics=genetics_pb2_grpc.GeneticsServiceStub(channels["layer7_genetics"]),
+        resources=resources_pb2_grpc.ResourcesServiceStub(channels["layer8_resources"]),
+    )
+    return stubs, list(channels.values())
+
+
+def run_loop(
+    args: argparse.Namespace,
+    stubs: phases.Stubs,
+    summary: dict[str, Any],
+    on_phase: Callable[[str], None] | None = None,
+) -> None:
+    """The seven phases; fills ``summary`` as it goes (raises LoopFailed on a failed phase)."""
+    phase = functools.partial(_phase, summary, on_phase)
+    module, agent = args.module_name, f"{args.module_name}-agent"
+    evaluations: dict[str, int] = {}
+    summary["evaluations"] = evaluations
+
+    with phase("baseline"):
+        summary["kernel"] = phases.deploy_kernel(stubs, module, kernel_wasm_bytes())
+        baseline = phases.genome_message(BASELINE_ID, agent, BASELINE_GENOME)
+        deployed = phases.call(
+            "Execution DeployGenome",
+            stubs.execution.DeployGenome,
+            execution_pb2.DeployGenomeRequest(module_name=module, genome=baseline),
+        )
+        stream = phases.instances(STREAM_SEED, 2 * args.window, args.jobs)
+        scored = phases.evaluate(stubs, module, [baseline], stream, f"{module}.baseline")
+        evaluations["baseline_stream"] = scored.pairs
+        summary["baseline"] = {
+            "genome_id": BASELINE_ID,
+            "parameters": list(BASELINE_GENOME),
+            "version": deployed.version,
+            "stream_instances": len(stream),
+            "stream_mean_quality": scored.means()[0],
+            "failed_pairs": scored.failed,
+        }
+        summary["baseline"]["kpi_reports_at_layer5"] = phases.wait_ingested(
+            stubs, module, len(stream), timeout_s=60.0
+        )
+
+    with phase("trigger"):
+        trigger = summary["trigger"] = phases.should_evolve(
+            stubs, module, args.window, args.plateau_improvement
+        )
+    if not trigger["should_evolve"]:
+        summary["outcome"] = {"decision": "NO_EVOLUTION", "reason": trigger["reason"]}
+        return
+
+    with phase("grant"):
+        job = phases.schedule_evolution(stubs, module, args.population, args.grant_minutes)
+        grant = summary["resources"] = phases.grant_json(job)
+    deadline = time.monotonic() + grant["wall_time_seconds"]
+    population = min(args.population, grant["max_population"])
+    try:
+        with phase("strategy"):
+            summary["strategy"] = phases.select_algorithm(stubs, population * args.generations)
+            summary["strategy"]["ran"] = "layer 7 genetic algorithm (operators from layer 6)"
+        with phase("evolve"):
+            training = phases.instances(TRAIN_SEED, args.train_instances, args.jobs)
+            run = phases.evolve(
+                stubs,
+                module_name=module,
+                agent_id=agent,
+                population=population,
+                generations=args.generations,
+                training=training,
+                seed=args.seed,
+                deadline=deadline,
+            )
+            evaluations["evolution"] = run.evaluations
+            summary["evolution"] = {
+                "resumed_from_generation": run.resumed_from_generation,
+                "population": population,
+                "training_instances": len(training),
+                "generations": run.generations,
+                "stop_reason": run.stop_reason,
+                "failed_pairs": run.failed_pairs,
+                "best_genome_id": run.best.id if run.best else "",
+                "best_training_fitness": run.best.metadata.fitness if run.best else math.nan,
+            }
+    finally:
+        released = phases.call(
+            "Resources CancelJob",
+            stubs.resources.CancelJob,
+            resources_pb2.CancelJobRequest(job_id=job.id),
+        )
+        grant["released"] = resources_pb2.JobStatus.Name(released.status)
+
+    with phase("canary"):
+        candidate, canary = _deploy_candidate(args, stubs, module, agent)
+        summary["canary"] = {
+            "source": CANDIDATE_SOURCES[args.force_candidate],
+            "genome_id": candidate.id,
+            "parameters": list(candidate.parameters),
+            "version": canary.version,
+            "previous_version": canary.previous_version,
+        }
+
+    with phase("ab_test"):
+        ab = summary["ab_test"] = phases.ab_test(
+            stubs,
+            module_name=module,
+            control=(baseline, deployed.version),
+            treatment=(candidate, canary.version),
+            alpha=args.alpha,
+            effect=args.effect,
+            power=args.power,
+            holdout_seed=HOLDOUT_SEED,
+            jobs=args.jobs,
+            max_samples=args.max_holdout,
+        )
+        evaluations["ab_test"] = ab["evaluations"]
+        summary["outcome"] = _decide(
+            stubs, module, ab["decision"], deployed.version, canary.version
+        )
+    evaluations["total"] = sum(v for k, v in evaluations.items() if k != "total")
+
+
+def _deploy_candidate(
+    args: argparse.Namespace, stubs: phases.Stubs, module: str, agent: str
+) -> tuple[Any, execution_pb2.Deployment]:
+    if args.force_candidate == "bad-fixture":
+        genome = phases.genome_message(BAD_FIXTURE_ID, agent, BAD_GENOME)
+        deployment = phases.call(
+            "Execution DeployGenome",
+            stubs.execution.DeployGenome,
+            execution_pb2.DeployGenomeRequest(module_name=module, genome=genome),
+        )
+        return genome, deployment
+    best = phases.call(
+        "Genetics DeployBest",
+        stubs.genetics.DeployBest,
+        genetics_pb2.DeployBestRequest(agent_id=agent, module_name=module),
+    )
+    return best.genome, best.deployment
+
+
+def _decide(
+    stubs: phases.Stubs, module: str, decision: str, baseline_version: int, canary_version: int
+) -> dict[str, Any]:
+    """PROMOTE keeps the canary; ROLL_BACK and INCONCLUSIVE re-activate the baseline."""
+    if decision == "PROMOTE":
+        action = "kept the canary"
+    else:
+        phases.call(
+            "Execution RollbackGenome",
+            stubs.execution.RollbackGenome,
+            execution_pb2.RollbackGenomeRequest(module_name=module, to_version=baseline_version),
+        )
+        action = "rolled back to the baseline"
+    versions = phases.call(
+        "Execution ListVersions",
+        stubs.execution.ListVersions,
+        execution_pb2.ListVersionsRequest(module_name=module),
+    )
+    return {
+        "decision": decision,
+        "action": action,
+        "canary_version": canary_version,
+        "baseline_version": baseline_version,
+        "active_version": versions.active_version,
+    }
+
+
+def run(
+    args: argparse.Namespace, observer: PhaseObserver | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Starts the stack, runs the loop, stops the stack (always); (exit status, summary)."""
+    run_dir = args.run_dir or Path(
+        tempfile.mkdtemp(prefix="chimera-loop-", dir=os.environ.get("TEST_TMPDIR"))
+    )
+    summary: dict[str, Any] = {
+        "ok": False, "reason": "", "run_dir": str(run_dir), "layers": {}, "phases_s": {},
+    }
+    started = time.monotonic()
+    reason = ""
+    stopped: dict[str, int] = {}
+    try:
+        with loop_stack.loop_stack(run_dir, startup_timeout=args.startup_timeout) as stack:
+            summary["phases_s"]["startup"] = round(time.monotonic() - started, 3)
+            for name, server in stack.servers.items():
+                summary["layers"][name] = {"target": server.target, "log": str(server.log_path)}
+            stubs, channels = _stubs(stack)
+            try:
+
+                def on_phase(name: str) -> None:
+                    if observer is not None:
+                        observer(name, stack)
+
+                run_loop(args, stubs, summary, on_phase)
+            except phases.LoopFailed as exc:
+                reason = str(exc)
+            finally:
+                for channel in channels:
+                    channel.close()
+            crashed = [s.name for s in stack.servers.values() if s.process.poll() is not None]
+            if not reason and crashed:
+                reason = f"servers exited during the run: {', '.join(crashed)}"
+            stopped = stack.processes.stop()
+    except StackError as exc:
+        reason = f"starting the layers: {exc.headline}"
+        summary["details"] = exc.details
+    for name, status in stopped.items():
+        summary["layers"][name]["exit_status"] = status
+    summary["elapsed_s"] = round(time.monotonic() - started, 3)
+    summary["ok"] = not reason
+    summary["reason"] = reason
+    return (0 if not reason else 1), _finite(summary)
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The printable summary: trigger, grant, strategy, generations, A/B result, phases."""
+    lines = []
+    if "baseline" in summary:
+        b = summary["baseline"]
+        lines.append(
+            f"baseline   {b['genome_id']} v{b['version']}: mean quality "
+            f"{b['stream_mean_quality']:.4f} on {b['stream_instances']} stream instances"
+        )
+    if "trigger" in summary:
+        t = summary["trigger"]
+        lines.append(f"trigger    {t['trigger']} (evolve={t['should_evolve']}): {t['reason']}")
+    if "resources" in summary:
+        r = summary["resources"]
+        lines.append(
+            f"grant      job {r['job_id']}: population <= {r['max_population']}, "
+            f"{r['wall_time_seconds']} s, {r['cpu_cores']:g} cores, ${r['cost_usd']:.4f}"
+        )
+    if "strategy" in summary:
+        s = summary["strategy"]
+        lines.append(f"strategy   {s['algorithm']} ({s['reason']}); ran: {s['ran']}")
+    for g in summary.get("evolution", {}).get("generations", []):
+        lines.append(
+            f"gen {g['generation']:>3}    best {g['best_fitness']:.4f}  "
+            f"mean {g['mean_fitness']:.4f}"
+            f"  evaluations {g['evaluations']}  batch {g['batch_wall_ms']:.0f} ms"
+        )
+    if "ab_test" in summary:
+        a = summary["ab_test"]
+        lines.append(
+            f"A/B        held-out n={a['planned_samples_per_arm']}/arm: baseline "
+            f"{a['baseline_mean_quality']:.4f} vs candidate {a['candidate_mean_quality']:.4f} "
+            f"(p={a['p_value']:.3g}, d={a['effect_size_cohens_d']:.2f}) -> {a['decision']}"
+        )
+    if "outcome" in summary:
+        o = summary["outcome"]
+        lines.append(f"outcome    {o['decision']}: {o.get('action', o.get('reason', ''))}")
+    if "evaluations" in summary:
+        lines.append(f"evaluations {summary['evaluations']}")
+    lines.append(f"phases (s) {summary['phases_s']}")
+    return lines
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    status, summary = run(args)
+    for line in summary_lines(summary):
+        print(line)
+    if args.summary_out is not None:
+        args.summary_out.parent.mkdir(parents=True, exist_ok=True)
+        args.summary_out.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        print(f"summary JSON: {args.summary_out}")
+    sys.stdout.flush()
+    if status == 0:
+        print(f"closed_loop: OK ({summary['elapsed_s']:.1f} s)")
+    else:
+        print(summary.get("details", ""), file=sys.stderr)
+        print(f"closed_loop: FAILED: {summary['reason']}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
