@@ -17,8 +17,9 @@ out="$(realpath -m "${1:-build-metrics/coverage}")"
 BAZEL="${BAZEL:-bazel}"
 read -r -a startup <<<"${BAZEL_STARTUP_FLAGS:-}"
 mkdir -p "$out"
-"$BAZEL" "${startup[@]}" build //tools/metrics/coverage:combine
-package="$("$BAZEL" "${startup[@]}" info output_base)/external/pypi/site-packages/coverage"
+# The locked coverage.py is its own wheel repository (@pypi_coverage, behind @pypi//:coverage).
+"$BAZEL" "${startup[@]}" build //tools/metrics/coverage:combine @pypi//:coverage
+package="$("$BAZEL" "${startup[@]}" info output_base)/external/pypi_coverage/site-packages/coverage"
 [[ -d "$package" ]] || { echo "coverage: $package missing (is coverage in the lock?)" >&2; exit 2; }
 # Only coverage itself joins the tests' path, not the whole site-packages.
 mkdir -p "$out/path"
