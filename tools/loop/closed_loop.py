@@ -45,6 +45,7 @@ import loop_phases as phases
 import loop_stack
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.workload import BAD_GENOME
+from chimera.framework.entrypoints import from_working_directory, json_safe
 from chimera.framework.processes import StackError
 from chimera.v1 import (
     evolution_pb2_grpc,
@@ -125,12 +126,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         p.error(f"--seed must be >= 0 (got {args.seed})")
     if not args.module_name.strip():
         p.error("--module-name must not be empty")
-    # `bazel run` starts binaries in their runfiles: relative paths mean the caller's directory.
-    base = Path(os.environ.get("BUILD_WORKING_DIRECTORY", "."))
-    for name in ("summary_out", "run_dir"):
-        path = getattr(args, name)
-        if path is not None and not path.is_absolute():
-            setattr(args, name, base / path)
+    from_working_directory(args, ("summary_out", "run_dir"))
     return args
 
 
@@ -367,7 +363,7 @@ def run(
     summary["elapsed_s"] = round(time.monotonic() - started, 3)
     summary["ok"] = not reason
     summary["reason"] = reason
-    return (0 if not reason else 1), _finite(summary)
+    return (0 if not reason else 1), json_safe(summary)
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -412,16 +408,6 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines.append(f"phases (s) {summary['phases_s']}")
     return lines
 
-
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,6 +48,7 @@ import grpc
 import stack as stack_mod
 import workload_run
 from chimera.execution.artifacts import kernel_wasm_bytes
+from chimera.framework.entrypoints import from_working_directory
 from chimera.framework.processes import StackError
 from chimera.plans.executor import PlanError, PlanExecutor, PlanRun
 from chimera.plans.operations import ModuleFailure, ModuleOperations
@@ -114,12 +115,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         p.error("--goal must not be empty")
     if not args.module_name.strip():
         p.error("--module-name must not be empty")
-    # `bazel run` starts binaries in their runfiles: relative paths mean the caller's directory.
-    base = Path(os.environ.get("BUILD_WORKING_DIRECTORY", "."))
-    for name in ("summary_out", "run_dir"):
-        path = getattr(args, name)
-        if path is not None and not path.is_absolute():
-            setattr(args, name, base / path)
+    from_working_directory(args, ("summary_out", "run_dir"))
     return args
 
 

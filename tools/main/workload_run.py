@@ -32,6 +32,7 @@ from typing import Any
 import grpc
 
 from chimera.execution.workload import GENOME_FIELDS, GOOD_GENOME, generate_instance
+from chimera.framework.entrypoints import json_safe
 from chimera.v1 import common_pb2, execution_pb2, execution_pb2_grpc
 
 __all__ = [
@@ -138,7 +139,7 @@ class WorkloadResult:
         """A JSON-ready dict (NaN becomes None)."""
         data = asdict(self)
         data["quality_improvement"] = self.quality_improvement
-        return _finite(data)
+        return json_safe(data)
 
 
 def make_instances(tasks: int, jobs: int) -> list[bytes]:
@@ -324,13 +325,3 @@ def format_table(result: WorkloadResult) -> list[str]:
         )
     return lines
 
-
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
