@@ -1,6 +1,8 @@
 """The closed loop 4 -> 5 -> 8 -> 6 -> 7 -> 4 -> 5 over the layers' gRPC contracts.
 
-Layers 3-8 run as real subprocesses on loopback (:mod:`loop_stack`). Phases:
+It runs on the stack the main job started (tools/main: all eight layers as
+real subprocesses on loopback), after the main job's plan steps, on its own
+module slot (``--loop-module-name``). Phases (:mod:`loop_phases`):
 
 1. ``baseline``: layer 3 vets the kernel, layer 4 deploys it and the BASELINE
    genome (a hand-written fixture, best fit in arrival order) and runs it on a
@@ -18,35 +20,26 @@ Layers 3-8 run as real subprocesses on loopback (:mod:`loop_stack`). Phases:
    instances (other seeds), decided once at the planned size; PROMOTE keeps the
    canary, anything else is rolled back with layer 4 RollbackGenome.
 
-    bazel run //tools/loop:closed_loop -- --summary-out /tmp/loop.json
-
-Exit status: 0 when the loop ran to a decision (promote or roll back), 1 when
-a phase failed, 2 for bad flags.
+:func:`run` returns the loop's summary (the main job's ``closed_loop`` key);
+``ok`` means the loop ran to a decision (promote or roll back).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
-import os
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import grpc
 
 import loop_phases as phases
-import loop_stack
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.workload import BAD_GENOME
-from chimera.framework.entrypoints import from_working_directory, json_safe
-from chimera.framework.processes import StackError
+from chimera.framework.entrypoints import json_safe
 from chimera.v1 import (
     evolution_pb2_grpc,
     execution_pb2,
@@ -71,6 +64,20 @@ CANDIDATE_SOURCES = {"none": "layer 7 DeployBest", "bad-fixture": "the bad fixtu
 STREAM_SEED = 10_000
 TRAIN_SEED = 0
 HOLDOUT_SEED = 1_000_000
+#: The layers the loop talks to (by their names in the main job's stack).
+LOOP_LAYERS = (
+    "layer3_validation",
+    "layer4_execution",
+    "layer5_refinement",
+    "layer6_evolution",
+    "layer7_genetics",
+    "layer8_resources",
+)
+
+
+#: The loop's module slot by default: its own, so the plan's workload KPIs (same
+#: kernel, other genomes) never enter the windows layer 5 judges the baseline on.
+DEFAULT_LOOP_MODULE = "packer-loop"
 
 
 def _positive(name: str, value: float, parser: argparse.ArgumentParser) -> None:
@@ -78,38 +85,40 @@ def _positive(name: str, value: float, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--{name.replace('_', '-')} must be > 0 (got {value})")
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="closed_loop", description=__doc__.splitlines()[0])
-    p.add_argument("--module-name", default="packer", help="the kernel's module slot")
-    p.add_argument("--jobs", type=int, default=30, help="jobs per generated instance")
-    p.add_argument("--window", type=int, default=32, help="ShouldEvolve window (the stream is 2x)")
-    p.add_argument(
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The loop's flags (the main job's parser has them; ``--jobs`` is the main job's)."""
+    g = p.add_argument_group("closed loop")
+    g.add_argument(
+        "--loop-module-name", default=DEFAULT_LOOP_MODULE, help="the loop's kernel module slot"
+    )
+    g.add_argument("--window", type=int, default=32, help="ShouldEvolve window (the stream is 2x)")
+    g.add_argument(
         "--plateau-improvement",
         type=float,
         default=0.1,
         help="ShouldEvolve min_improvement: less gain (and no significant change) is a plateau",
     )
-    p.add_argument("--population", type=int, default=16, help="GA population asked of layer 8")
-    p.add_argument("--generations", type=int, default=6, help="GA generations")
-    p.add_argument("--train-instances", type=int, default=12, help="instances per fitness")
-    p.add_argument("--alpha", type=float, default=0.01, help="A/B significance level")
-    p.add_argument("--effect", type=float, default=0.8, help="A/B minimum detectable Cohen's d")
-    p.add_argument("--power", type=float, default=0.9, help="A/B power at that effect")
-    p.add_argument("--max-holdout", type=int, default=256, help="largest planned A/B size per arm")
-    p.add_argument("--grant-minutes", type=int, default=10, help="wall time asked of layer 8")
-    p.add_argument("--seed", type=int, default=7, help="GA seed")
-    p.add_argument(
+    g.add_argument("--population", type=int, default=16, help="GA population asked of layer 8")
+    g.add_argument("--generations", type=int, default=6, help="GA generations")
+    g.add_argument("--train-instances", type=int, default=12, help="instances per fitness")
+    g.add_argument("--alpha", type=float, default=0.01, help="A/B significance level")
+    g.add_argument("--effect", type=float, default=0.8, help="A/B minimum detectable Cohen's d")
+    g.add_argument("--power", type=float, default=0.9, help="A/B power at that effect")
+    g.add_argument("--max-holdout", type=int, default=256, help="largest planned A/B size per arm")
+    g.add_argument("--grant-minutes", type=int, default=10, help="wall time asked of layer 8")
+    g.add_argument("--seed", type=int, default=7, help="GA seed")
+    g.add_argument(
         "--force-candidate",
         choices=sorted(CANDIDATE_SOURCES),
         default="none",
         help="deploy the known-bad fixture genome as the canary (tests the rollback)",
     )
-    p.add_argument("--startup-timeout", type=float, default=90.0, help="seconds to SERVING")
-    p.add_argument("--summary-out", type=Path, help="write the JSON summary here")
-    p.add_argument("--run-dir", type=Path, help="server logs and the genome store (default: temp)")
-    args = p.parse_args(list(argv))
+
+
+def check_arguments(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
+    """Exits 2 (``p.error``) with one message for a bad loop flag."""
     positive = ("jobs", "window", "population", "generations", "train_instances", "max_holdout",
-                "grant_minutes", "startup_timeout", "effect", "plateau_improvement")
+                "grant_minutes", "effect", "plateau_improvement")
     for name in positive:
         _positive(name, getattr(args, name), p)
     if not 0 < args.alpha <= 0.5:
@@ -124,15 +133,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         p.error(f"--population x --train-instances must be <= {phases.MAX_BATCH_PAIRS}")
     if args.seed < 0:
         p.error(f"--seed must be >= 0 (got {args.seed})")
-    if not args.module_name.strip():
-        p.error("--module-name must not be empty")
-    from_working_directory(args, ("summary_out", "run_dir"))
-    return args
+    if not args.loop_module_name.strip():
+        p.error("--loop-module-name must not be empty")
 
 
-#: Called with each phase's name as it starts, and the running layers (tests use
-#: it to stop a layer in the middle of a run).
-PhaseObserver = Callable[[str, loop_stack.LoopStack], None]
+#: Called with each phase's name as it starts (tests use it to stop a layer
+#: in the middle of a run).
+PhaseObserver = Callable[[str], None]
 
 
 @contextmanager
@@ -148,8 +155,8 @@ def _phase(
         summary["phases_s"][name] = round(time.monotonic() - started, 3)
 
 
-def _stubs(stack: loop_stack.LoopStack) -> tuple[phases.Stubs, list[grpc.Channel]]:
-    channels = {name: grpc.insecure_channel(stack.target(name)) for name in stack.servers}
+def _stubs(targets: Mapping[str, str]) -> tuple[phases.Stubs, list[grpc.Channel]]:
+    channels = {name: grpc.insecure_channel(targets[name]) for name in LOOP_LAYERS}
     stubs = phases.Stubs(
         validation=validation_pb2_grpc.ValidationServiceStub(channels["layer3_validation"]),
         execution=execution_pb2_grpc.ExecutionServiceStub(channels["layer4_execution"]),
@@ -169,7 +176,8 @@ def run_loop(
 ) -> None:
     """The seven phases; fills ``summary`` as it goes (raises LoopFailed on a failed phase)."""
     phase = functools.partial(_phase, summary, on_phase)
-    module, agent = args.module_name, f"{args.module_name}-agent"
+    module = args.loop_module_name
+    agent = f"{module}-agent"
     evaluations: dict[str, int] = {}
     summary["evaluations"] = evaluations
 
@@ -321,49 +329,31 @@ def _decide(
 
 
 def run(
-    args: argparse.Namespace, observer: PhaseObserver | None = None
-) -> tuple[int, dict[str, Any]]:
-    """Starts the stack, runs the loop, stops the stack (always); (exit status, summary)."""
-    run_dir = args.run_dir or Path(
-        tempfile.mkdtemp(prefix="chimera-loop-", dir=os.environ.get("TEST_TMPDIR"))
-    )
-    summary: dict[str, Any] = {
-        "ok": False, "reason": "", "run_dir": str(run_dir), "layers": {}, "phases_s": {},
-    }
+    args: argparse.Namespace, targets: Mapping[str, str], on_phase: PhaseObserver | None = None
+) -> dict[str, Any]:
+    """The loop on running layers (gRPC address by layer name); its JSON-safe summary.
+
+    ``ok`` is False with a one-line ``reason`` when a phase failed (an RPC's
+    status, or a layer's answer the loop cannot go on with).
+    """
+    missing = sorted(set(LOOP_LAYERS) - set(targets))
+    if missing:
+        raise ValueError(f"the closed loop needs layers that are not running: {missing}")
+    summary: dict[str, Any] = {"ok": False, "reason": "", "phases_s": {}}
     started = time.monotonic()
     reason = ""
-    stopped: dict[str, int] = {}
+    stubs, channels = _stubs(targets)
     try:
-        with loop_stack.loop_stack(run_dir, startup_timeout=args.startup_timeout) as stack:
-            summary["phases_s"]["startup"] = round(time.monotonic() - started, 3)
-            for name, server in stack.servers.items():
-                summary["layers"][name] = {"target": server.target, "log": str(server.log_path)}
-            stubs, channels = _stubs(stack)
-            try:
-
-                def on_phase(name: str) -> None:
-                    if observer is not None:
-                        observer(name, stack)
-
-                run_loop(args, stubs, summary, on_phase)
-            except phases.LoopFailed as exc:
-                reason = str(exc)
-            finally:
-                for channel in channels:
-                    channel.close()
-            crashed = [s.name for s in stack.servers.values() if s.process.poll() is not None]
-            if not reason and crashed:
-                reason = f"servers exited during the run: {', '.join(crashed)}"
-            stopped = stack.processes.stop()
-    except StackError as exc:
-        reason = f"starting the layers: {exc.headline}"
-        summary["details"] = exc.details
-    for name, status in stopped.items():
-        summary["layers"][name]["exit_status"] = status
+        run_loop(args, stubs, summary, on_phase)
+    except phases.LoopFailed as exc:
+        reason = str(exc)
+    finally:
+        for channel in channels:
+            channel.close()
     summary["elapsed_s"] = round(time.monotonic() - started, 3)
     summary["ok"] = not reason
     summary["reason"] = reason
-    return (0 if not reason else 1), json_safe(summary)
+    return json_safe(summary)
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -398,35 +388,20 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(
             f"A/B        held-out n={a['planned_samples_per_arm']}/arm: baseline "
             f"{a['baseline_mean_quality']:.4f} vs candidate {a['candidate_mean_quality']:.4f} "
-            f"(p={a['p_value']:.3g}, d={a['effect_size_cohens_d']:.2f}) -> {a['decision']}"
+            f"({_percent(a['relative_improvement'])}, p={a['p_value']:.3g}, "
+            f"d={a['effect_size_cohens_d']:.2f}) -> {a['decision']}"
         )
     if "outcome" in summary:
         o = summary["outcome"]
         lines.append(f"outcome    {o['decision']}: {o.get('action', o.get('reason', ''))}")
     if "evaluations" in summary:
         lines.append(f"evaluations {summary['evaluations']}")
-    lines.append(f"phases (s) {summary['phases_s']}")
+    if summary.get("phases_s"):
+        lines.append(f"phases (s) {summary['phases_s']}")
+    if summary.get("reason"):
+        lines.append(f"loop failed: {summary['reason']}")
     return lines
 
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    status, summary = run(args)
-    for line in summary_lines(summary):
-        print(line)
-    if args.summary_out is not None:
-        args.summary_out.parent.mkdir(parents=True, exist_ok=True)
-        args.summary_out.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        print(f"summary JSON: {args.summary_out}")
-    sys.stdout.flush()
-    if status == 0:
-        print(f"closed_loop: OK ({summary['elapsed_s']:.1f} s)")
-    else:
-        print(summary.get("details", ""), file=sys.stderr)
-        print(f"closed_loop: FAILED: {summary['reason']}", file=sys.stderr)
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def _percent(fraction: float | None) -> str:
+    return "n/a" if fraction is None else f"{fraction:+.1%}"

@@ -1,4 +1,5 @@
-"""The closed loop on a small budget, layers 3-8 as real subprocess servers."""
+"""The closed loop through the main job on a small budget, all eight layers as real
+subprocess servers (the plan's steps run first on the same stack, with a small workload)."""
 
 from __future__ import annotations
 
@@ -9,37 +10,40 @@ import pytest
 from scipy import stats
 
 import closed_loop
-import loop_stack
+import main_job
+import stack
 
-#: A small budget: 3 generations of 12 genomes on 8 training instances.
-SMALL = ["--population", "12", "--generations", "3", "--train-instances", "8", "--jobs", "30"]
+#: A small budget: 3 generations of 12 genomes on 8 training instances (and a
+#: plan workload of 2 tasks per genome before the loop).
+SMALL = [
+    "--population", "12", "--generations", "3", "--train-instances", "8", "--jobs", "30",
+    "--tasks", "2",
+]
 
 
-def _run(tmp_path: Path, *extra: str) -> tuple[int, dict]:
-    summary_path = tmp_path / "out" / "loop.json"
-    status = closed_loop.main(
+def _run(tmp_path: Path, *extra: str) -> tuple[int, dict, dict]:
+    """The main job; (exit status, the summary's closed_loop key, the whole summary)."""
+    summary_path = tmp_path / "out" / "summary.json"
+    status = main_job.main(
         [*SMALL, "--run-dir", str(tmp_path / "run"), "--summary-out", str(summary_path), *extra]
     )
-    return status, json.loads(summary_path.read_text())
+    summary = json.loads(summary_path.read_text())
+    return status, summary["closed_loop"], summary
 
 
 def _assert_layers_stopped_cleanly(summary: dict) -> None:
     layers = summary["layers"]
-    assert sorted(layers) == [
-        "layer3_validation",
-        "layer4_execution",
-        "layer5_refinement",
-        "layer6_evolution",
-        "layer7_genetics",
-        "layer8_resources",
-    ]
+    assert sorted(layers) == sorted(layer.name for layer in stack.LAYERS)
+    assert len(layers) == 8
     assert all(info["exit_status"] == 0 for info in layers.values()), layers
 
 
 def test_evolved_genome_beats_the_baseline_on_held_out_instances(tmp_path: Path) -> None:
-    status, summary = _run(tmp_path)
-    assert status == 0 and summary["ok"], summary["reason"]
-    _assert_layers_stopped_cleanly(summary)
+    status, summary, job = _run(tmp_path)
+    assert status == 0 and job["ok"] and summary["ok"], job["reason"]
+    _assert_layers_stopped_cleanly(job)
+    # The plan ran first on the same stack, on its own module slot.
+    assert job["execution"]["module_name"] == "packer" != closed_loop.DEFAULT_LOOP_MODULE
 
     # Layer 5 saw the baseline's KPI stream (through its subscription) and called a plateau.
     baseline = summary["baseline"]
@@ -79,13 +83,17 @@ def test_evolved_genome_beats_the_baseline_on_held_out_instances(tmp_path: Path)
     assert outcome["active_version"] == canary["version"] != baseline["version"]
     used = summary["evaluations"]
     assert used["total"] == used["baseline_stream"] + used["evolution"] + used["ab_test"]
-    assert set(summary["phases_s"]) >= {"startup", "baseline", "trigger", "evolve", "ab_test"}
+    assert set(summary["phases_s"]) == {
+        "baseline", "trigger", "grant", "strategy", "evolve", "canary", "ab_test"
+    }
+    assert summary["elapsed_s"] >= sum(summary["phases_s"].values())
+    assert summary["reason"] == ""
 
 
 def test_a_worse_candidate_is_rolled_back(tmp_path: Path) -> None:
-    status, summary = _run(tmp_path, "--force-candidate", "bad-fixture", "--generations", "1")
-    assert status == 0 and summary["ok"], summary["reason"]
-    _assert_layers_stopped_cleanly(summary)
+    status, summary, job = _run(tmp_path, "--force-candidate", "bad-fixture", "--generations", "1")
+    assert status == 0 and summary["ok"], job["reason"]
+    _assert_layers_stopped_cleanly(job)
     canary, ab, outcome = summary["canary"], summary["ab_test"], summary["outcome"]
     assert canary["genome_id"] == closed_loop.BAD_FIXTURE_ID
     assert ab["candidate_mean_quality"] < ab["baseline_mean_quality"]
@@ -97,22 +105,24 @@ def test_a_worse_candidate_is_rolled_back(tmp_path: Path) -> None:
 def test_losing_layer_6_mid_run_is_reported_and_a_restart_resumes_from_the_store(
     tmp_path: Path,
 ) -> None:
-    def kill_evolution_when_evolving(phase: str, stack: loop_stack.LoopStack) -> None:
+    def kill_evolution_when_evolving(phase: str, layers: stack.LayerStack) -> None:
         if phase == "evolve":
-            stack.servers["layer6_evolution"].process.kill()
+            layers.servers["layer6_evolution"].process.kill()
 
-    args = closed_loop.parse_args([*SMALL, "--run-dir", str(tmp_path / "run")])
-    status, summary = closed_loop.run(args, kill_evolution_when_evolving)
+    args = main_job.parse_args([*SMALL, "--run-dir", str(tmp_path / "run")])
+    outcome = main_job.run(args, kill_evolution_when_evolving)
+    job, summary = outcome.summary, outcome.summary["closed_loop"]
     # Generation 0 was scored and told to layer 7; layer 6 was gone for its operators.
-    assert status == 1 and not summary["ok"]
+    assert outcome.status == 1 and not job["ok"] and not summary["ok"]
     assert summary["reason"].startswith("Evolution SuggestOperators: UNAVAILABLE"), summary
+    assert job["reason"] == f"closed loop: {summary['reason']}"
     assert summary["resources"]["released"] == "JOB_STATUS_FINISHED"
-    assert summary["layers"]["layer6_evolution"]["exit_status"] != 0
-    assert summary["layers"]["layer7_genetics"]["exit_status"] == 0
+    assert job["layers"]["layer6_evolution"]["exit_status"] != 0
+    assert job["layers"]["layer7_genetics"]["exit_status"] == 0
 
     # A restart on the same run directory continues from layer 7's stored generation 1.
-    status, summary = _run(tmp_path)
-    assert status == 0 and summary["ok"], summary["reason"]
+    status, summary, job = _run(tmp_path)
+    assert status == 0 and summary["ok"], job["reason"]
     evolution = summary["evolution"]
     assert evolution["resumed_from_generation"] == 1
     assert [g["generation"] for g in evolution["generations"]] == [1, 2]
@@ -130,6 +140,8 @@ def test_losing_layer_6_mid_run_is_reported_and_a_restart_resumes_from_the_store
         (["--population", "256", "--train-instances", "64"], "must be <= 4096"),
         (["--window", "2"], "--window must be >= 3"),
         (["--module-name", " "], "--module-name must not be empty"),
+        (["--loop-module-name", ""], "--loop-module-name must not be empty"),
+        (["--loop-module-name", "packer"], "--loop-module-name must differ"),
         (["--force-candidate", "worse"], "invalid choice"),
         (["--jobs", "many"], "invalid int value"),
     ],
@@ -138,7 +150,7 @@ def test_bad_flags_exit_2_with_a_message(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exc:
-        closed_loop.main(argv)
+        main_job.main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

@@ -1,9 +1,10 @@
-"""The main job's end-to-end loop across layers 1-4, run as real servers.
+"""The main job: all eight layers started once, the plan, then the closed loop, one summary.
 
-``bazel run //tools/main:main_job -- [--summary-out FILE]`` starts the four
-layer servers as subprocesses (``stack.layer_stack``: free loopback ports,
-layer 2 wired to layer 1, layer 4's 3->4 gate pointed at layer 3), then acts
-purely as a gRPC client:
+``bazel run //tools/main:main_job -- [--summary-out FILE] [--prometheus]`` starts
+the eight layer servers as subprocesses (``stack.layer_stack``: one table of the
+layers, free loopback ports, each layer wired to the ones it calls, layer 4's
+3->4 gate pointed at layer 3), then acts purely as a gRPC client of that one
+running stack:
 
 1. Discovery ``Collect`` (CPU, memory, accelerators): the host's observations;
 2. Planning ``CreatePlan`` for the goal, sized from those observations;
@@ -14,20 +15,33 @@ purely as a gRPC client:
    ``deploy_module`` (layer 4 ``DeployModule`` with that verdict; the server's
    gate asks layer 3 for it; the trust flag is never used), ``run_module``
    (the workload, ``workload_run``: DeployGenome (default genome), the tasks,
-   DeployGenome (better genome, a hot swap), the same tasks, every KPI from
-   StreamKpis) and ``analyze_kpis``. A plan with an operation no layer
-   implements stops before any task runs.
+   DeployGenome (a second hand-written genome, a hot swap), the same tasks,
+   every KPI from StreamKpis) and ``analyze_kpis``. A plan with an operation no
+   layer implements stops before any task runs.
+5. the closed loop (tools/loop/closed_loop.py) on its own module slot: baseline
+   KPIs -> layer 5's trigger -> layer 8's grant -> layer 6's strategy -> layer 7's
+   GA with fitness from layer-4 batches -> canary -> A/B test on held-out
+   instances -> promote or roll back (the ``closed_loop`` key of the summary).
 
-It prints one line per layer and a per-genome table, and writes the same
-facts as JSON to ``--summary-out``. Exit status: 0 when every step succeeded,
-every task succeeded and every task's KPI arrived (and the better genome
-improved quality); 1 otherwise, with a one-line reason; 2 for bad flags.
-Server logs stay in ``--run-dir``.
+With ``--prometheus``, Debian's prometheus scrapes all eight layers' metrics
+ports from before step 1 to the end (``scrape.watch``); the ``monitoring`` key
+holds each target's health and how far ``grpc_server_handled_total`` moved per
+layer and code.
+
+It prints one line per layer, the per-genome table and the loop's lines, and
+writes the same facts as JSON to ``--summary-out``. Exit status: 0 when every
+step succeeded, every task succeeded and every task's KPI arrived (and the
+second genome improved quality), the loop ran to a decision, and (with
+``--prometheus``) every target was up and every layer's counter moved; 1
+otherwise, with a one-line reason; 2 for bad flags; 130 when interrupted.
+Server logs (and the loop's genome store: a rerun on the same ``--run-dir``
+resumes it) stay in ``--run-dir``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -45,13 +59,16 @@ from typing import Any, TypeVar
 
 import grpc
 
+import closed_loop
+import scrape
 import stack as stack_mod
 import workload_run
 from chimera.execution.artifacts import kernel_wasm_bytes
-from chimera.framework.entrypoints import from_working_directory
+from chimera.framework.entrypoints import from_working_directory, json_safe
 from chimera.framework.processes import StackError
 from chimera.plans.executor import PlanError, PlanExecutor, PlanRun
 from chimera.plans.operations import ModuleFailure, ModuleOperations
+from tools.monitoring.prometheus import find_binary
 from chimera.v1 import (
     common_pb2,
     discovery_pb2,
@@ -93,17 +110,25 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument(
         "--run-dir",
         type=Path,
-        help="directory for the servers' logs (default: a new temporary directory)",
+        help="servers' logs and state, the loop's genome store (default: a new temporary directory)",
     )
     p.add_argument("--goal", default=DEFAULT_GOAL, help="the goal given to layer 2")
-    p.add_argument("--module-name", default=DEFAULT_MODULE, help="the kernel's module slot")
+    p.add_argument("--module-name", default=DEFAULT_MODULE, help="the plan's kernel module slot")
     p.add_argument("--tasks", type=int, default=24, help="tasks per genome (one instance each)")
-    p.add_argument("--jobs", type=int, default=40, help="jobs per packing instance")
+    p.add_argument(
+        "--jobs", type=int, default=30, help="jobs per packing instance (workload and loop)"
+    )
     p.add_argument("--concurrency", type=int, default=2, help="layer 4's tasks run at once")
     p.add_argument(
-        "--startup-timeout", type=float, default=60.0, help="seconds each server has to serve"
+        "--startup-timeout", type=float, default=90.0, help="seconds each server has to serve"
     )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per genome's workload")
+    p.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="Debian's prometheus scrapes every layer during the run (the `monitoring` key)",
+    )
+    closed_loop.add_arguments(p)
     args = p.parse_args(list(argv))
     for name in ("tasks", "jobs", "concurrency"):
         if getattr(args, name) < 1:
@@ -115,6 +140,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         p.error("--goal must not be empty")
     if not args.module_name.strip():
         p.error("--module-name must not be empty")
+    closed_loop.check_arguments(args, p)
+    if args.loop_module_name == args.module_name:
+        p.error("--loop-module-name must differ from --module-name (the plan's KPIs would mix in)")
+    args.prometheus_binary = find_binary() if args.prometheus else None
+    if args.prometheus and args.prometheus_binary is None:
+        p.error(
+            "--prometheus: no `prometheus` on PATH or in /usr/bin "
+            "(Debian's: apt-get install prometheus, or tools/bootstrap.sh --optional)"
+        )
     from_working_directory(args, ("summary_out", "run_dir"))
     return args
 
@@ -140,16 +174,14 @@ def _points(batch: discovery_pb2.DataBatch) -> dict[str, float]:
     return {p.name: p.value for p in batch.points if not p.labels}
 
 
-def run_loop(
+def run_plan(
     args: argparse.Namespace,
     layers: stack_mod.LayerStack,
     summary: dict[str, Any],
     outcome: Outcome,
 ) -> None:
     """Steps 1-4 of the module docstring; fills ``summary``; JobFailed on the first failure."""
-    channels = {
-        name: grpc.insecure_channel(server.target) for name, server in layers.servers.items()
-    }
+    channels = {name: grpc.insecure_channel(target) for name, target in layers.targets().items()}
     try:
         discovery = discovery_pb2_grpc.DiscoveryServiceStub(channels["layer1_discovery"])
         planning = planning_pb2_grpc.PlanningServiceStub(channels["layer2_planning"])
@@ -348,8 +380,59 @@ def layer_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> Outcome:
-    """Starts the stack, runs the loop, stops the stack (always)."""
+#: Called with each loop phase's name as it starts, and the running layers (tests
+#: use it to stop a layer in the middle of the loop).
+LoopObserver = Callable[[str, stack_mod.LayerStack], None]
+
+
+def run_on_stack(
+    args: argparse.Namespace,
+    layers: stack_mod.LayerStack,
+    summary: dict[str, Any],
+    outcome: Outcome,
+    on_loop_phase: LoopObserver | None = None,
+) -> str:
+    """Prometheus (with --prometheus), the plan, the loop; the first failure's reason or ""."""
+    reasons: list[str] = []
+    with contextlib.ExitStack() as monitoring:
+        watch = None
+        if args.prometheus_binary is not None:
+            summary["monitoring"] = {}
+            try:
+                watch = monitoring.enter_context(
+                    scrape.watch(
+                        args.prometheus_binary,
+                        layers.metrics_targets(),
+                        Path(summary["run_dir"]) / "prometheus",
+                        summary["monitoring"],
+                    )
+                )
+            except scrape.PrometheusError as exc:
+                return f"monitoring: {exc}"
+        try:
+            run_plan(args, layers, summary, outcome)
+        except JobFailed as exc:
+            reasons.append(str(exc))
+            summary["closed_loop"] = {"ok": False, "reason": "not run: the plan failed"}
+        else:
+            observer = None if on_loop_phase is None else (lambda name: on_loop_phase(name, layers))
+            print("Plan done; the closed loop on the same layers", flush=True)
+            loop = summary["closed_loop"] = closed_loop.run(args, layers.targets(), observer)
+            if not loop["ok"]:
+                reasons.append(f"closed loop: {loop['reason']}")
+        if watch is not None:
+            try:
+                watch.finish()
+            except scrape.PrometheusError as exc:
+                reasons.append(f"monitoring: {exc}")
+    status = summary.get("monitoring", {}).get("exit_status", 0)
+    if status != 0:
+        reasons.append(f"monitoring: prometheus exited with status {status} on SIGTERM")
+    return reasons[0] if reasons else ""
+
+
+def run(args: argparse.Namespace, on_loop_phase: LoopObserver | None = None) -> Outcome:
+    """Starts the stack, runs the plan and the loop on it, stops the stack (always)."""
     run_dir = args.run_dir or Path(
         tempfile.mkdtemp(prefix="chimera-main-job-", dir=os.environ.get("TEST_TMPDIR"))
     )
@@ -365,6 +448,7 @@ def run(args: argparse.Namespace) -> Outcome:
             extra_args={"layer4_execution": ["--concurrency", str(args.concurrency)]},
             startup_timeout=args.startup_timeout,
         ) as layers:
+            summary["startup_s"] = round(time.monotonic() - started, 3)
             for name, server in layers.servers.items():
                 summary["layers"][name] = {
                     "target": server.target,
@@ -372,11 +456,12 @@ def run(args: argparse.Namespace) -> Outcome:
                     "log": str(server.log_path),
                     "up": True,
                 }
-            print(f"Layers 1-4 SERVING as subprocesses (logs in {run_dir})", flush=True)
-            try:
-                run_loop(args, layers, summary, outcome)
-            except JobFailed as exc:
-                reason = str(exc)
+            print(
+                f"Layers 1-{len(layers.servers)} SERVING as subprocesses in "
+                f"{summary['startup_s']:.1f} s (logs in {run_dir})",
+                flush=True,
+            )
+            reason = run_on_stack(args, layers, summary, outcome, on_loop_phase)
             crashed = [s.name for s in layers.servers.values() if s.process.poll() is not None]
             stopped = layers.processes.stop()
     except StackError as exc:
@@ -392,6 +477,7 @@ def run(args: argparse.Namespace) -> Outcome:
     summary["elapsed_s"] = round(time.monotonic() - started, 3)
     summary["ok"] = not reason
     summary["reason"] = reason
+    outcome.summary = json_safe(summary)
     outcome.status = 0 if not reason else 1
     return outcome
 
@@ -409,6 +495,15 @@ def print_summary(outcome: Outcome) -> None:
         print()
         for line in workload_run.format_table(outcome.workload):
             print(line)
+    loop = outcome.summary.get("closed_loop")
+    if loop is not None:
+        print()
+        print(f"closed loop ({loop.get('elapsed_s', 0):.1f} s):")
+        for line in closed_loop.summary_lines(loop):
+            print(line)
+    if "monitoring" in outcome.summary:
+        print()
+        print(scrape.summary_line(outcome.summary["monitoring"]))
 
 
 @contextmanager

@@ -1,4 +1,6 @@
-"""The main job end to end: four real layer servers as subprocesses, the whole loop."""
+"""The main job end to end: eight real layer servers as subprocesses, the plan, then
+the closed loop on the same stack (a small budget; tools/loop's test checks the loop's
+verdicts), one summary."""
 
 from __future__ import annotations
 
@@ -9,6 +11,10 @@ from pathlib import Path
 import pytest
 
 import main_job
+import stack
+
+#: The loop's smallest sensible budget: one generation of 8 genomes on 4 instances.
+TINY_LOOP = ["--population", "8", "--generations", "1", "--train-instances", "4"]
 
 
 def test_main_job_runs_the_loop_and_writes_the_summary(
@@ -26,6 +32,7 @@ def test_main_job_runs_the_loop_and_writes_the_summary(
             "6",
             "--jobs",
             "30",
+            *TINY_LOOP,
         ]
     )
     out, err = capsys.readouterr()
@@ -33,16 +40,14 @@ def test_main_job_runs_the_loop_and_writes_the_summary(
     summary = json.loads(summary_path.read_text())
     assert summary["ok"] is True and summary["reason"] == ""
 
-    # Four layers were up, each a process of its own that stopped cleanly on SIGTERM.
+    # Eight layers were up once, each a process of its own that stopped cleanly on SIGTERM.
     layers = summary["layers"]
-    assert sorted(layers) == [
-        "layer1_discovery",
-        "layer2_planning",
-        "layer3_validation",
-        "layer4_execution",
-    ]
+    assert sorted(layers) == sorted(layer.name for layer in stack.LAYERS)
+    assert len(layers) == 8
     assert all(info["up"] and info["exit_status"] == 0 for info in layers.values())
-    assert len({info["target"] for info in layers.values()}) == 4
+    assert len({info["target"] for info in layers.values()}) == 8
+    assert len({info["metrics_port"] for info in layers.values()}) == 8
+    assert summary["startup_s"] > 0 and summary["elapsed_s"] > summary["startup_s"]
     for info in layers.values():
         assert Path(info["log"]).parent == run_dir and Path(info["log"]).stat().st_size > 0
 
@@ -75,13 +80,29 @@ def test_main_job_runs_the_loop_and_writes_the_summary(
     assert workload["quality_improvement"] > 0
     assert workload["failures"] == []
 
-    # The printed summary: one line per layer, the genome table, the verdict.
+    # Then the closed loop on the same stack: its summary keeps the loop's own shape.
+    loop = summary["closed_loop"]
+    assert loop["ok"] is True and loop["reason"] == "", loop
+    assert {
+        "baseline", "trigger", "resources", "strategy", "evolution", "canary", "ab_test",
+        "outcome", "evaluations", "phases_s", "elapsed_s", "ok", "reason",
+    } <= set(loop)
+    assert [g["generation"] for g in loop["evolution"]["generations"]] == [0]
+    assert loop["evolution"]["population"] == 8
+    assert loop["outcome"]["decision"] in ("PROMOTE", "ROLL_BACK", "INCONCLUSIVE")
+    assert loop["elapsed_s"] < summary["elapsed_s"]
+    assert "monitoring" not in summary  # only with --prometheus (tools/monitoring's test)
+
+    # The printed summary: one line per layer, the genome table, the loop, the verdict.
     for text in (
         "layer 1 discovery",
         "layer 2 planning",
         "layer 3 validation",
         "layer 4 execution",
         "KPI reports received: 12/12",
+        "Layers 1-8 SERVING",
+        "closed loop (",
+        "A/B        held-out",
         "main_job: OK",
     ):
         assert text in out

@@ -1,7 +1,13 @@
-"""Layers as real subprocesses for the main job: the layers' servers, wired and SERVING.
+"""The eight layers as real subprocesses: one table, wired, all SERVING.
 
-:func:`layer_stack` knows the layers and their wiring; the process handling
-is :class:`chimera.framework.processes.ProcessStack`.
+:data:`LAYERS` is the one table of the layer servers the main job starts (the
+closed loop and the monitoring check run on the same stack): each layer's
+name, Bazel server target, gRPC service, the flags that name other layers'
+addresses, and the state it keeps under the run directory. :func:`layer_stack`
+turns it into command lines on free loopback ports (gRPC and metrics ports are
+all picked up front, so start-up order does not matter: layer 5's KPI
+subscription reconnects with backoff until layer 4 answers). The process
+handling is :class:`chimera.framework.processes.ProcessStack`.
 """
 
 from __future__ import annotations
@@ -16,42 +22,127 @@ from chimera.framework.processes import (
     ProcessStack,
     ServerProcess,
     ServerSpec,
+    StackError,
     free_ports,
     runfile,
 )
 
-__all__ = ["LAYERS", "Layer", "LayerStack", "layer_stack"]
-
-
-# --- the four layers -------------------------------------------------------------
+__all__ = ["LAYERS", "Layer", "LayerStack", "StackError", "free_ports", "layer_stack"]
 
 
 @dataclass(frozen=True)
 class Layer:
-    """A layer service: its name, its server binary in the runfiles, its gRPC service."""
+    """One layer service of the stack.
+
+    ``upstreams``: (flag, layer name) pairs; the flag gets that layer's gRPC
+    address (layer 2's ``--discovery-target`` is layer 1). ``state``: (flag,
+    path) pairs, the path relative to the run directory ("." is the run
+    directory itself); a restart on the same run directory finds the state
+    again (layer 7's genome store, layer 6's bandit).
+    """
 
     name: str
-    binary: str
     service: str
+    upstreams: tuple[tuple[str, str], ...] = ()
+    state: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The server's Bazel target (a ``data`` dependency of :stack)."""
+        return f"//layers/{self.name}:server"
+
+    @property
+    def binary(self) -> str:
+        """The server's path in the runfiles."""
+        return f"layers/{self.name}/server"
 
 
 LAYERS: tuple[Layer, ...] = (
-    Layer("layer1_discovery", "layers/layer1_discovery/server", "chimera.v1.DiscoveryService"),
-    Layer("layer2_planning", "layers/layer2_planning/server", "chimera.v1.PlanningService"),
-    Layer("layer3_validation", "layers/layer3_validation/server", "chimera.v1.ValidationService"),
-    Layer("layer4_execution", "layers/layer4_execution/server", "chimera.v1.ExecutionService"),
+    Layer("layer1_discovery", "chimera.v1.DiscoveryService"),
+    Layer(
+        "layer2_planning",
+        "chimera.v1.PlanningService",
+        upstreams=(("--discovery-target", "layer1_discovery"),),
+    ),
+    Layer("layer3_validation", "chimera.v1.ValidationService"),
+    # The 3->4 gate stays on: layer 4 asks layer 3 for every module's verdict.
+    Layer(
+        "layer4_execution",
+        "chimera.v1.ExecutionService",
+        upstreams=(("--validation-target", "layer3_validation"),),
+    ),
+    # Layer 5's StreamKpis subscription.
+    Layer(
+        "layer5_refinement",
+        "chimera.v1.RefinementService",
+        upstreams=(("--execution-target", "layer4_execution"),),
+    ),
+    Layer(
+        "layer6_evolution",
+        "chimera.v1.EvolutionService",
+        state=(("--state-file", "evolution_bandit.json"),),
+    ),
+    # DeployBest calls layer 4's DeployGenome.
+    Layer(
+        "layer7_genetics",
+        "chimera.v1.GeneticsService",
+        upstreams=(("--execution-target", "layer4_execution"),),
+        state=(("--run-dir", "genetics"),),
+    ),
+    # The disk it pools is the run directory's filesystem.
+    Layer("layer8_resources", "chimera.v1.ResourcesService", state=(("--storage-path", "."),)),
 )
 
 
 @dataclass
 class LayerStack:
-    """The running layers, by name (``layer1_discovery`` ... ``layer4_execution``)."""
+    """The running layers, by name (``layer1_discovery`` ... ``layer8_resources``)."""
 
     processes: ProcessStack
     servers: dict[str, ServerProcess] = field(default_factory=dict)
 
     def target(self, name: str) -> str:
         return self.servers[name].target
+
+    def targets(self) -> dict[str, str]:
+        """gRPC address by layer name."""
+        return {name: server.target for name, server in self.servers.items()}
+
+    def metrics_targets(self) -> dict[str, str]:
+        """``host:port`` of each layer's Prometheus endpoint (layers started with metrics)."""
+        return {
+            name: f"{LOOPBACK}:{server.spec.metrics_port}"
+            for name, server in self.servers.items()
+            if server.spec.metrics_port is not None
+        }
+
+
+def command_lines(
+    run_dir: Path,
+    grpc_ports: Mapping[str, int],
+    metrics_ports: Mapping[str, int],
+    extra_args: Mapping[str, Sequence[str]],
+) -> list[ServerSpec]:
+    """One ServerSpec per row of :data:`LAYERS` (binaries looked up in the runfiles)."""
+    specs = []
+    for layer in LAYERS:
+        metrics_port = metrics_ports.get(layer.name)
+        argv = [
+            str(runfile(layer.binary)),
+            "--port",
+            str(grpc_ports[layer.name]),
+            "--metrics-port",
+            str(metrics_port) if metrics_port is not None else "off",
+        ]
+        for flag, upstream in layer.upstreams:
+            argv += [flag, f"{LOOPBACK}:{grpc_ports[upstream]}"]
+        for flag, path in layer.state:
+            argv += [flag, str(run_dir / path)]
+        argv += extra_args.get(layer.name, ())
+        specs.append(
+            ServerSpec(layer.name, tuple(argv), grpc_ports[layer.name], layer.service, metrics_port)
+        )
+    return specs
 
 
 @contextlib.contextmanager
@@ -60,47 +151,25 @@ def layer_stack(
     *,
     extra_args: Mapping[str, Sequence[str]] | None = None,
     metrics: bool = True,
-    startup_timeout: float = 60.0,
+    startup_timeout: float = 90.0,
     grace: float = 10.0,
 ) -> Iterator[LayerStack]:
-    """Layers 1-4 as subprocesses, wired 2 -> 1 and 4 -> 3, all SERVING; stopped on exit.
+    """Every layer of :data:`LAYERS` as a subprocess (logs in ``run_dir``), SERVING; stopped on exit.
 
     ``extra_args`` adds flags per layer name (e.g. layer 4's ``--concurrency``).
     ``metrics`` gives each server a Prometheus port (also picked up front);
-    otherwise ``--metrics-port off``. Layer 4 keeps its 3->4 gate on: it is
-    pointed at layer 3, never started with ``--trust-unvalidated-modules``.
+    otherwise ``--metrics-port off``. StackError when a server cannot start.
     """
     extra = dict(extra_args or {})
-    unknown = set(extra) - {layer.name for layer in LAYERS}
+    names = [layer.name for layer in LAYERS]
+    unknown = set(extra) - set(names)
     if unknown:
         raise ValueError(f"extra_args names unknown layers: {sorted(unknown)}")
-    binaries = {layer.name: runfile(layer.binary) for layer in LAYERS}
-    ports = free_ports(len(LAYERS) * (2 if metrics else 1))
-    names = [layer.name for layer in LAYERS]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ports = free_ports(len(names) * (2 if metrics else 1))
     grpc_ports = dict(zip(names, ports[: len(names)], strict=True))
     metrics_ports = dict(zip(names, ports[len(names) :], strict=metrics))
-    wiring = {
-        "layer2_planning": ["--discovery-target", f"{LOOPBACK}:{grpc_ports['layer1_discovery']}"],
-        "layer4_execution": [
-            "--validation-target",
-            f"{LOOPBACK}:{grpc_ports['layer3_validation']}",
-        ],
-    }
-    specs = []
-    for layer in LAYERS:
-        metrics_port = metrics_ports.get(layer.name)
-        argv = [
-            str(binaries[layer.name]),
-            "--port",
-            str(grpc_ports[layer.name]),
-            "--metrics-port",
-            str(metrics_port) if metrics_port is not None else "off",
-            *wiring.get(layer.name, []),
-            *extra.get(layer.name, []),
-        ]
-        specs.append(
-            ServerSpec(layer.name, tuple(argv), grpc_ports[layer.name], layer.service, metrics_port)
-        )
+    specs = command_lines(run_dir, grpc_ports, metrics_ports, extra)
     with ProcessStack(run_dir, startup_timeout=startup_timeout, grace=grace) as processes:
         stack = LayerStack(processes)
         for server in processes.start(specs):

@@ -2,14 +2,15 @@
 
     bazel run //tools/monitoring:prometheus_check -- [--out F.json] [--hold SECONDS]
 
-Starts layers 1..N exactly as the main job does (tools/main/stack.py, each with its
+Starts the eight layers exactly as the main job does (tools/main/stack.py, each with its
 metrics port), then Debian's prometheus on loopback with a scrape config generated for
 every running layer, and checks:
 
   1. every layer's target is `up`;
   2. a known counter moved by exactly what was sent: `grpc_server_handled_total` of
      each layer's probe method (panels.LayerRow.probe, called N times with an empty
-     request), by the codes the layer answered;
+     request), by the codes the layer answered (a layer with no dashboard row yet
+     has no probe: it is listed as `without_dashboard_row`);
   3. every query of the generated Grafana dashboard is valid PromQL to Prometheus,
      and each layer's "RPC errors by code" panel shows a rate for every non-OK code
      the probes got back;
@@ -58,12 +59,6 @@ class Outcome:
         return not self.failures
 
 
-def _handled_by_code(prom: Prometheus, job: str, method: str) -> dict[str, float]:
-    """grpc_server_handled_total of one method of one layer, by grpc_code, as scraped."""
-    result = prom.query(f'sum by (grpc_code) (grpc_server_handled_total{{job="{job}",grpc_method="{method}"}})')
-    return {r["metric"]["grpc_code"]: float(r["value"][1]) for r in result}
-
-
 def _probe(layer: LayerTarget, method: str, count: int) -> dict[str, int]:
     """`count` calls of /service/method with an empty request; replies by status code."""
     codes: dict[str, int] = {}
@@ -79,15 +74,6 @@ def _probe(layer: LayerTarget, method: str, count: int) -> dict[str, int]:
     return codes
 
 
-def _wait_two_scrapes(prom: Prometheus, layers: list[LayerTarget], timeout: float) -> None:
-    """Until every layer was scraped twice from now on: the first may have begun
-    before the last reply."""
-    for _ in range(2):
-        moment = time.time()
-        for layer in layers:
-            prom.wait_scrape_after(layer.job, moment, timeout)
-
-
 def run_checks(prom: Prometheus, layers: list[LayerTarget], sources_root: Path | None,
                rpcs: int = 5, timeout: float = 30.0) -> Outcome:
     out = Outcome()
@@ -96,21 +82,21 @@ def run_checks(prom: Prometheus, layers: list[LayerTarget], sources_root: Path |
     out.figures["targets"] = {job: targets[job]["health"] for job in sorted(jobs)}
 
     probes = {row.job: row.probe for row in panels.LAYER_ROWS}
-    missing = sorted(jobs - set(probes))
-    if missing:
-        out.failures.append(f"layers without a row in tools/monitoring/panels.py: {missing}")
+    # A layer without a dashboard row (dashboard_test fails on it) has no probe here:
+    # named in the figures, its target still checked above.
+    out.figures["without_dashboard_row"] = sorted(jobs - set(probes))
     probed = [layer for layer in layers if layer.job in probes]
     # One call first, scraped, so each code's series exists before the counted calls:
     # Prometheus's rate() cannot see the increase that creates a series.
     for layer in probed:
         _probe(layer, probes[layer.job], 1)
-    _wait_two_scrapes(prom, probed, timeout)
-    before = {l.job: _handled_by_code(prom, l.job, probes[l.job]) for l in probed}
+    prom.wait_fresh_scrapes([l.job for l in probed], timeout)
+    before = {l.job: prom.handled_by_code(l.job, probes[l.job]) for l in probed}
     answered = {l.job: _probe(l, probes[l.job], rpcs) for l in probed}
-    _wait_two_scrapes(prom, probed, timeout)
+    prom.wait_fresh_scrapes([l.job for l in probed], timeout)
     moved: dict[str, dict[str, float]] = {}
     for layer in probed:
-        after = _handled_by_code(prom, layer.job, probes[layer.job])
+        after = prom.handled_by_code(layer.job, probes[layer.job])
         delta = {c: n - before[layer.job].get(c, 0.0) for c, n in after.items()}
         moved[layer.job] = {c: d for c, d in delta.items() if d}
         if moved[layer.job] != {c: float(n) for c, n in answered[layer.job].items()}:
@@ -155,10 +141,11 @@ _PROMETHEUS_OWN = frozenset({
 })
 
 
-def _layer_targets(stack: Any) -> list[LayerTarget]:
+def _layer_targets(stack: stack_mod.LayerStack) -> list[LayerTarget]:
+    metrics = stack.metrics_targets()
     return [
-        LayerTarget(name, server.target, f"127.0.0.1:{server.spec.metrics_port}", server.spec.health_service)
-        for name, server in stack.servers.items() if server.spec.metrics_port is not None
+        LayerTarget(name, server.target, metrics[name], server.spec.health_service)
+        for name, server in stack.servers.items() if name in metrics
     ]
 
 

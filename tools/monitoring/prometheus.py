@@ -20,12 +20,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
 BINARY = "prometheus"
+#: The go-grpc-prometheus counter every layer's server exports (the framework's interceptor).
+HANDLED = "grpc_server_handled_total"
 
 
 class PrometheusError(RuntimeError):
@@ -100,7 +102,8 @@ class Prometheus:
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM (SIGKILL after 10 s); the exit status (0: it shut down cleanly)."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -108,6 +111,7 @@ class Prometheus:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        return self.process.returncode
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -168,6 +172,21 @@ class Prometheus:
                          for job in sorted(jobs)}
                 raise PrometheusError(f"targets not up within {timeout:g} s: {state}")
             time.sleep(0.2)
+
+    def handled_by_code(self, job: str, method: str | None = None) -> dict[str, float]:
+        """grpc_server_handled_total of one layer (one method, or all), by grpc_code, as scraped."""
+        selector = f'job="{job}"' + (f',grpc_method="{method}"' if method else "")
+        result = self.query(f"sum by (grpc_code) ({HANDLED}{{{selector}}})")
+        return {r["metric"]["grpc_code"]: float(r["value"][1]) for r in result}
+
+    def wait_fresh_scrapes(self, jobs: Iterable[str], timeout: float) -> None:
+        """Until every job was scraped twice from now on (the first may have begun before
+        the last RPC's reply), so queries see every RPC answered until now."""
+        jobs = list(jobs)
+        for _ in range(2):
+            moment = time.time()
+            for job in jobs:
+                self.wait_scrape_after(job, moment, timeout)
 
     def wait_scrape_after(self, job: str, moment: float, timeout: float) -> None:
         """Until the job's last scrape started after `moment` (time.time())."""

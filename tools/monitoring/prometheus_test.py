@@ -1,34 +1,65 @@
-"""Layers 1..N as the main job starts them, Debian's prometheus scraping them on
-loopback, checked through Prometheus's HTTP API (tools/monitoring/check.py)."""
+"""The eight layers as the main job starts them, Debian's prometheus scraping them on
+loopback, checked through Prometheus's HTTP API (tools/monitoring/check.py); and the
+main job's own ``--prometheus`` on a small budget."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from tools.main import stack
-from tools.monitoring import check
-from tools.monitoring.prometheus import Prometheus, find_binary
+from tools.main import main_job, stack
+from tools.monitoring import check, panels
+from tools.monitoring.prometheus import HANDLED, Prometheus, find_binary
 
 BINARY = find_binary()
 pytestmark = pytest.mark.skipif(
     BINARY is None, reason="Debian's prometheus is not installed (apt-get install prometheus); CI installs it")
+ALL = sorted(layer.name for layer in stack.LAYERS)
 
 
 def test_every_layer_is_up_and_the_counter_moved(tmp_path: Path) -> None:
     assert BINARY is not None
     with stack.layer_stack(tmp_path / "layers", metrics=True) as layers:
         targets = check._layer_targets(layers)
-        assert len(targets) == len(stack.LAYERS)
+        assert sorted(t.job for t in targets) == ALL and len(ALL) == 8
         with Prometheus.start(BINARY, {t.job: t.metrics_target for t in targets}, tmp_path / "prom") as prom:
             outcome = check.run_checks(prom, targets, check._sources_root(), rpcs=4)
     assert outcome.failures == []
-    assert outcome.figures["targets"] == {layer.name: "up" for layer in stack.LAYERS}
+    assert outcome.figures["targets"] == {name: "up" for name in ALL}
+    # Every layer with a dashboard row was probed (the rest are named; dashboard_test
+    # requires a row for each).
+    rows = {row.job for row in panels.LAYER_ROWS}
+    assert outcome.figures["without_dashboard_row"] == sorted(set(ALL) - rows)
     moved = outcome.figures["handled_moved"]
-    assert sorted(moved) == sorted(layer.name for layer in stack.LAYERS)
+    assert sorted(moved) == sorted(set(ALL) & rows)
     assert all(sum(by_code.values()) == 4 for by_code in moved.values()), moved
+    assert sorted(outcome.figures["series_scraped"]) == ALL
     assert all(n > 3 for n in outcome.figures["series_scraped"].values())
+
+
+def test_the_main_job_scrapes_all_eight_layers(tmp_path: Path) -> None:
+    summary_path = tmp_path / "summary.json"
+    status = main_job.main([
+        "--prometheus", "--summary-out", str(summary_path), "--run-dir", str(tmp_path / "run"),
+        "--tasks", "2", "--population", "8", "--generations", "1", "--train-instances", "4",
+    ])
+    summary = json.loads(summary_path.read_text())
+    assert status == 0, summary["reason"]
+    monitoring = summary["monitoring"]
+    assert monitoring["jobs"] == ALL and monitoring["targets_up_at_start"] == ALL
+    assert {job: t["health"] for job, t in monitoring["targets"].items()} == {name: "up" for name in ALL}
+    for job, target in monitoring["targets"].items():
+        assert target["scrape_url"] == f"http://127.0.0.1:{summary['layers'][job]['metrics_port']}/metrics"
+    # The job's own RPCs, as Prometheus scraped them: every layer answered some.
+    assert monitoring["counter"] == HANDLED
+    assert sorted(monitoring["moved"]) == ALL
+    assert all(sum(by_code.values()) > 0 for by_code in monitoring["moved"].values()), monitoring
+    # Layer 7 ran one generation (RunGeneration twice: the first population, then the told one).
+    assert monitoring["moved"]["layer7_genetics"].get("OK", 0) >= 2
+    assert monitoring["exit_status"] == 0
+    assert Path(monitoring["config"]).is_file()
 
 
 def test_a_target_that_is_down_is_reported(tmp_path: Path) -> None:
