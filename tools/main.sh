@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # The main job: set-up, build and test everything with per-target metrics, run
-# the end-to-end loop on layers 1-4, and say where the results are.
+# all eight layers once with the plan and the closed loop on them, and say where
+# the results are.
 #
 #   tools/main.sh [bazel flags...]     e.g. tools/main.sh --config=remote-cache
 #
 # 1. tools/bootstrap.sh               pinned Debian packages, versions checked
 # 2. tools/metrics/report.sh          bazel test //... with the metrics aspect ->
 #                                     build-metrics/build_metrics.json, dashboard/index.html
-# 3. bazel run //tools/main:main_job  layers 1-4 as subprocesses, the plan over gRPC ->
-#                                     build-metrics/main_job_summary.json (logs: main_job_run/)
-# 4. bazel run //tools/loop:closed_loop  layers 3-8 as subprocesses, the closed loop:
-#                                     baseline KPIs -> refinement's trigger -> resources'
-#                                     grant -> evolution's choice -> genetics' GA with
-#                                     fitness from layer-4 batches -> canary -> A/B test on
-#                                     held-out instances -> promote or roll back ->
-#                                     build-metrics/closed_loop_summary.json (logs: closed_loop_run/)
+# 3. bazel run //tools/main:main_job  layers 1-8 started once as subprocesses; on that
+#                                     stack: the plan over gRPC (discovery -> planning ->
+#                                     validation -> the module through the 3->4 gate ->
+#                                     the workload), then the closed loop (baseline KPIs ->
+#                                     refinement's trigger -> resources' grant -> evolution's
+#                                     choice -> genetics' GA with fitness from layer-4
+#                                     batches -> canary -> A/B test on held-out instances ->
+#                                     promote or roll back); with `prometheus` on PATH
+#                                     (tools/bootstrap.sh --optional installs it) also
+#                                     --prometheus: Debian's prometheus scrapes all eight
+#                                     layers -> build-metrics/main_job_summary.json (keys
+#                                     closed_loop, monitoring; logs and the loop's genome
+#                                     store: main_job_run/)
 #
 # Stops at the first step that fails, with that step's exit status. Bazel comes
 # from $BAZEL (default `bazel`), startup flags from $BAZEL_STARTUP_FLAGS (e.g.
@@ -25,8 +31,6 @@ root="$PWD"
 out="$root/build-metrics"
 summary="$out/main_job_summary.json"
 run_dir="$out/main_job_run"
-loop_summary="$out/closed_loop_summary.json"
-loop_run_dir="$out/closed_loop_run"
 
 BAZEL="${BAZEL:-bazel}"
 read -r -a startup <<<"${BAZEL_STARTUP_FLAGS:-}"
@@ -46,18 +50,21 @@ step() {
 
 step "set-up (tools/bootstrap.sh)" tools/bootstrap.sh
 # A stale summary must not pass for this run's.
-rm -f "$summary" "$loop_summary"
-rm -rf "$loop_run_dir"  # the loop resumes from a run dir's genome store: start it fresh
+rm -f "$summary"
+rm -rf "$run_dir"  # the loop resumes from a run dir's genome store: start it fresh
 step "build and test //... with metrics (tools/metrics/report.sh)" \
   tools/metrics/report.sh --out "$out" -- "$@"
-step "end-to-end loop (//tools/main:main_job)" \
-  "$BAZEL" "${startup[@]}" run "$@" //tools/main:main_job -- \
-  --summary-out "$summary" --run-dir "$run_dir"
-step "closed loop (//tools/loop:closed_loop)" \
-  "$BAZEL" "${startup[@]}" run "$@" //tools/loop:closed_loop -- \
-  --summary-out "$loop_summary" --run-dir "$loop_run_dir"
+main_job_flags=(--summary-out "$summary" --run-dir "$run_dir")
+if command -v prometheus >/dev/null; then
+  main_job_flags+=(--prometheus)
+else
+  echo "main.sh: no prometheus on PATH: the main job runs without scraping the layers" \
+    "(tools/bootstrap.sh --optional installs it)"
+fi
+step "main job: eight layers, the plan, the closed loop (//tools/main:main_job)" \
+  "$BAZEL" "${startup[@]}" run "$@" //tools/main:main_job -- "${main_job_flags[@]}"
 
-for file in "$out/build_metrics.json" "$out/dashboard/index.html" "$summary" "$loop_summary"; do
+for file in "$out/build_metrics.json" "$out/dashboard/index.html" "$summary"; do
   if [[ ! -s "$file" ]]; then
     echo "main.sh: FAILED: $file was not written" >&2
     exit 1
@@ -67,6 +74,5 @@ echo
 echo "main.sh: OK"
 echo "  build metrics report: $out/build_metrics.json"
 echo "  dashboard:            $out/dashboard/index.html"
-echo "  main job summary:     $summary"
-echo "  closed loop summary:  $loop_summary"
-echo "  layer server logs:    $run_dir/ $loop_run_dir/"
+echo "  main job summary:     $summary (the closed loop: its closed_loop key)"
+echo "  layer server logs:    $run_dir/"
