@@ -68,7 +68,6 @@ from chimera.framework.entrypoints import from_working_directory, json_safe
 from chimera.framework.processes import StackError
 from chimera.plans.executor import PlanError, PlanExecutor, PlanRun
 from chimera.plans.operations import ModuleFailure, ModuleOperations
-from tools.monitoring.prometheus import find_binary
 from chimera.v1 import (
     common_pb2,
     discovery_pb2,
@@ -143,7 +142,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     closed_loop.check_arguments(args, p)
     if args.loop_module_name == args.module_name:
         p.error("--loop-module-name must differ from --module-name (the plan's KPIs would mix in)")
-    args.prometheus_binary = find_binary() if args.prometheus else None
+    args.prometheus_binary = scrape.find_binary() if args.prometheus else None
     if args.prometheus and args.prometheus_binary is None:
         p.error(
             "--prometheus: no `prometheus` on PATH or in /usr/bin "

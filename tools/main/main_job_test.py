@@ -116,3 +116,14 @@ def test_bad_flags_exit_2(flags: list[str], capsys: pytest.CaptureFixture[str]) 
         main_job.main(flags)
     assert exc.value.code == 2
     assert "main_job: error:" in capsys.readouterr().err
+
+
+def test_prometheus_flag_without_prometheus_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(main_job.scrape, "find_binary", lambda: None)
+    with pytest.raises(SystemExit) as exc:
+        main_job.main(["--prometheus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--prometheus: no `prometheus` on PATH" in err and "Traceback" not in err

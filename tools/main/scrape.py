@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.monitoring.prometheus import HANDLED, Prometheus, PrometheusError
+from tools.monitoring.prometheus import HANDLED, Prometheus, PrometheusError, find_binary
 
-__all__ = ["PrometheusError", "Watch", "watch"]
+__all__ = ["PrometheusError", "Watch", "find_binary", "summary_line", "watch"]
 
 
 @dataclass
