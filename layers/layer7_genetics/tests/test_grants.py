@@ -115,8 +115,8 @@ def test_the_grant_clips_each_generation_and_end_run_releases_it(stack: Stack) -
 
 def test_a_population_within_the_grant_is_not_clipped(stack: Stack) -> None:
     begin(stack, "fits", needs(cores=2.0))  # 12 members allowed
-    first = start(stack.genetics, "fits", population_size=8)
-    assert len(first.population) == 8 and first.population_clipped_from == 0
+    first = start(stack.genetics, "fits", population_size=PER_CORE)
+    assert len(first.population) == PER_CORE and first.population_clipped_from == 0
     stack.genetics.EndRun(genetics_pb2.EndRunRequest(agent_id="fits"), timeout=30)
 
 
@@ -138,7 +138,7 @@ def test_a_refused_job_is_resource_exhausted_with_layer_8s_reason(
 def test_a_run_past_its_wall_time_is_refused_and_its_grant_released(stack: Stack) -> None:
     status = begin(stack, "late", needs(seconds=1))
     assert status.wall_time_seconds == 1  # asked 1 s; layer 8 granted a whole minute
-    first = start(stack.genetics, "late", population_size=4)
+    first = start(stack.genetics, "late", population_size=PER_CORE)
     time.sleep(1.2)
     err = refused(
         stack.genetics.RunGeneration,
@@ -198,4 +198,4 @@ def test_bad_end_run_and_no_resources_target(stack: Stack, tmp_path: Path) -> No
     with build_server(LOOPBACK, Options(run_dir=tmp_path)) as server, grpc.insecure_channel(server.target) as channel:
         err = refused(Stub(channel).BeginRun, _begin())
         assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "--resources-target" in err.details()
-        assert not start(Stub(channel), "free", population_size=4).HasField("grant")
+        assert not start(Stub(channel), "free", population_size=PER_CORE).HasField("grant")
