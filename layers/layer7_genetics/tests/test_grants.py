@@ -176,6 +176,7 @@ def _begin(**kw: object) -> genetics_pb2.BeginRunRequest:
         (genetics_pb2.BeginRunRequest(agent_id="bad"), "resources"),
         (_begin(wait_seconds=601), "wait_seconds"),
         (_begin(resources=genetics_pb2.RunResources(wall_time_seconds=60)), "resources.requirements"),
+        (_begin(resources=needs(cores=0.0)), "resources.requirements"),
         (_begin(resources=needs(seconds=0)), "resources.wall_time_seconds"),
         (_begin(resources=needs(seconds=604801)), "resources.wall_time_seconds"),
         (_begin(resources=needs(priority=99)), "resources.priority"),

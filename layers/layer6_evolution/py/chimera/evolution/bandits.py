@@ -56,7 +56,7 @@ class InProcessMemory:
         self._states[key] = state
 
 
-class _GeneticsUnavailable(ServiceError):
+class _GeneticsFailed(ServiceError):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code  # type: ignore[misc]
@@ -102,7 +102,7 @@ class GenomeStoreMemory:
     def _failed(rpc: str, exc: grpc.RpcError) -> ServiceError:
         code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNAVAILABLE
         details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-        return _GeneticsUnavailable(code, f"the bandit's store, genetics {rpc}: {code.name}: {details}")
+        return _GeneticsFailed(code, f"the bandit's store, genetics {rpc}: {code.name}: {details}")
 
 
 class BanditBook:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from chimera.framework.errors import FailedPrecondition, NotFound, ResourceExhausted
+from chimera.framework.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from chimera.genetics.upstream import UpstreamError
 from chimera.v1 import common_pb2, genetics_pb2, resources_pb2, resources_pb2_grpc
 
@@ -83,6 +83,9 @@ class RunGrants:
         if current is not None:
             self._release(current)
         needs = request.resources
+        amounts = needs.requirements
+        if not (amounts.cpu_cores or amounts.memory_bytes or amounts.gpu_count or amounts.storage_bytes):
+            raise InvalidArgument("resources.requirements", "must ask for at least one resource")
         job = self._call(
             "ScheduleJob",
             self._resources.ScheduleJob,
