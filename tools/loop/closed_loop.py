@@ -387,7 +387,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         s = summary["strategy"]
         lines.append(f"strategy   {s['algorithm']} ({s['reason']}); ran: {s['ran']}")
         if s.get("outcome", {}).get("reported"):
-            lines.append(f"outcome    reported to layer 6: reward {s['outcome']['reward']:.4f}")
+            lines.append(
+                f"reward     {s['outcome']['reward']:.4f} for arm {s['outcome']['arm']}, "
+                "reported to layer 6 (improvement per evaluation)"
+            )
     for g in summary.get("evolution", {}).get("generations", []):
         lines.append(
             f"gen {g['generation']:>3}    best {g['best_fitness']:.4f}  "
