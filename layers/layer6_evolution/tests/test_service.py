@@ -369,6 +369,16 @@ def test_bad_operator_and_outcome_requests_are_invalid_argument(stub: Stub) -> N
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_an_unreachable_genetics_target_is_unavailable_naming_the_store() -> None:
+    (closed,) = free_ports(1)  # nothing listens there
+    with build_server(LOOPBACK, Options(genetics_target=f"127.0.0.1:{closed}")) as server:
+        with grpc.insecure_channel(server.target) as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                select_ga(Stub(channel), ga_problem())
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "genetics GetBanditState" in err.value.details()
+
+
 def test_parse_args_takes_a_genetics_target() -> None:
     _, options = parse_args(["--port", "0", "--genetics-target", "127.0.0.1:50057"])
     assert options.genetics_target == "127.0.0.1:50057"
