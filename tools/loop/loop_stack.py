@@ -6,7 +6,9 @@ backoff until layer 4 answers):
 
 * layer 4 -> layer 3 (``--validation-target``: the 3->4 gate stays on);
 * layer 5 -> layer 4 (``--execution-target``: the StreamKpis subscription);
-* layer 7 -> layer 4 (``--execution-target``: DeployBest calls DeployGenome).
+* layer 7 -> layer 4 (``--execution-target``: DeployBest calls DeployGenome);
+* layer 7 -> layer 8 (``--resources-target``: BeginRun asks for the grant);
+* layer 6 -> layer 7 (``--genetics-target``: the bandit's state in the genome store).
 
 Layers 1 (discovery) and 2 (planning) take no part in the loop and are not
 started. The process handling is :class:`chimera.framework.processes.ProcessStack`.
@@ -70,10 +72,12 @@ def _wiring(ports: dict[str, int], run_dir: Path) -> dict[str, list[str]]:
     return {
         "layer4_execution": ["--validation-target", f"{LOOPBACK}:{ports['layer3_validation']}"],
         "layer5_refinement": ["--execution-target", execution],
-        "layer6_evolution": ["--state-file", str(run_dir / "evolution_bandit.json")],
+        "layer6_evolution": ["--genetics-target", f"{LOOPBACK}:{ports['layer7_genetics']}"],
         "layer7_genetics": [
             "--execution-target",
             execution,
+            "--resources-target",
+            f"{LOOPBACK}:{ports['layer8_resources']}",
             "--run-dir",
             str(run_dir / "genetics"),
         ],
