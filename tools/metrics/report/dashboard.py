@@ -1,5 +1,6 @@
 """The dashboard: PNG plots (matplotlib, Agg backend) and a static index.html that opens
-from disk with no server."""
+from disk with no server: a layer overview first, then the build's figures, trends
+over the history, and the details."""
 
 from __future__ import annotations
 
@@ -7,25 +8,18 @@ import html
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from tools.metrics.report import pages
+from tools.metrics.report.layers import group_order
 
-from tools.metrics.report.layers import group_order  # noqa: E402
-
-_BUILD = "#4C72B0"
-_TEST = "#DD8452"
-_CACHED = "#55A868"
-_OTHER = "#8C8C8C"
-_DPI = 100
-
-
-def _save(fig: Any, path: Path) -> str:
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI, metadata={"Software": None})
-    plt.close(fig)
-    return path.name
+_BUILD = pages.BLUE
+_TEST = pages.ORANGE
+_CACHED = pages.GREEN
+_OTHER = pages.GREY
+_save = pages.save_png
+#: The closed loop's page (tools/metrics/report/loop_page.py), linked when it lies beside index.html.
+LOOP_PAGE = "loop.html"
 
 
 def _groups(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -164,38 +158,84 @@ def plot_trends(history: list[dict[str, Any]], path: Path) -> str:
     return _save(fig, path)
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def plot_layer_trends(history: list[dict[str, Any]], path: Path) -> str:
+    """Build + test seconds of each layer over the history (a line per layer)."""
+    xs = list(range(1, len(history) + 1))
+    names = sorted({name for h in history for name in h.get("layers", {})}, key=group_order)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    colors = plt.get_cmap("tab10")
+    for i, name in enumerate(names):
+        values = []
+        for h in history:
+            layer = h.get("layers", {}).get(name)
+            values.append(float("nan") if not layer else
+                          (layer.get("build_time_seconds") or 0) + (layer.get("test_time_seconds") or 0))
+        ax.plot(xs, values, marker="o", color=colors(i % 10), label=name)
+    ax.set_ylabel("build + test time (s)")
+    ax.set_xlabel("report (history.jsonl, oldest first)")
+    ax.set_xticks(xs)
+    ax.set_title(f"Per-layer build + test time over {len(history)} reports")
+    ax.legend(fontsize=8, ncol=4)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
 
 
-_CSS = """body{font-family:sans-serif;margin:2em;max-width:1100px}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-td:first-child,th:first-child{text-align:left}.failed{color:#C44E52}img{max-width:100%;border:1px solid #eee}"""
+def _percent(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def _card(name: str, group: dict[str, Any]) -> str:
+    status = group["status"]
+    figures = [
+        ("build", f"{group['build_time_seconds']:.1f} s"),
+        ("test", f"{group['test_time_seconds']:.1f} s"),
+        ("size", f"{group['binary_size_mb']:.2f} MB"),
+        ("tests passed", f"{group.get('tests_passed', 0)}/{group['tests']}"),
+    ]
+    if "coverage_percent" in group:
+        figures.append(("coverage", f"{group['coverage_percent']:.1f} %"))
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in figures)
+    cls = html.escape(status)
+    return (f'<div class="card {cls}" data-layer="{html.escape(name)}"><h3>{html.escape(name)} '
+            f'<span class="badge {cls}">{cls}</span></h3><dl>{rows}</dl></div>')
+
+
+def _tiles(report: dict[str, Any]) -> str:
+    totals, cache = report["total_times"], report["cache"]
+    tiles = [
+        ("status", report["project_status"]),
+        ("wall time", f"{totals['wall_time_seconds']:.1f} s"),
+        ("critical path", f"{totals['critical_path_seconds']:.1f} s"),
+        ("binary size", f"{report['system_metrics']['total_binary_size_mb']:.2f} MB"),
+        ("remote cache hits", _percent(cache.get("hit_rate"))),
+        ("parallel efficiency", _percent(report["system_metrics"].get("parallel_build_efficiency"))),
+    ]
+    return '<div class="tiles">' + "".join(
+        f'<div class="tile"><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>' for k, v in tiles) + "</div>"
 
 
 def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_n: int = 15) -> list[Path]:
     """Writes the PNGs and index.html into `out`; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
-    images = [
+    trends = []
+    if history:
+        trends.append(("Trends: totals, cache and parallelism", plot_trends(history, out / "trends.png")))
+        trends.append(("Trends: per layer", plot_layer_trends(history, out / "layer_trends.png")))
+    build = [
         ("Build and test time per layer", plot_layer_times(report, out / "layer_times.png")),
+        ("Critical path", plot_critical_path(report, out / "critical_path.png")),
+        ("Cache", plot_cache(report, out / "cache.png")),
         ("Top targets by time", plot_top_time(report, out / "top_targets_time.png", top_n)),
         ("Top targets by size", plot_top_size(report, out / "top_targets_size.png", top_n)),
-        ("Cache", plot_cache(report, out / "cache.png")),
-        ("Critical path", plot_critical_path(report, out / "critical_path.png")),
     ]
-    if history:
-        images.append(("Trends", plot_trends(history, out / "trends.png")))
 
-    with_coverage = any("coverage_percent" in g for _, g in _groups(report))
+    groups = _groups(report)
+    with_coverage = any("coverage_percent" in g for _, g in groups)
     layer_rows = [
         [name, g["status"], g["build_time_seconds"], g["test_time_seconds"], g["binary_size_mb"],
          g["targets"], f"{g.get('tests_passed', 0)}/{g['tests']}",
          *([g.get("coverage_percent", "-")] if with_coverage else [])]
-        for name, g in _groups(report)
+        for name, g in groups
     ]
     totals = report["total_times"]
     system = report["system_metrics"]
@@ -206,28 +246,30 @@ def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_
         ["build time, executed actions (s)", totals["build_seconds"]],
         ["test time (s)", totals["test_seconds"]],
         ["critical path (s)", totals["critical_path_seconds"]],
-        ["parallel build efficiency", system["parallel_build_efficiency"]],
+        ["parallel build efficiency (fraction)", system["parallel_build_efficiency"]],
         ["jobs", f"{system['jobs']} ({system['jobs_source']})"],
-        ["remote cache hit rate", cache.get("hit_rate")],
+        ["remote cache hit rate (fraction)", cache.get("hit_rate")],
         ["machine", f"{system.get('nproc', '?')} x {system.get('cpu_model', '?')}"],
     ]
-    figures = "".join(
-        f"<h2>{html.escape(title)}</h2><img src=\"{html.escape(name)}\" alt=\"{html.escape(title)}\">"
-        for title, name in images
-    )
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Chimera build metrics</title><style>{_CSS}</style></head>
-<body><h1>Chimera build metrics</h1>
-<p>Generated {html.escape(report['build_timestamp'])} from <code>bazel {html.escape(report.get('command', ''))}</code>;
-raw data: <code>build_metrics.json</code>.</p>
+    nav = pages.link("#overview", "Overview") + pages.link("#trends", "Trends") + pages.link("#details", "Details")
+    if (out / LOOP_PAGE).is_file():
+        nav += pages.link(LOOP_PAGE, "Closed loop: last run")
+    body = f"""<p class="muted">Generated {html.escape(report['build_timestamp'])} from
+<code>bazel {html.escape(report.get('command', ''))}</code>; raw data: <code>build_metrics.json</code>.
+Times in seconds (s), sizes in MB (10<sup>6</sup> bytes of deliverables), coverage in % of lines.</p>
+<h2 id="overview">Overview</h2>
+{_tiles(report)}
+<div class="cards">{''.join(_card(name, g) for name, g in groups)}</div>
+{pages.figures(build[:1])}
+<h2 id="trends">Trends</h2>
+{pages.figures(trends) if trends else '<p class="muted">No history yet: trends appear from the second report.</p>'}
+<h2 id="details">Details</h2>
 <h2>Layers</h2>
-{_table(["layer", "status", "build time (s)", "test time (s)", "binary size (MB)", "targets", "tests passed",
-         *(["line coverage, Python + Rust (%)"] if with_coverage else [])], layer_rows)}
+{pages.table(["layer", "status", "build time (s)", "test time (s)", "binary size (MB)", "targets", "tests passed",
+              *(["line coverage, Python + Rust (%)"] if with_coverage else [])], layer_rows, "layers")}
 <h2>Build</h2>
-{_table(["figure", "value"], summary)}
-{figures}
-</body></html>
-"""
+{pages.table(["figure", "value"], summary, "build")}
+{pages.figures(build[1:])}"""
     index = out / "index.html"
-    index.write_text(page)
-    return [out / name for _, name in images] + [index]
+    index.write_text(pages.document("Chimera build metrics", nav + pages.NAV_MARK, body))
+    return [out / name for _, name in build + trends] + [index]
