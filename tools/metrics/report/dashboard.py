@@ -180,19 +180,15 @@ def plot_layer_trends(history: list[dict[str, Any]], path: Path) -> str:
     return _save(fig, path)
 
 
-def _percent(value: Any) -> str:
-    return "-" if value is None else f"{100 * value:.1f} %"
-
-
 def _card(name: str, group: dict[str, Any]) -> str:
     status = group["status"]
-    figures = [
-        ("build", f"{group['build_time_seconds']:.1f} s"),
-        ("test", f"{group['test_time_seconds']:.1f} s"),
-        ("size", f"{group['binary_size_mb']:.2f} MB"),
+    figures = [("targets", "0")] if status == "missing" else [
+        ("build", pages.seconds(group["build_time_seconds"])),
+        ("test", pages.seconds(group["test_time_seconds"])),
+        ("size", _megabytes(group["binary_size_mb"])),
         ("tests passed", f"{group.get('tests_passed', 0)}/{group['tests']}"),
     ]
-    if "coverage_percent" in group:
+    if "coverage_percent" in group and status != "missing":
         figures.append(("coverage", f"{group['coverage_percent']:.1f} %"))
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in figures)
     cls = html.escape(status)
@@ -200,18 +196,20 @@ def _card(name: str, group: dict[str, Any]) -> str:
             f'<span class="badge {cls}">{cls}</span></h3><dl>{rows}</dl></div>')
 
 
+def _megabytes(value: float) -> str:
+    return f"{value:.3g} MB"
+
+
 def _tiles(report: dict[str, Any]) -> str:
-    totals, cache = report["total_times"], report["cache"]
-    tiles = [
+    totals, cache, system = report["total_times"], report["cache"], report["system_metrics"]
+    return pages.tiles([
         ("status", report["project_status"]),
-        ("wall time", f"{totals['wall_time_seconds']:.1f} s"),
-        ("critical path", f"{totals['critical_path_seconds']:.1f} s"),
-        ("binary size", f"{report['system_metrics']['total_binary_size_mb']:.2f} MB"),
-        ("remote cache hits", _percent(cache.get("hit_rate"))),
-        ("parallel efficiency", _percent(report["system_metrics"].get("parallel_build_efficiency"))),
-    ]
-    return '<div class="tiles">' + "".join(
-        f'<div class="tile"><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>' for k, v in tiles) + "</div>"
+        ("wall time", pages.seconds(totals["wall_time_seconds"])),
+        ("critical path", pages.seconds(totals["critical_path_seconds"])),
+        ("deliverables", _megabytes(system["total_binary_size_mb"])),
+        ("remote cache hits", pages.percent(cache.get("hit_rate"))),
+        ("parallel build efficiency", pages.percent(system.get("parallel_build_efficiency"))),
+    ])
 
 
 def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_n: int = 15) -> list[Path]:
@@ -260,16 +258,16 @@ Times in seconds (s), sizes in MB (10<sup>6</sup> bytes of deliverables), covera
 <h2 id="overview">Overview</h2>
 {_tiles(report)}
 <div class="cards">{''.join(_card(name, g) for name, g in groups)}</div>
-{pages.figures(build[:1])}
+{pages.figures(build[:1], 3)}
 <h2 id="trends">Trends</h2>
-{pages.figures(trends) if trends else '<p class="muted">No history yet: trends appear from the second report.</p>'}
+{pages.figures(trends, 3) if trends else '<p class="muted">No history: trends need history.jsonl.</p>'}
 <h2 id="details">Details</h2>
-<h2>Layers</h2>
+<h3>Layers</h3>
 {pages.table(["layer", "status", "build time (s)", "test time (s)", "binary size (MB)", "targets", "tests passed",
               *(["line coverage, Python + Rust (%)"] if with_coverage else [])], layer_rows, "layers")}
-<h2>Build</h2>
+<h3>Build</h3>
 {pages.table(["figure", "value"], summary, "build")}
-{pages.figures(build[1:])}"""
+{pages.figures(build[1:], 3)}"""
     index = out / "index.html"
     index.write_text(pages.document("Chimera build metrics", nav + pages.NAV_MARK, body))
     return [out / name for _, name in build + trends] + [index]

@@ -241,9 +241,15 @@ def _fields(section: dict[str, Any], prefix: str, labels: list[tuple[str, str]])
 
 
 def _kv(title: str, rows: list[list[str]], table_id: str) -> str:
+    """A titled two-column table (h3: these sit in a section); nothing without rows."""
     if not rows:
         return ""
-    return f"<h2>{html.escape(title)}</h2>" + pages.table(["figure", "value"], rows, table_id)
+    return f"<div><h3>{html.escape(title)}</h3>" + pages.table(["figure", "value"], rows, table_id) + "</div>"
+
+
+def _pair(*blocks: str) -> str:
+    """Blocks side by side where the page is wide enough."""
+    return '<div class="pair">' + "".join(blocks) + "</div>"
 
 
 def _generations_table(summary: dict[str, Any], prefix: str) -> str:
@@ -279,63 +285,95 @@ def _ab_rows(ab: dict[str, Any], prefix: str) -> list[list[str]]:
     return rows
 
 
+def _headline(summary: dict[str, Any]) -> str:
+    figures = []
+    ab = summary.get("ab_test")
+    if ab:
+        low, high = ab["hedges_g_ci"]
+        figures += [
+            ("held-out quality, baseline → candidate",
+             f"{ab['baseline_mean_quality']:.3f} → {ab['candidate_mean_quality']:.3f}"),
+            ("relative improvement", pages.percent(ab.get("relative_improvement"), signed=True)),
+            (f"p-value (α = {ab['alpha']:g})", f"{ab['p_value']:.2g}"),
+            ("Hedges' g, 95% CI", f"{ab['hedges_g']:.2f} [{low:.2f}, {high:.2f}]"),
+        ]
+    if "total" in summary.get("evaluations", {}):
+        figures.append(("layer-4 evaluations", str(summary["evaluations"]["total"])))
+    if "elapsed_s" in summary:
+        figures.append(("wall time", pages.seconds(summary["elapsed_s"])))
+    return pages.tiles(figures) if figures else ""
+
+
+def _outcome_rows(summary: dict[str, Any], p: str) -> list[list[str]]:
+    rows = [["run ok", pages.cell(summary["ok"], f"{p}ok")]]
+    if summary["reason"]:
+        rows.append(["reason it failed", pages.cell(summary["reason"], f"{p}reason")])
+    rows += _fields(summary.get("outcome", {}), f"{p}outcome", [
+        ("decision", "decision"), ("action", "action"), ("reason", "why"),
+        ("active_version", "active version"), ("canary_version", "canary version"),
+        ("baseline_version", "baseline version")])
+    if "elapsed_s" in summary:
+        rows.append(["elapsed, start to stop (s)", pages.cell(summary["elapsed_s"], f"{p}elapsed_s")])
+    return rows
+
+
 def _body(summary: dict[str, Any], prefix: str, images: dict[str, str], source: str) -> str:
     p = prefix
-    outcome = summary.get("outcome", {})
-    decision = outcome.get("decision", "FAILED" if not summary["ok"] else "-")
+    decision = summary.get("outcome", {}).get("decision", "FAILED" if not summary["ok"] else "-")
     parts = [
-        f'<p>{source} <span class="badge {html.escape(decision)}">{html.escape(decision)}</span></p>',
-        _kv("Outcome", [["run ok", pages.cell(summary["ok"], f"{p}ok")],
-                        *([["reason it failed", pages.cell(summary["reason"], f"{p}reason")]] if summary["reason"] else []),
-                        *_fields(outcome, f"{p}outcome", [("decision", "decision"), ("action", "action"),
-                                                          ("reason", "why"), ("active_version", "active version"),
-                                                          ("canary_version", "canary version"),
-                                                          ("baseline_version", "baseline version")]),
-                        *([["elapsed (s)", pages.cell(summary["elapsed_s"], f"{p}elapsed_s")]]
-                          if "elapsed_s" in summary else [])], "outcome"),
+        f'<p class="muted">{source} Quality is a placement\'s accepted priority × utilization '
+        f'(0–1, higher is better); times in seconds (s).</p>',
+        f'<h2 id="outcome">Outcome <span class="badge {html.escape(decision)}">{html.escape(decision)}</span></h2>',
+        _headline(summary),
     ]
-    if "ab_test" in summary:
-        parts.append("<h2>A/B test on held-out instances</h2>")
+    if "ab_test" not in summary:
+        parts.append(_kv("Run", _outcome_rows(summary, p), "outcome"))
+    else:
         parts.append(f'<img src="{images["ab"]}" alt="A/B test on held-out instances">')
-        parts.append(pages.table(["figure", "value"], _ab_rows(summary["ab_test"], p), "ab-test"))
+        parts.append(_pair(_kv("A/B test on held-out instances (layer 5)", _ab_rows(summary["ab_test"], p), "ab-test"),
+                           _kv("Run", _outcome_rows(summary, p), "outcome")))
     if "evolution" in summary:
         evolution = summary["evolution"]
-        parts.append("<h2>Quality per generation</h2>")
+        parts.append('<h2 id="generations-section">Quality per generation (layer 7, fitness from layer 4)</h2>')
         if evolution["generations"]:
             parts.append(f'<img src="{images["generations"]}" alt="Quality per generation">')
             parts.append(_generations_table(summary, p))
-        parts.append(pages.table(["figure", "value"], _fields(evolution, f"{p}evolution", [
+        parts.append(_kv("Evolution", _fields(evolution, f"{p}evolution", [
             ("population", "population"), ("training_instances", "training instances"),
             ("stop_reason", "stopped because"), ("best_genome_id", "best genome"),
             ("best_training_fitness", "best training fitness (quality)"),
-            ("resumed_from_generation", "resumed from generation"), ("failed_pairs", "failed pairs")]), "evolution"))
-    parts.append("<h2>Wall time and evaluations per phase</h2>")
+            ("resumed_from_generation", "resumed from generation"), ("failed_pairs", "failed pairs")]),
+            "evolution"))
+    parts.append('<h2 id="phases-section">Wall time and evaluations per phase</h2>')
     parts.append(f'<img src="{images["phases"]}" alt="Wall time and evaluations per phase">')
-    parts.append(pages.table(["phase", "wall time (s)"],
-                             [[name, pages.cell(s, f"{p}phases_s.{name}")] for name, s in _phases(summary)], "phases"))
-    if "evaluations" in summary:
-        parts.append(pages.table(["phase", "evaluations"],
-                                 [[k, pages.cell(v, f"{p}evaluations.{k}")] for k, v in summary["evaluations"].items()],
-                                 "evaluations"))
-    parts.append(_kv("Baseline", _fields(summary.get("baseline", {}), f"{p}baseline", [
-        ("genome_id", "genome"), ("version", "version"), ("stream_instances", "stream instances"),
-        ("stream_mean_quality", "mean quality on the stream"),
-        ("kpi_reports_at_layer5", "KPI reports at layer 5"), ("failed_pairs", "failed pairs")]), "baseline"))
-    parts.append(_kv("Trigger (layer 5)", _fields(summary.get("trigger", {}), f"{p}trigger", [
-        ("trigger", "trigger"), ("should_evolve", "evolve"), ("reason", "reason"),
-        ("current_mean", "current mean quality"), ("baseline_mean", "earlier mean quality"),
-        ("p_value", "p-value"), ("sample_count", "samples")]), "trigger"))
-    parts.append(_kv("Grant (layer 8)", _fields(summary.get("resources", {}), f"{p}resources", [
-        ("job_id", "job"), ("allocation_id", "allocation"), ("cpu_cores", "CPU cores"),
-        ("device_ids", "devices"), ("requested_population", "population asked"),
-        ("max_population", "population granted"), ("wall_time_seconds", "wall time granted (s)"),
-        ("cost_usd", "cost (USD)"), ("released", "released as")]), "grant"))
-    parts.append(_kv("Strategy (layer 6)", _fields(summary.get("strategy", {}), f"{p}strategy", [
-        ("algorithm", "algorithm chosen"), ("reason", "reason"), ("exploration", "exploration"),
-        ("problem_class", "problem class"), ("hyperparameters", "hyperparameters"), ("ran", "ran")]), "strategy"))
-    parts.append(_kv("Canary", _fields(summary.get("canary", {}), f"{p}canary", [
-        ("source", "source"), ("genome_id", "genome"), ("version", "version"),
-        ("previous_version", "previous version"), ("parameters", "parameters")]), "canary"))
+    evaluations = summary.get("evaluations", {})
+    parts.append(_pair(
+        _kv("Wall time", [[name, pages.cell(s, f"{p}phases_s.{name}")] for name, s in _phases(summary)], "phases"),
+        _kv("Layer-4 evaluations (genome × instance)",
+            [[k, pages.cell(v, f"{p}evaluations.{k}")] for k, v in _in_order(evaluations, (*EVALUATION_ORDER, "total"))],
+            "evaluations")))
+    parts.append('<h2 id="inputs">Trigger, grant and strategy</h2>')
+    parts.append(_pair(
+        _kv("Trigger (layer 5)", _fields(summary.get("trigger", {}), f"{p}trigger", [
+            ("trigger", "trigger"), ("should_evolve", "evolve"), ("reason", "reason"),
+            ("current_mean", "current mean quality"), ("baseline_mean", "earlier mean quality"),
+            ("p_value", "p-value"), ("sample_count", "samples")]), "trigger"),
+        _kv("Grant (layer 8)", _fields(summary.get("resources", {}), f"{p}resources", [
+            ("job_id", "job"), ("allocation_id", "allocation"), ("cpu_cores", "CPU cores"),
+            ("device_ids", "accelerators"), ("requested_population", "population asked"),
+            ("max_population", "population granted"), ("wall_time_seconds", "wall time granted (s)"),
+            ("cost_usd", "cost (USD)"), ("released", "released as")]), "grant"),
+        _kv("Strategy (layer 6)", _fields(summary.get("strategy", {}), f"{p}strategy", [
+            ("algorithm", "algorithm chosen"), ("reason", "reason"), ("exploration", "exploration"),
+            ("problem_class", "problem class"), ("hyperparameters", "hyperparameters"), ("ran", "ran")]), "strategy"),
+        _kv("Baseline (layers 3, 4)", _fields(summary.get("baseline", {}), f"{p}baseline", [
+            ("genome_id", "genome"), ("version", "version"), ("stream_instances", "stream instances"),
+            ("stream_mean_quality", "mean quality on the stream"),
+            ("kpi_reports_at_layer5", "KPI reports at layer 5"), ("failed_pairs", "failed pairs")]), "baseline"),
+        _kv("Canary (layer 7 → 4)", _fields(summary.get("canary", {}), f"{p}canary", [
+            ("source", "source"), ("genome_id", "genome"), ("version", "version"),
+            ("previous_version", "previous version"), ("parameters", "parameters")]), "canary"),
+    ))
     return "\n".join(part for part in parts if part)
 
 

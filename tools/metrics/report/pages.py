@@ -29,7 +29,8 @@ CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;
 h1{margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 nav{margin:.5em 0 1em}nav a{margin-right:1.2em}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+th{background:#f4f4f4}td,th:first-child{text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.pair{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:0 2em}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}
 .muted{color:#666;font-size:.9em}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:10px;margin:.6em 0}
@@ -61,7 +62,7 @@ def fmt(value: Any) -> str:
             return "n/a"
         return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
     if isinstance(value, (list, tuple)):
-        return ", ".join(fmt(v) for v in value) or "-"
+        return ", ".join(fmt(v) for v in value) or "none"
     if isinstance(value, dict):
         return ", ".join(f"{k}={fmt(v)}" for k, v in sorted(value.items())) or "-"
     return str(value)
@@ -71,6 +72,8 @@ def cell(value: Any, key: str = "") -> str:
     """A table cell; `key` (the value's dotted path in the source JSON) lets tests
     compare what is shown with the data."""
     attr = f' data-key="{html.escape(key)}"' if key else ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        attr += ' class="num"'
     return f"<td{attr}>{html.escape(fmt(value))}</td>"
 
 
@@ -85,11 +88,29 @@ def table(headers: list[str], rows: list[list[Any]], table_id: str = "") -> str:
     return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def figures(images: list[tuple[str, str]]) -> str:
+def figures(images: list[tuple[str, str]], level: int = 2) -> str:
+    """Each (title, PNG file name) under a heading of `level`."""
     return "".join(
-        f'<h2>{html.escape(title)}</h2><img src="{html.escape(name)}" alt="{html.escape(title)}">'
+        f'<h{level}>{html.escape(title)}</h{level}><img src="{html.escape(name)}" alt="{html.escape(title)}">'
         for title, name in images
     )
+
+
+def tiles(figures: list[tuple[str, str]]) -> str:
+    """Headline figures, (what, value as shown), in large type."""
+    return '<div class="tiles">' + "".join(
+        f'<div class="tile"><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>' for k, v in figures) + "</div>"
+
+
+def seconds(value: float) -> str:
+    """A duration with a unit that keeps two digits or more: "12.3 s", "45 ms"."""
+    return f"{value:.1f} s" if value >= 0.1 or value == 0 else f"{1000 * value:.0f} ms"
+
+
+def percent(fraction: float | None, signed: bool = False) -> str:
+    if fraction is None or (isinstance(fraction, float) and math.isnan(fraction)):
+        return "-"
+    return f"{100 * fraction:{'+' if signed else ''}.1f} %"
 
 
 def document(title: str, nav: str, body: str) -> str:

@@ -21,18 +21,24 @@ pytestmark = requires_chromium
 __all__ = ["browser_type_launch_args"]  # the fixture, imported so pytest uses Debian's chromium
 
 
-def shown(text: str, value: float) -> bool:
-    """`text` is `value` at the page's precision (four significant digits)."""
-    return math.isclose(float(text.split()[0]), value, rel_tol=5e-4, abs_tol=1e-9)
+def shown(text: str, value: float, rel_tol: float = 5e-4) -> bool:
+    """`text` ("12.3", "12.3 s", "45 ms", "0.0123 MB") is `value` at the precision shown."""
+    number, _, unit = text.partition(" ")
+    scale = 1e-3 if unit == "ms" else 1.0
+    digits = number.split(".")[1] if "." in number else ""
+    step = 10.0 ** -len(digits) * scale  # half a unit of the last digit shown
+    return math.isclose(float(number) * scale, value, rel_tol=rel_tol, abs_tol=step / 2 + 1e-12)
 
 
 @pytest.fixture
 def dashboard(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    coverage = tmp_path / "coverage.json"  # layer1's Python coverage, so the cards show some
+    coverage.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 91.25, "statements": 80, "covered": 73}}}))
     for scenario in ("local", "remote_cache"):  # two reports: the trends plots have a history
         base = SAMPLE / scenario
         assert main.run(["--profile", str(base / "profile.json"), "--bep", str(base / "bep.json"),
                          "--aspect-dir", str(base / "aspect"), "--exec-log", str(base / "exec_log.json"),
-                         "--out", str(tmp_path)]) == 0
+                         "--out", str(tmp_path), "--coverage", str(coverage)]) == 0
     return tmp_path / "dashboard" / "index.html", json.loads((tmp_path / "build_metrics.json").read_text())
 
 
@@ -46,7 +52,7 @@ def test_dashboard_renders_with_the_reports_numbers(page: Any, dashboard: tuple[
     assert [i["src"] for i in shown_images if not i["ok"]] == []
 
     # The overview first: one card per layer, before any table.
-    headings = page.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)")
+    headings = page.eval_on_selector_all("h2, h3", "hs => hs.map(h => h.textContent)")
     assert headings[0] == "Overview" and headings.index("Trends") < headings.index("Layers")
     cards = page.eval_on_selector_all(".card", """cs => cs.map(c => ({layer: c.dataset.layer,
         badge: c.querySelector('.badge').textContent,
@@ -56,13 +62,20 @@ def test_dashboard_renders_with_the_reports_numbers(page: Any, dashboard: tuple[
     for name, layer in report["layers"].items():
         card = by_layer[name]
         assert card["badge"] == layer["status"]
-        assert card["figures"]["build"] == f"{layer['build_time_seconds']:.1f} s"
-        assert card["figures"]["test"] == f"{layer['test_time_seconds']:.1f} s"
-        assert card["figures"]["size"] == f"{layer['binary_size_mb']:.2f} MB"
+        if layer["status"] == "missing":  # no targets: nothing to show but that
+            assert card["figures"] == {"targets": "0"} and layer["targets"] == 0
+            continue
+        assert shown(card["figures"]["build"], layer["build_time_seconds"], 0)
+        assert shown(card["figures"]["test"], layer["test_time_seconds"], 0)
+        assert shown(card["figures"]["size"], layer["binary_size_mb"], 5e-3)
         assert card["figures"]["tests passed"] == f"{layer.get('tests_passed', 0)}/{layer['tests']}"
+        assert card["figures"].get("coverage") == (
+            f"{layer['coverage_percent']:.1f} %" if "coverage_percent" in layer else None)
+    assert by_layer["layer1"]["figures"]["coverage"] == "91.2 %"
     tiles = dict(page.eval_on_selector_all(".tile", "ts => ts.map(t => [t.querySelector('span').textContent, t.querySelector('b').textContent])"))
     assert tiles["status"] == report["project_status"]
-    assert tiles["wall time"] == f"{report['total_times']['wall_time_seconds']:.1f} s"
+    assert shown(tiles["wall time"], report["total_times"]["wall_time_seconds"], 0)
+    assert shown(tiles["remote cache hits"].removesuffix(" %"), 100 * report["cache"]["hit_rate"], 0)
 
     rows = page.eval_on_selector_all("#layers tbody tr", "trs => trs.map(tr => [...tr.cells].map(td => td.textContent))")
     table = {row[0]: row for row in rows}

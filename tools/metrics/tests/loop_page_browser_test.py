@@ -36,9 +36,15 @@ def _matches(text: str, value: Any) -> bool:
         return text == ("yes" if value else "no")
     if isinstance(value, (int, float)):
         return math.isclose(float(text), value, rel_tol=5e-4, abs_tol=1e-300)
-    if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
-        return all(_matches(t, v) for t, v in zip(text.split(", "), value, strict=True))
-    return text == str(value) if not isinstance(value, (list, dict)) else bool(text)
+    if isinstance(value, (list, dict)) and not value:
+        return text == ("none" if isinstance(value, list) else "-")
+    if isinstance(value, list):
+        parts = text.split(", ")
+        return len(parts) == len(value) and all(_matches(t, v) for t, v in zip(parts, value))
+    if isinstance(value, dict):
+        pairs = dict(part.split("=", 1) for part in text.split(", "))
+        return pairs.keys() == value.keys() and all(_matches(pairs[k], v) for k, v in value.items())
+    return text == str(value)
 
 
 @pytest.fixture

@@ -36,17 +36,24 @@ def _lookup(data: Any, key: str) -> Any:
     return data
 
 
-def test_page_from_the_loop_summary(tmp_path: Path) -> None:
-    out = tmp_path / "board"
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The page drawn once from the fixture, into a folder that holds a dashboard's index.html."""
+    out = tmp_path_factory.mktemp("board")
+    (out / "index.html").write_text(pages.document("board", pages.link("#a", "a") + pages.NAV_MARK, "<p id=a></p>"))
     assert loop_page.run(["--summary", str(FIXTURE), "--out", str(out)]) == 0
-    assert {p.name for p in out.glob("*.png")} == PLOTS
-    for png in out.glob("*.png"):
+    return out
+
+
+def test_page_from_the_loop_summary(drawn: Path) -> None:
+    assert {p.name for p in drawn.glob("*.png")} == PLOTS
+    for png in drawn.glob("*.png"):
         assert png.read_bytes()[:8] == PNG and png.stat().st_size > 10_000
-    page = (out / "loop.html").read_text()
+    page = (drawn / "loop.html").read_text()
     assert set(re.findall(r'src="([^"]+)"', page)) == PLOTS
     assert "http" not in page
     summary = _summary()
-    keyed = dict(re.findall(r'<td data-key="([^"]+)">([^<]*)</td>', page))
+    keyed = dict(re.findall(r'<td data-key="([^"]+)"(?: class="num")?>([^<]*)</td>', page))
     for key in ("ab_test.p_value", "ab_test.baseline_mean_quality", "ab_test.candidate_mean_quality",
                 "ab_test.hedges_g_ci.0", "ab_test.decision", "resources.cpu_cores", "strategy.algorithm",
                 "phases_s.evolve", "evaluations.total", "evolution.generations.0.best_fitness"):
@@ -66,13 +73,12 @@ def test_the_main_jobs_summary_with_closed_loop(tmp_path: Path) -> None:
     assert 'data-key="phases_s.' not in page  # the loop's figures, not the main job's
 
 
-def test_the_dashboard_beside_it_gets_a_link_once(tmp_path: Path) -> None:
-    index = tmp_path / "index.html"
-    index.write_text(pages.document("board", pages.link("#a", "a") + pages.NAV_MARK, "<p id=a></p>"))
-    assert loop_page.run(["--summary", str(FIXTURE), "--out", str(tmp_path)]) == 0
+def test_the_dashboard_beside_it_gets_a_link_once(drawn: Path) -> None:
+    index = drawn / "index.html"
     assert pages.add_nav_link(index, dashboard.LOOP_PAGE, "again")  # a second run adds nothing
     assert index.read_text().count(f'href="{dashboard.LOOP_PAGE}"') == 1
-    assert 'href="index.html"' in (tmp_path / "loop.html").read_text()
+    assert 'href="index.html"' in (drawn / "loop.html").read_text()
+    assert not pages.add_nav_link(drawn / "absent.html", dashboard.LOOP_PAGE, "x")
 
 
 def test_a_failed_run_still_gets_its_page(tmp_path: Path) -> None:
