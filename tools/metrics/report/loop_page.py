@@ -147,10 +147,12 @@ def plot_generations(summary: dict[str, Any], path: Path) -> str:
     if all("diversity" in g for g in gens):
         bottom.plot(xs, [g["diversity"] for g in gens], marker="o", color=pages.PURPLE)
         bottom.set_ylabel("diversity\n(mean pairwise\ngenome distance)", color=pages.PURPLE, fontsize=8)
-    if all("mutation_rate" in g for g in gens):
-        rate = bottom.twinx()
-        rate.plot(xs, [g["mutation_rate"] for g in gens], marker="^", color=pages.GREEN)
-        rate.set_ylabel("mutation rate\n(layer 6, per gene)", color=pages.GREEN, fontsize=8)
+    if all("mutation_rate" in g and "mutation_sigma" in g for g in gens):
+        operators = bottom.twinx()
+        operators.plot(xs, [g["mutation_rate"] for g in gens], marker="^", color=pages.GREEN, label="mutation rate")
+        operators.plot(xs, [g["mutation_sigma"] for g in gens], marker="v", color=pages.RED, label="mutation σ")
+        operators.set_ylabel("layer 6's operators\n(rate per gene, σ)", fontsize=8)
+        operators.legend(fontsize=7, loc="upper center", ncol=2)
     bottom.set_xlabel("generation")
     bottom.set_xticks(xs)
     bottom.grid(alpha=0.3)
@@ -240,11 +242,11 @@ def _fields(section: dict[str, Any], prefix: str, labels: list[tuple[str, str]])
     return [[label, pages.cell(section[key], f"{prefix}.{key}")] for key, label in labels if key in section]
 
 
-def _kv(title: str, rows: list[list[str]], table_id: str) -> str:
+def _kv(title: str, rows: list[list[str]], table_id: str, headers: tuple[str, str] = ("figure", "value")) -> str:
     """A titled two-column table (h3: these sit in a section); nothing without rows."""
     if not rows:
         return ""
-    return f"<div><h3>{html.escape(title)}</h3>" + pages.table(["figure", "value"], rows, table_id) + "</div>"
+    return f"<div><h3>{html.escape(title)}</h3>" + pages.table(list(headers), rows, table_id) + "</div>"
 
 
 def _pair(*blocks: str) -> str:
@@ -348,10 +350,11 @@ def _body(summary: dict[str, Any], prefix: str, images: dict[str, str], source: 
     parts.append(f'<img src="{images["phases"]}" alt="Wall time and evaluations per phase">')
     evaluations = summary.get("evaluations", {})
     parts.append(_pair(
-        _kv("Wall time", [[name, pages.cell(s, f"{p}phases_s.{name}")] for name, s in _phases(summary)], "phases"),
+        _kv("Wall time", [[name, pages.cell(s, f"{p}phases_s.{name}")] for name, s in _phases(summary)], "phases",
+            ("phase", "wall time (s)")),
         _kv("Layer-4 evaluations (genome × instance)",
             [[k, pages.cell(v, f"{p}evaluations.{k}")] for k, v in _in_order(evaluations, (*EVALUATION_ORDER, "total"))],
-            "evaluations")))
+            "evaluations", ("phase", "evaluations"))))
     parts.append('<h2 id="inputs">Trigger, grant and strategy</h2>')
     parts.append(_pair(
         _kv("Trigger (layer 5)", _fields(summary.get("trigger", {}), f"{p}trigger", [

@@ -39,7 +39,7 @@ img{max-width:100%;border:1px solid #eee;margin:.4em 0}
 .card dt{color:#666;font-size:.85em}.card dd{margin:0;text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;border-radius:4px;padding:0 6px;color:#fff;font-size:.8em;background:#8C8C8C}
 .success,.PROMOTE{border-left-color:#55A868}.badge.success,.badge.PROMOTE{background:#55A868}
-.failed,.ROLL_BACK{border-left-color:#C44E52}.badge.failed,.badge.ROLL_BACK{background:#C44E52}
+.failed,.ROLL_BACK,.FAILED{border-left-color:#C44E52}.badge.failed,.badge.ROLL_BACK,.badge.FAILED{background:#C44E52}
 .missing,.INCONCLUSIVE{border-left-color:#DD8452}.badge.missing,.badge.INCONCLUSIVE{background:#DD8452}
 .tiles{display:flex;flex-wrap:wrap;gap:10px;margin:.6em 0}.tile{border:1px solid #ddd;border-radius:6px;padding:6px 12px;min-width:130px}
 .tile b{display:block;font-size:1.4em;font-variant-numeric:tabular-nums}.tile span{color:#666;font-size:.85em}"""
