@@ -161,7 +161,8 @@ def plot_trends(history: list[dict[str, Any]], path: Path) -> str:
 def plot_layer_trends(history: list[dict[str, Any]], path: Path) -> str:
     """Build + test seconds of each layer over the history (a line per layer)."""
     xs = list(range(1, len(history) + 1))
-    names = sorted({name for h in history for name in h.get("layers", {})}, key=group_order)
+    names = sorted({name for h in history for name, layer in h.get("layers", {}).items()
+                    if layer.get("status") != "missing"}, key=group_order)  # a layer never built has no trend
     fig, ax = plt.subplots(figsize=(10, 4.5))
     colors = plt.get_cmap("tab10")
     for i, name in enumerate(names):
@@ -174,8 +175,10 @@ def plot_layer_trends(history: list[dict[str, Any]], path: Path) -> str:
     ax.set_ylabel("build + test time (s)")
     ax.set_xlabel("report (history.jsonl, oldest first)")
     ax.set_xticks(xs)
-    ax.set_title(f"Per-layer build + test time over {len(history)} reports")
-    ax.legend(fontsize=8, ncol=4)
+    ax.set_title(f"Per-layer build + test time over {len(history)} reports"
+                 + ("" if names else " (no layer built yet)"))
+    if names:
+        ax.legend(fontsize=8, ncol=4)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

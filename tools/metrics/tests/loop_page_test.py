@@ -14,14 +14,15 @@ import pytest
 
 from tools.metrics.report import dashboard, loop_page, pages
 
-FIXTURE = (Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera")
-           / "tools/metrics/testdata/loop/closed_loop_summary_fixture.json")
+TESTDATA = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera") / "tools/metrics/testdata/loop"
+FIXTURE = TESTDATA / "closed_loop_summary_fixture.json"
+ROLLBACK_FIXTURE = TESTDATA / "closed_loop_rollback_summary_fixture.json"
 PNG = b"\x89PNG\r\n\x1a\n"
 PLOTS = {"loop_generations.png", "loop_ab_test.png", "loop_phases.png"}
 
 
-def _summary() -> dict[str, Any]:
-    return json.loads(FIXTURE.read_text())
+def _summary(path: Path = FIXTURE) -> dict[str, Any]:
+    return json.loads(path.read_text())
 
 
 def _write(tmp_path: Path, data: Any, name: str = "summary.json") -> Path:
@@ -45,6 +46,14 @@ def drawn(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def _keyed_cells(page: str, summary: dict[str, Any]) -> dict[str, str]:
+    """The page's keyed cells, each checked against the summary value its key names."""
+    keyed = dict(re.findall(r'<td data-key="([^"]+)"(?: class="num")?>([^<]*)</td>', page))
+    for key, text in keyed.items():
+        assert html.unescape(text) == pages.fmt(_lookup(summary, key)), key
+    return keyed
+
+
 def test_page_from_the_loop_summary(drawn: Path) -> None:
     assert {p.name for p in drawn.glob("*.png")} == PLOTS
     for png in drawn.glob("*.png"):
@@ -53,15 +62,24 @@ def test_page_from_the_loop_summary(drawn: Path) -> None:
     assert set(re.findall(r'src="([^"]+)"', page)) == PLOTS
     assert "http" not in page
     summary = _summary()
-    keyed = dict(re.findall(r'<td data-key="([^"]+)"(?: class="num")?>([^<]*)</td>', page))
+    keyed = _keyed_cells(page, summary)
     for key in ("ab_test.p_value", "ab_test.baseline_mean_quality", "ab_test.candidate_mean_quality",
                 "ab_test.hedges_g_ci.0", "ab_test.decision", "resources.cpu_cores", "strategy.algorithm",
                 "phases_s.evolve", "evaluations.total", "evolution.generations.0.best_fitness"):
         assert key in keyed, key
-    for key, text in keyed.items():
-        assert html.unescape(text) == pages.fmt(_lookup(summary, key)), key
     generations = summary["evolution"]["generations"]
     assert sum(k.endswith(".best_fitness") for k in keyed) == len(generations) > 1
+    assert '<span class="badge PROMOTE">PROMOTE</span>' in page
+
+
+def test_a_rolled_back_candidate(tmp_path: Path) -> None:
+    assert loop_page.run(["--summary", str(ROLLBACK_FIXTURE), "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "loop.html").read_text()
+    keyed = _keyed_cells(page, _summary(ROLLBACK_FIXTURE))
+    assert keyed["ab_test.decision"] == "ROLL_BACK" and keyed["outcome.action"] == "rolled back to the baseline"
+    assert float(keyed["ab_test.candidate_mean_quality"]) < float(keyed["ab_test.baseline_mean_quality"])
+    assert '<span class="badge ROLL_BACK">ROLL_BACK</span>' in page
+    assert {p.name for p in tmp_path.glob("*.png")} == PLOTS
 
 
 def test_the_main_jobs_summary_with_closed_loop(tmp_path: Path) -> None:
