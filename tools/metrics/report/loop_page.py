@@ -13,228 +13,17 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
-import math
 import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-import numpy as np
-
-from tools.metrics.report import pages
+from tools.metrics.report import loop_plots, pages
+from tools.metrics.report.loop_summary import SummaryError, load
 
 PAGE = "loop.html"
 TITLE = "Chimera closed loop: last run"
-QUALITY = "quality (accepted priority × utilization, 0–1)"
-#: The loop's phases in the order they run (tools/loop/closed_loop.py).
-PHASE_ORDER = ("startup", "baseline", "trigger", "grant", "strategy", "evolve", "canary", "ab_test")
-#: The phases that spend layer-4 evaluations, in the same order.
-EVALUATION_ORDER = ("baseline_stream", "evolution", "ab_test")
-
-
-class SummaryError(ValueError):
-    """The summary is not a closed-loop summary; the message names the field."""
-
-
-# --- reading and checking ---------------------------------------------------------------
-
-
-def _number(obj: dict[str, Any], key: str, where: str) -> float:
-    value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SummaryError(f"{where}.{key}: expected a number, got {value!r}")
-    return float(value)
-
-
-def _object(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = obj.get(key)
-    if not isinstance(value, dict):
-        raise SummaryError(f"{where}.{key}: expected an object, got {value!r}")
-    return value
-
-
-def _numbers(value: Any, where: str) -> list[float]:
-    if not isinstance(value, list) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-    ):
-        raise SummaryError(f"{where}: expected a list of numbers")
-    return [float(v) for v in value]
-
-
-def check(summary: Any, where: str = "summary") -> dict[str, Any]:
-    """The summary if every section the page draws has the fields it needs."""
-    if not isinstance(summary, dict):
-        raise SummaryError(f"{where}: expected a JSON object")
-    if not isinstance(summary.get("ok"), bool):
-        raise SummaryError(f"{where}.ok: expected true or false, got {summary.get('ok')!r}")
-    if not isinstance(summary.get("reason"), str):
-        raise SummaryError(f"{where}.reason: expected a string")
-    phases = _object(summary, "phases_s", where)
-    for name in phases:
-        _number(phases, name, f"{where}.phases_s")
-    if "baseline" in summary:
-        _number(_object(summary, "baseline", where), "stream_mean_quality", f"{where}.baseline")
-    if "evolution" in summary:
-        evolution = _object(summary, "evolution", where)
-        generations = evolution.get("generations")
-        if not isinstance(generations, list):
-            raise SummaryError(f"{where}.evolution.generations: expected a list")
-        for i, gen in enumerate(generations):
-            if not isinstance(gen, dict):
-                raise SummaryError(f"{where}.evolution.generations[{i}]: expected an object")
-            for key in ("generation", "best_fitness", "mean_fitness", "evaluations"):
-                _number(gen, key, f"{where}.evolution.generations[{i}]")
-    if "ab_test" in summary:
-        ab = _object(summary, "ab_test", where)
-        at = f"{where}.ab_test"
-        for key in ("baseline_mean_quality", "candidate_mean_quality", "p_value", "alpha",
-                    "effect_size_cohens_d", "hedges_g", "samples_used_per_arm"):
-            _number(ab, key, at)
-        if not isinstance(ab.get("decision"), str):
-            raise SummaryError(f"{at}.decision: expected a string")
-        if len(_numbers(ab.get("hedges_g_ci"), f"{at}.hedges_g_ci")) != 2:
-            raise SummaryError(f"{at}.hedges_g_ci: expected [low, high]")
-        observations = _object(ab, "observations", at)
-        base = _numbers(observations.get("baseline"), f"{at}.observations.baseline")
-        cand = _numbers(observations.get("candidate"), f"{at}.observations.candidate")
-        if len(base) != len(cand) or not base:
-            raise SummaryError(f"{at}.observations: expected two non-empty lists of equal length "
-                               f"(got {len(base)} and {len(cand)})")
-    for section in ("trigger", "resources", "strategy", "canary", "outcome", "evaluations"):
-        if section in summary:
-            _object(summary, section, where)
-    return summary
-
-
-def load(path: Path) -> tuple[dict[str, Any], str]:
-    """(the loop summary, where in the file it was): the file's top level, or its `closed_loop`."""
-    try:
-        data = json.loads(path.read_text())
-    except OSError as err:
-        raise SummaryError(f"{path}: {err.strerror or err}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SummaryError(f"{path}: not JSON ({err})") from None
-    if isinstance(data, dict) and "closed_loop" in data:
-        return check(data["closed_loop"], "closed_loop"), "closed_loop"
-    if isinstance(data, dict) and "phases_s" not in data and "ok" not in data:
-        raise SummaryError(f"{path}: neither a closed-loop summary (ok, reason, phases_s) "
-                           f"nor a file with a closed_loop object")
-    return check(data), ""
-
-
-# --- plots --------------------------------------------------------------------------------
-
-
-def plot_generations(summary: dict[str, Any], path: Path) -> str:
-    gens = summary["evolution"]["generations"]
-    xs = [g["generation"] for g in gens]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 1.4]})
-    top.plot(xs, [g["best_fitness"] for g in gens], marker="o", color=pages.BLUE, label="best of the generation")
-    top.plot(xs, [g["mean_fitness"] for g in gens], marker="s", color=pages.ORANGE, label="population mean")
-    if "baseline" in summary:
-        top.axhline(summary["baseline"]["stream_mean_quality"], color=pages.GREY, linestyle="--",
-                    label="baseline genome (mean on its stream instances)")
-    top.set_ylabel(f"mean {QUALITY}")
-    evolution = summary["evolution"]
-    top.set_title(f"Training fitness per generation: population {evolution.get('population', '?')}, "
-                  f"{evolution.get('training_instances', '?')} training instances each")
-    top.legend(fontsize=8, loc="best")
-    top.grid(alpha=0.3)
-    if all("diversity" in g for g in gens):
-        bottom.plot(xs, [g["diversity"] for g in gens], marker="o", color=pages.PURPLE)
-        bottom.set_ylabel("diversity\n(mean pairwise\ngenome distance)", color=pages.PURPLE, fontsize=8)
-    if all("mutation_rate" in g and "mutation_sigma" in g for g in gens):
-        operators = bottom.twinx()
-        operators.plot(xs, [g["mutation_rate"] for g in gens], marker="^", color=pages.GREEN, label="mutation rate")
-        operators.plot(xs, [g["mutation_sigma"] for g in gens], marker="v", color=pages.RED, label="mutation σ")
-        operators.set_ylabel("layer 6's operators\n(rate per gene, σ)", fontsize=8)
-        operators.legend(fontsize=7, loc="upper center", ncol=2)
-    bottom.set_xlabel("generation")
-    bottom.set_xticks(xs)
-    bottom.grid(alpha=0.3)
-    return pages.save_png(fig, path)
-
-
-def _mean_ci95(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% interval (normal approximation, 1.96 standard errors)."""
-    arr = np.asarray(values, dtype=float)
-    spread = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-    return float(arr.mean()), 1.96 * spread / math.sqrt(arr.size)
-
-
-def plot_ab_test(summary: dict[str, Any], path: Path) -> str:
-    ab = summary["ab_test"]
-    base, cand = ab["observations"]["baseline"], ab["observations"]["candidate"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5), gridspec_kw={"width_ratios": [1.3, 1]})
-    left.boxplot([base, cand], widths=0.5, showfliers=False)
-    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, size=len(base))  # fixed seed: same bytes each run
-    for x, values, color in ((1, base, pages.GREY), (2, cand, pages.BLUE)):
-        left.scatter(x + jitter, values, s=9, alpha=0.5, color=color)
-        mean, half = _mean_ci95(values)
-        left.errorbar(x + 0.32, mean, yerr=half, fmt="D", color=pages.RED, capsize=4)
-    left.set_xticks([1, 2])
-    left.set_xticklabels([f"baseline\n{summary.get('baseline', {}).get('genome_id', '')}".strip(),
-                          f"candidate\n{summary.get('canary', {}).get('genome_id', '')}".strip()], fontsize=8)
-    left.set_ylabel(f"held-out {QUALITY}")
-    left.set_title(f"Per instance, n = {len(base)} per arm (red: mean ± 95% CI)", fontsize=10)
-    left.grid(alpha=0.3, axis="y")
-    diffs = [c - b for b, c in zip(base, cand)]
-    right.hist(diffs, bins=min(30, max(5, len(diffs) // 3)), color=pages.BLUE, alpha=0.8)
-    right.axvline(0.0, color=pages.GREY, linestyle="--")
-    right.axvline(float(np.mean(diffs)), color=pages.RED, label=f"mean {np.mean(diffs):+.4f}")
-    right.set_xlabel("candidate − baseline, same held-out instance (quality)")
-    right.set_ylabel("instances")
-    right.set_title("Paired differences", fontsize=10)
-    right.legend(fontsize=8)
-    low, high = ab["hedges_g_ci"]
-    fig.suptitle(f"A/B on held-out instances: {ab['decision']} (p = {ab['p_value']:.3g}, α = {ab['alpha']:g}; "
-                 f"Hedges' g = {ab['hedges_g']:.2f} [{low:.2f}, {high:.2f}])")
-    return pages.save_png(fig, path)
-
-
-def _in_order(values: dict[str, Any], order: tuple[str, ...]) -> list[tuple[str, Any]]:
-    """The known names in `order`, then any others as they come."""
-    return [(k, values[k]) for k in order if k in values] + [(k, v) for k, v in values.items() if k not in order]
-
-
-def _phases(summary: dict[str, Any]) -> list[tuple[str, float]]:
-    return _in_order(summary["phases_s"], PHASE_ORDER)
-
-
-def _evaluations(summary: dict[str, Any]) -> list[tuple[str, int]]:
-    return [(k, v) for k, v in _in_order(summary.get("evaluations", {}), EVALUATION_ORDER) if k != "total"]
-
-
-def _seconds(s: float) -> str:
-    return f"{s:.1f} s" if s >= 0.1 else f"{1000 * s:.0f} ms"
-
-
-def plot_phases(summary: dict[str, Any], path: Path) -> str:
-    phases = _phases(summary)[::-1]
-    evaluations = _evaluations(summary)[::-1]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.barh([n for n, _ in phases], [s for _, s in phases], color=pages.BLUE)
-    for y, (_, s) in enumerate(phases):
-        left.annotate(_seconds(s), (s, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
-    left.set_xlabel("wall time (s)")
-    elapsed = f" — {summary['elapsed_s']:.1f} s start to stop" if "elapsed_s" in summary else ""
-    left.set_title(f"Wall time per phase{elapsed}", fontsize=10)
-    left.margins(x=0.15)
-    right.barh([n for n, _ in evaluations], [v for _, v in evaluations], color=pages.ORANGE)
-    for y, (_, v) in enumerate(evaluations):
-        right.annotate(str(v), (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
-    right.set_xlabel("layer-4 evaluations (genome × instance pairs)")
-    total = summary.get("evaluations", {}).get("total")
-    right.set_title("Evaluations per phase" + (f" — {total} in all" if total is not None else ""), fontsize=10)
-    right.margins(x=0.15)
-    return pages.save_png(fig, path)
-
-
-# --- the page -----------------------------------------------------------------------------
 
 
 def _fields(section: dict[str, Any], prefix: str, labels: list[tuple[str, str]]) -> list[list[str]]:
@@ -350,10 +139,10 @@ def _body(summary: dict[str, Any], prefix: str, images: dict[str, str], source: 
     parts.append(f'<img src="{images["phases"]}" alt="Wall time and evaluations per phase">')
     evaluations = summary.get("evaluations", {})
     parts.append(_pair(
-        _kv("Wall time", [[name, pages.cell(s, f"{p}phases_s.{name}")] for name, s in _phases(summary)], "phases",
+        _kv("Wall time", [[name, pages.cell(s, f"{p}phases_s.{name}")] for name, s in loop_plots.phases(summary)], "phases",
             ("phase", "wall time (s)")),
         _kv("Layer-4 evaluations (genome × instance)",
-            [[k, pages.cell(v, f"{p}evaluations.{k}")] for k, v in _in_order(evaluations, (*EVALUATION_ORDER, "total"))],
+            [[k, pages.cell(v, f"{p}evaluations.{k}")] for k, v in loop_plots.in_order(evaluations, (*loop_plots.EVALUATION_ORDER, "total"))],
             "evaluations", ("phase", "evaluations"))))
     parts.append('<h2 id="inputs">Trigger, grant and strategy</h2>')
     parts.append(_pair(
@@ -385,11 +174,11 @@ def write(summary: dict[str, Any], out: Path, prefix: str = "", source: str = ""
     that exists); returns the files written. `prefix` is where the loop summary
     sits in its file ("closed_loop" or "")."""
     out.mkdir(parents=True, exist_ok=True)
-    images = {"phases": plot_phases(summary, out / "loop_phases.png")}
+    images = {"phases": loop_plots.plot_phases(summary, out / "loop_phases.png")}
     if summary.get("evolution", {}).get("generations"):
-        images["generations"] = plot_generations(summary, out / "loop_generations.png")
+        images["generations"] = loop_plots.plot_generations(summary, out / "loop_generations.png")
     if "ab_test" in summary:
-        images["ab"] = plot_ab_test(summary, out / "loop_ab_test.png")
+        images["ab"] = loop_plots.plot_ab_test(summary, out / "loop_ab_test.png")
     key_prefix = f"{prefix}." if prefix else ""
     nav = pages.link("index.html", "Build dashboard") if (out / "index.html").is_file() else ""
     page = out / PAGE
