@@ -20,6 +20,8 @@ _OTHER = pages.GREY
 _save = pages.save_png
 #: The closed loop's page (tools/metrics/report/loop_page.py), linked when it lies beside index.html.
 LOOP_PAGE = "loop.html"
+#: The specification's per-layer coverage target ("> 80%"), drawn on the coverage trend.
+COVERAGE_TARGET_PERCENT = 80.0
 
 
 def _groups(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -158,28 +160,47 @@ def plot_trends(history: list[dict[str, Any]], path: Path) -> str:
     return _save(fig, path)
 
 
+def _layer_series(history: list[dict[str, Any]], name: str, value: Any) -> list[float]:
+    """value(layer figures) per report; NaN where the report lacks the layer or the figure."""
+    series = []
+    for entry in history:
+        layer = entry.get("layers", {}).get(name)
+        figure = value(layer) if layer else None
+        series.append(float("nan") if figure is None else float(figure))
+    return series
+
+
 def plot_layer_trends(history: list[dict[str, Any]], path: Path) -> str:
-    """Build + test seconds of each layer over the history (a line per layer)."""
+    """Build + test seconds of each layer over the history (a line per layer), and its
+    line coverage where some report measured it."""
     xs = list(range(1, len(history) + 1))
     names = sorted({name for h in history for name, layer in h.get("layers", {}).items()
                     if layer.get("status") != "missing"}, key=group_order)  # a layer never built has no trend
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    colors = plt.get_cmap("tab10")
+    covered = [n for n in names if any("coverage_percent" in h.get("layers", {}).get(n, {}) for h in history)]
+    fig, axes = plt.subplots(2 if covered else 1, 1, figsize=(10, 7 if covered else 4.5), sharex=True, squeeze=False)
+    times, colors = axes[0][0], plt.get_cmap("tab10")
     for i, name in enumerate(names):
-        values = []
-        for h in history:
-            layer = h.get("layers", {}).get(name)
-            values.append(float("nan") if not layer else
-                          (layer.get("build_time_seconds") or 0) + (layer.get("test_time_seconds") or 0))
-        ax.plot(xs, values, marker="o", color=colors(i % 10), label=name)
-    ax.set_ylabel("build + test time (s)")
-    ax.set_xlabel("report (history.jsonl, oldest first)")
-    ax.set_xticks(xs)
-    ax.set_title(f"Per-layer build + test time over {len(history)} reports"
-                 + ("" if names else " (no layer built yet)"))
+        times.plot(xs, _layer_series(history, name, lambda g: (g.get("build_time_seconds") or 0)
+                                     + (g.get("test_time_seconds") or 0)), marker="o", color=colors(i % 10), label=name)
+        if name in covered:
+            axes[1][0].plot(xs, _layer_series(history, name, lambda g: g.get("coverage_percent")),
+                            marker="s", color=colors(i % 10), label=name)
+    times.set_ylabel("build + test time (s)")
+    times.set_title(f"Per-layer build + test time over {len(history)} reports"
+                    + ("" if names else " (no layer built yet)"))
+    if covered:
+        axes[1][0].axhline(COVERAGE_TARGET_PERCENT, color=pages.GREY, linestyle="--", label="target")
+        axes[1][0].set_ylim(0, 100)
+        axes[1][0].set_ylabel("line coverage, Python + Rust (%)")
+        axes[1][0].set_title("Per-layer line coverage (reports that measured it)")
+        axes[1][0].legend(fontsize=8, ncol=4)
+        axes[1][0].grid(alpha=0.3)
+    bottom = axes[-1][0]
+    bottom.set_xlabel("report (history.jsonl, oldest first)")
+    bottom.set_xticks(xs)
     if names:
-        ax.legend(fontsize=8, ncol=4)
-    ax.grid(alpha=0.3)
+        times.legend(fontsize=8, ncol=4)
+    times.grid(alpha=0.3)
     return _save(fig, path)
 
 
