@@ -15,6 +15,8 @@
 #                                     fitness from layer-4 batches -> canary -> A/B test on
 #                                     held-out instances -> promote or roll back ->
 #                                     build-metrics/closed_loop_summary.json (logs: closed_loop_run/)
+# 5. bazel run //tools/metrics/report:loop_page  that summary -> dashboard/loop.html + PNGs,
+#                                     linked from dashboard/index.html
 #
 # Stops at the first step that fails, with that step's exit status. Bazel comes
 # from $BAZEL (default `bazel`), startup flags from $BAZEL_STARTUP_FLAGS (e.g.
@@ -46,7 +48,7 @@ step() {
 
 step "set-up (tools/bootstrap.sh)" tools/bootstrap.sh
 # A stale summary must not pass for this run's.
-rm -f "$summary" "$loop_summary"
+rm -f "$summary" "$loop_summary" "$out/dashboard/loop.html"
 rm -rf "$loop_run_dir"  # the loop resumes from a run dir's genome store: start it fresh
 step "build and test //... with metrics (tools/metrics/report.sh)" \
   tools/metrics/report.sh --out "$out" -- "$@"
@@ -56,8 +58,12 @@ step "end-to-end loop (//tools/main:main_job)" \
 step "closed loop (//tools/loop:closed_loop)" \
   "$BAZEL" "${startup[@]}" run "$@" //tools/loop:closed_loop -- \
   --summary-out "$loop_summary" --run-dir "$loop_run_dir"
+step "closed loop page (//tools/metrics/report:loop_page)" \
+  "$BAZEL" "${startup[@]}" run "$@" //tools/metrics/report:loop_page -- \
+  --summary "$loop_summary" --out "$out/dashboard"
 
-for file in "$out/build_metrics.json" "$out/dashboard/index.html" "$summary" "$loop_summary"; do
+for file in "$out/build_metrics.json" "$out/dashboard/index.html" "$summary" "$loop_summary" \
+  "$out/dashboard/loop.html"; do
   if [[ ! -s "$file" ]]; then
     echo "main.sh: FAILED: $file was not written" >&2
     exit 1
@@ -69,4 +75,5 @@ echo "  build metrics report: $out/build_metrics.json"
 echo "  dashboard:            $out/dashboard/index.html"
 echo "  main job summary:     $summary"
 echo "  closed loop summary:  $loop_summary"
+echo "  closed loop page:     $out/dashboard/loop.html"
 echo "  layer server logs:    $run_dir/ $loop_run_dir/"
