@@ -21,6 +21,8 @@
 #                                     layers -> build-metrics/main_job_summary.json (keys
 #                                     closed_loop, monitoring; logs and the loop's genome
 #                                     store: main_job_run/)
+# 4. bazel run //tools/metrics/report:loop_page  the summary's closed_loop ->
+#                                     dashboard/loop.html + PNGs, linked from dashboard/index.html
 #
 # Stops at the first step that fails, with that step's exit status. Bazel comes
 # from $BAZEL (default `bazel`), startup flags from $BAZEL_STARTUP_FLAGS (e.g.
@@ -50,7 +52,7 @@ step() {
 
 step "set-up (tools/bootstrap.sh)" tools/bootstrap.sh
 # A stale summary must not pass for this run's.
-rm -f "$summary"
+rm -f "$summary" "$out/dashboard/loop.html"
 rm -rf "$run_dir"  # the loop resumes from a run dir's genome store: start it fresh
 step "build and test //... with metrics (tools/metrics/report.sh)" \
   tools/metrics/report.sh --out "$out" -- "$@"
@@ -63,8 +65,12 @@ else
 fi
 step "main job: eight layers, the plan, the closed loop (//tools/main:main_job)" \
   "$BAZEL" "${startup[@]}" run "$@" //tools/main:main_job -- "${main_job_flags[@]}"
+step "closed loop page (//tools/metrics/report:loop_page)" \
+  "$BAZEL" "${startup[@]}" run "$@" //tools/metrics/report:loop_page -- \
+  --summary "$summary" --out "$out/dashboard"
 
-for file in "$out/build_metrics.json" "$out/dashboard/index.html" "$summary"; do
+for file in "$out/build_metrics.json" "$out/dashboard/index.html" "$summary" \
+  "$out/dashboard/loop.html"; do
   if [[ ! -s "$file" ]]; then
     echo "main.sh: FAILED: $file was not written" >&2
     exit 1
@@ -75,4 +81,5 @@ echo "main.sh: OK"
 echo "  build metrics report: $out/build_metrics.json"
 echo "  dashboard:            $out/dashboard/index.html"
 echo "  main job summary:     $summary (the closed loop: its closed_loop key)"
+echo "  closed loop page:     $out/dashboard/loop.html"
 echo "  layer server logs:    $run_dir/"

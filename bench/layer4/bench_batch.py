@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import os
 import random
 import statistics
@@ -35,12 +34,12 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import grpc
 
-from bench.layer4.bench_layer4 import deploy, machine_info, server_process
+from bench.layer4 import harness
+from bench.layer4.harness import deploy, machine_info, server_process
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.sandbox import Limits, Sandbox
 from chimera.execution.workload import GOOD_GENOME, generate_instance
@@ -221,14 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--genomes 1..256, --instances 1..64 (at most 4096 pairs), --repeats >= 3")
     if args.genomes * args.instances > 4096 or args.jobs < 1:
         p.error("at most 4096 pairs per batch; --jobs >= 1")
-    results = run(args)
-    print_summary(results)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {out}")
-    return 0
+    return harness.emit(run(args), args.out, print_summary)
 
 
 if __name__ == "__main__":

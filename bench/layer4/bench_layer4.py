@@ -27,28 +27,22 @@ over direct p50). Results are JSON with the machine they came from.
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
-import importlib.metadata
-import json
 import math
 import os
-import platform
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
 import wasmtime
 
+from bench.layer4 import harness
+from bench.layer4.harness import deploy, machine_info, server_process
 from chimera.wasm.guest import decode_result, encode_params
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.sandbox import Limits, ModuleCache, Sandbox
@@ -83,36 +77,6 @@ def timing(samples_s: Sequence[float]) -> dict[str, float]:
         "p50_ms": round(statistics.median(ms), 4),
         "min_ms": round(ms[0], 4),
         "max_ms": round(ms[-1], 4),
-    }
-
-
-def machine_info() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "unknown"
-
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "wasmtime": version("wasmtime"),
-        "grpcio": version("grpcio"),
-        "protobuf": version("protobuf"),
-        # Other work on the machine skews every figure; keep the load with them.
-        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
     }
 
 
@@ -186,57 +150,6 @@ def closed_loop(call: Callable[[], object], tasks: int, concurrency: int) -> dic
 
 
 # -- the service in its own process ------------------------------------------------------
-
-
-@contextmanager
-def server_process(concurrency: int, cache_dir: str, log_dir: str) -> Iterator[str]:
-    """Starts ``chimera.execution.main`` as a subprocess; yields its target."""
-    port_file = Path(tempfile.mkstemp(dir=log_dir, suffix=".port")[1])
-    port_file.unlink()
-    log = open(Path(log_dir) / f"server-c{concurrency}-{time.time_ns()}.log", "w")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chimera.execution.main",
-            "--port", "0",
-            "--metrics-port", "off",
-            "--port-file", str(port_file),
-            "--trust-unvalidated-modules",
-            "--concurrency", str(concurrency),
-            "--cache-dir", cache_dir,
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )  # fmt: skip
-    try:
-        end = time.monotonic() + 60
-        while not port_file.exists():
-            if proc.poll() is not None or time.monotonic() > end:
-                raise RuntimeError(f"server did not start; see {log.name}")
-            time.sleep(0.02)
-        yield f"127.0.0.1:{port_file.read_text().strip()}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def deploy(stub: execution_pb2_grpc.ExecutionServiceStub, wasm: bytes) -> float:
-    t0 = time.perf_counter()
-    stub.DeployModule(
-        execution_pb2.DeployModuleRequest(
-            module_name="kernel", wasm=wasm, verdict_id="bench-unvalidated", activate=True
-        ),
-        timeout=120,
-    )
-    return time.perf_counter() - t0
 
 
 class KpiWaiter:
@@ -510,14 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.tasks < 2 or args.warmup < 0 or args.compile_reps < 2:
         p.error("--tasks must be >= 2, --warmup >= 0, --compile-reps >= 2")
-    results = run(args)
-    print_summary(results)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {out}")
-    return 0
+    return harness.emit(run(args), args.out, print_summary)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ module slot (``--loop-module-name``). Phases (:mod:`loop_phases`):
    stream of generated instances; the KPI reports reach layer 5 through its
    StreamKpis subscription.
 2. ``trigger``: layer 5 ShouldEvolve (plateau on) says whether to evolve, and why.
-3. ``grant``: layer 8 ScheduleJob; the grant bounds the population and wall time.
-4. ``strategy``: layer 6 SelectAlgorithm (recorded); layer 6 SuggestOperators
-   tunes the GA's operators between generations.
+3. ``grant``: layer 7 BeginRun asks layer 8 (ScheduleJob); layer 7 keeps the
+   run within the grant (population, wall time) and EndRun releases it.
+4. ``strategy``: layer 6 SelectAlgorithm picks the GA's operator arm, which
+   layer 7 runs (SuggestOperators adapts it between generations); ReportOutcome
+   gives layer 6 the run's improvement per evaluation.
 5. ``evolve``: layer 7 RunGeneration for G generations, each population scored
    by one layer-4 EvaluateBatch on training instances (fitness = mean quality).
 6. ``canary``: layer 7 DeployBest to layer 4 (``--force-candidate bad-fixture``
@@ -47,7 +49,6 @@ from chimera.v1 import (
     genetics_pb2,
     genetics_pb2_grpc,
     refinement_pb2_grpc,
-    resources_pb2,
     resources_pb2_grpc,
     validation_pb2_grpc,
 )
@@ -213,14 +214,16 @@ def run_loop(
         return
 
     with phase("grant"):
-        job = phases.schedule_evolution(stubs, module, args.population, args.grant_minutes)
-        grant = summary["resources"] = phases.grant_json(job)
-    deadline = time.monotonic() + grant["wall_time_seconds"]
+        grant = summary["resources"] = phases.grant_json(
+            phases.begin_run(stubs, agent, args.population, args.grant_minutes)
+        )
     population = min(args.population, grant["max_population"])
     try:
         with phase("strategy"):
-            summary["strategy"] = phases.select_algorithm(stubs, population * args.generations)
-            summary["strategy"]["ran"] = "layer 7 genetic algorithm (operators from layer 6)"
+            strategy = summary["strategy"] = phases.select_algorithm(
+                stubs, population * args.generations
+            )
+            strategy["ran"] = f"layer 7 genetic algorithm with layer 6's arm {strategy['arm']}"
         with phase("evolve"):
             training = phases.instances(TRAIN_SEED, args.train_instances, args.jobs)
             run = phases.evolve(
@@ -231,8 +234,9 @@ def run_loop(
                 generations=args.generations,
                 training=training,
                 seed=args.seed,
-                deadline=deadline,
+                strategy=strategy,
             )
+            strategy["outcome"] = phases.report_outcome(stubs, strategy, run)
             evaluations["evolution"] = run.evaluations
             summary["evolution"] = {
                 "resumed_from_generation": run.resumed_from_generation,
@@ -245,12 +249,7 @@ def run_loop(
                 "best_training_fitness": run.best.metadata.fitness if run.best else math.nan,
             }
     finally:
-        released = phases.call(
-            "Resources CancelJob",
-            stubs.resources.CancelJob,
-            resources_pb2.CancelJobRequest(job_id=job.id),
-        )
-        grant["released"] = resources_pb2.JobStatus.Name(released.status)
+        grant["released"] = phases.end_run(stubs, agent)
 
     with phase("canary"):
         candidate, canary = _deploy_candidate(args, stubs, module, agent)
@@ -377,6 +376,11 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     if "strategy" in summary:
         s = summary["strategy"]
         lines.append(f"strategy   {s['algorithm']} ({s['reason']}); ran: {s['ran']}")
+        if s.get("outcome", {}).get("reported"):
+            lines.append(
+                f"reward     {s['outcome']['reward']:.4f} for arm {s['outcome']['arm']}, "
+                "reported to layer 6 (improvement per evaluation)"
+            )
     for g in summary.get("evolution", {}).get("generations", []):
         lines.append(
             f"gen {g['generation']:>3}    best {g['best_fitness']:.4f}  "

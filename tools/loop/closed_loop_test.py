@@ -56,7 +56,15 @@ def test_evolved_genome_beats_the_baseline_on_held_out_instances(tmp_path: Path)
     grant, evolution = summary["resources"], summary["evolution"]
     assert grant["max_population"] >= evolution["population"] == 12
     assert grant["wall_time_seconds"] > 0 and grant["released"] == "JOB_STATUS_FINISHED"
-    assert summary["strategy"]["algorithm"] and summary["strategy"]["reason"]
+    assert grant["obtained_by"].startswith("layer 7 BeginRun")
+    # Layer 6's GA arm is what ran, and its outcome went back to layer 6.
+    strategy = summary["strategy"]
+    assert strategy["algorithm"] == "GENETIC_ALGORITHM" and strategy["reason"]
+    assert strategy["arm"] in strategy["ran"] and strategy["problem_class"] == "packer_quality/d5-8"
+    reported = strategy["outcome"]
+    assert reported["reported"] and reported["arm"] == strategy["arm"]
+    assert reported["arm_pulls"][strategy["arm"]] == strategy["arm_pulls"][strategy["arm"]] + 1
+    assert 0 <= reported["reward"] <= 1 and reported["evaluations"] == summary["evaluations"]["evolution"]
 
     # Every generation was scored by real layer-4 runs: 12 genomes x 8 instances each.
     generations = evolution["generations"]

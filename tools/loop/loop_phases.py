@@ -2,9 +2,10 @@
 
 Every figure a phase returns comes from an RPC answer: qualities from layer 4
 ``EvaluateBatch`` reports, the trigger from layer 5 ``ShouldEvolve``, the grant
-from layer 8 ``ScheduleJob``/``GetJob``, the strategy from layer 6
-``SelectAlgorithm``, genomes from layer 7 ``RunGeneration``/``DeployBest``,
-the verdict from layer 5 ``AnalyzeExperiment``.
+that layer 7 obtained from layer 8 (``BeginRun``), the strategy from layer 6
+``SelectAlgorithm`` (a genetic-algorithm operator arm, which layer 7 runs, and
+whose outcome goes back with ``ReportOutcome``), genomes from layer 7
+``RunGeneration``/``DeployBest``, the verdict from layer 5 ``AnalyzeExperiment``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
+
+from google.protobuf import json_format
 
 from chimera.execution.workload import GENOME_FIELDS, generate_instance
 from chimera.v1 import (
@@ -246,83 +249,114 @@ def should_evolve(
     }
 
 
-# --- layer 8: the grant -------------------------------------------------------------------
+# --- layer 7 -> 8: the grant --------------------------------------------------------------
 
 
-def schedule_evolution(
-    stubs: Stubs, module_name: str, population: int, minutes: int, timeout_s: float = 30.0
-) -> resources_pb2.ScheduledJob:
-    """ScheduleJob for the evolution run, then GetJob until it is granted (or refused)."""
-    job = call(
-        "Resources ScheduleJob",
-        stubs.resources.ScheduleJob,
-        resources_pb2.ScheduleJobRequest(
-            name=f"evolve {module_name}",
-            request=resources_pb2.ResourceRequest(
-                requesting_layer=common_pb2.LAYER_GENETICS,
-                requirements=common_pb2.ResourceRequirements(
-                    cpu_cores=1.0, memory_bytes=512 * 2**20
-                ),
+def begin_run(
+    stubs: Stubs, agent_id: str, population: int, minutes: int
+) -> genetics_pb2.RunGrantStatus:
+    """Layer 7 BeginRun: layer 7 asks layer 8 for the run and holds the grant it gets."""
+    return call(
+        "Genetics BeginRun",
+        stubs.genetics.BeginRun,
+        genetics_pb2.BeginRunRequest(
+            agent_id=agent_id,
+            resources=genetics_pb2.RunResources(
+                requirements=common_pb2.ResourceRequirements(cpu_cores=1.0, memory_bytes=512 * 2**20),
+                wall_time_seconds=60 * minutes,
                 priority=common_pb2.PRIORITY_NORMAL,
-                duration_minutes=minutes,
-                purpose=f"closed loop: evolve the {module_name} genome",
+                population_size=population,
             ),
-            population_size=population,
         ),
     )
-    deadline = time.monotonic() + timeout_s
-    while job.status == resources_pb2.JOB_STATUS_QUEUED and time.monotonic() < deadline:
-        time.sleep(0.2)
-        job = call(
-            "Resources GetJob", stubs.resources.GetJob, resources_pb2.GetJobRequest(job_id=job.id)
-        )
-    if job.status != resources_pb2.JOB_STATUS_RUNNING:
-        status = resources_pb2.JobStatus.Name(job.status)
-        why = job.reason or "still queued"
-        raise LoopFailed(f"Resources: evolution job not granted ({status}): {why}")
-    return job
 
 
-def grant_json(job: resources_pb2.ScheduledJob) -> dict[str, Any]:
-    grant = job.grant
+def grant_json(status: genetics_pb2.RunGrantStatus) -> dict[str, Any]:
+    """What layer 7 obtained from layer 8 (read, not enforced, by the loop)."""
+    job = status.job
     return {
+        "obtained_by": "layer 7 BeginRun (ScheduleJob/GetJob at layer 8)",
         "job_id": job.id,
         "allocation_id": job.allocation.id,
-        "cpu_cores": grant.cpu_cores,
-        "device_ids": list(grant.device_ids),
-        "max_population": grant.max_population,
-        "wall_time_seconds": grant.wall_time_seconds,
-        "cost_usd": grant.cost_usd,
+        "cpu_cores": job.grant.cpu_cores,
+        "device_ids": list(job.grant.device_ids),
+        "max_population": status.max_population,
+        "wall_time_seconds": status.wall_time_seconds,
+        "cost_usd": job.grant.cost_usd,
         "requested_population": job.population_size,
     }
+
+
+def end_run(stubs: Stubs, agent_id: str) -> str:
+    """Layer 7 EndRun (it releases the grant at layer 8); the job's final status."""
+    ended = call("Genetics EndRun", stubs.genetics.EndRun, genetics_pb2.EndRunRequest(agent_id=agent_id))
+    return resources_pb2.JobStatus.Name(ended.job.status)
 
 
 # --- layer 6: the strategy ----------------------------------------------------------------
 
 
 def problem(evaluation_budget: int) -> evolution_pb2.Problem:
+    """The GA's problem; its class (objective family, dimension bucket) is layer 6's to derive."""
     return evolution_pb2.Problem(
         objective=evolution_pb2.Objective(name="packer_quality", direction=MAXIMIZE),
         dimensions=[common_pb2.ParameterBounds(name=n, lower=lo, upper=hi) for n, lo, hi in BOUNDS],
         evaluation_budget=evaluation_budget,
-        problem_class="packer-genome",
     )
 
 
 def select_algorithm(stubs: Stubs, evaluation_budget: int) -> dict[str, Any]:
+    """Layer 6's bandit picks the genetic algorithm's operator arm that layer 7 then runs."""
     choice = call(
         "Evolution SelectAlgorithm",
         stubs.evolution.SelectAlgorithm,
-        evolution_pb2.SelectAlgorithmRequest(problem=problem(evaluation_budget)),
+        evolution_pb2.SelectAlgorithmRequest(
+            problem=problem(evaluation_budget),
+            algorithm=evolution_pb2.EVOLUTION_ALGORITHM_GENETIC_ALGORITHM,
+        ),
     )
     return {
         "algorithm": evolution_pb2.EvolutionAlgorithm.Name(choice.algorithm).removeprefix(
             "EVOLUTION_ALGORITHM_"
         ),
+        "arm": choice.arm,
         "problem_class": choice.problem_class,
         "exploration": choice.exploration,
         "reason": choice.reason,
         "hyperparameters": dict(choice.hyperparameters),
+        "operators": json_format.MessageToDict(choice.operators, preserving_proto_field_name=True),
+        "arm_pulls": {a.arm: a.pulls for a in choice.arms},
+    }
+
+
+def report_outcome(stubs: Stubs, strategy: dict[str, Any], run: EvolutionRun) -> dict[str, Any]:
+    """Layer 6 ReportOutcome for the arm that ran: its improvement per evaluation."""
+    if not run.generations or run.best is None:
+        return {"reported": False, "why": "no generation ran"}
+    measurement = evolution_pb2.RunMeasurement(
+        first_best=run.generations[0]["best_fitness"],
+        final_best=run.best.metadata.fitness,
+        evaluations=max(1, run.evaluations),
+        direction=MAXIMIZE,
+    )
+    response = call(
+        "Evolution ReportOutcome",
+        stubs.evolution.ReportOutcome,
+        evolution_pb2.ReportOutcomeRequest(
+            problem_class=strategy["problem_class"],
+            algorithm=evolution_pb2.EVOLUTION_ALGORITHM_GENETIC_ALGORITHM,
+            arm=strategy["arm"],
+            measurement=measurement,
+        ),
+    )
+    return {
+        "reported": True,
+        "arm": response.arm,
+        "reward": response.reward,
+        "first_best": measurement.first_best,
+        "final_best": measurement.final_best,
+        "evaluations": measurement.evaluations,
+        "arm_pulls": {a.arm: a.pulls for a in response.arms},
     }
 
 
@@ -351,34 +385,33 @@ def evolve(
     generations: int,
     training: Sequence[bytes],
     seed: int,
-    deadline: float,
+    strategy: dict[str, Any],
 ) -> EvolutionRun:
     """Layer 7 ask/tell generations; each population scored by ONE layer-4 EvaluateBatch.
 
-    Fitness = the genome's mean quality over the training instances. After each
-    generation layer 6 SuggestOperators turns the GA's recent summaries into
-    the operator settings of the next one. Stops at ``deadline`` (the grant's
-    wall time) even if generations remain.
+    Fitness = the genome's mean quality over the training instances. The first
+    generation is bred with the operators of layer 6's arm (``strategy``); after
+    each, layer 6 SuggestOperators adapts them (1/5 rule on the mutation sigma)
+    for the next. Layer 7 keeps the run within its grant: when it refuses a
+    generation (RESOURCE_EXHAUSTED: the wall time ran out) the run stops there.
     """
     run = EvolutionRun()
     bounds = [common_pb2.ParameterBounds(name=n, lower=lo, upper=hi) for n, lo, hi in BOUNDS]
+    operators = json_format.ParseDict(strategy["operators"], common_pb2.OperatorSettings())
     members, run.resumed_from_generation = _stored_population(stubs, agent_id)
     if not members:
         first = call(
             "Genetics RunGeneration",
             stubs.genetics.RunGeneration,
             genetics_pb2.RunGenerationRequest(
-                agent_id=agent_id, population_size=population, bounds=bounds, seed=seed
+                agent_id=agent_id, population_size=population, bounds=bounds, seed=seed,
+                operators=operators,
             ),
         )
         members = list(first.population)
     response: genetics_pb2.RunGenerationResponse | None = None
-    operators: common_pb2.OperatorSettings | None = None
     recent: list[common_pb2.GenerationSummary] = []
     for generation in range(run.resumed_from_generation, generations):
-        if time.monotonic() >= deadline:
-            run.stop_reason = f"the grant's wall time ran out before generation {generation}"
-            break
         scored = evaluate(stubs, module_name, members, training, f"{agent_id}.g{generation}")
         if scored.batches != 1:  # parse_args keeps population x training within one batch
             raise LoopFailed(f"a generation took {scored.batches} EvaluateBatch calls, not one")
@@ -392,10 +425,13 @@ def evolve(
                 for g, f in zip(members, fitness, strict=True)
             ],
             seed=seed + generation + 1,
+            operators=operators,
         )
-        if operators is not None:
-            request.operators.CopyFrom(operators)
-        response = call("Genetics RunGeneration", stubs.genetics.RunGeneration, request)
+        bred = _run_generation(stubs, request)
+        if isinstance(bred, str):
+            run.stop_reason = f"layer 7 refused generation {generation + 1}: {bred}"
+            break
+        response = bred
         summary = response.evaluated_generation
         recent.append(summary)
         run.generations.append(
@@ -429,6 +465,19 @@ def evolve(
     if response is not None and response.HasField("best"):
         run.best = response.best
     return run
+
+
+def _run_generation(
+    stubs: Stubs, request: genetics_pb2.RunGenerationRequest
+) -> genetics_pb2.RunGenerationResponse | str:
+    """RunGeneration; layer 7's refusal under its grant (RESOURCE_EXHAUSTED) as its message."""
+    try:
+        return stubs.genetics.RunGeneration(request, timeout=RPC_TIMEOUT_S)
+    except grpc.RpcError as exc:
+        if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return str(exc.details())
+        with step("Genetics RunGeneration"):
+            raise
 
 
 def _stored_population(

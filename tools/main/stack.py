@@ -38,7 +38,7 @@ class Layer:
     address (layer 2's ``--discovery-target`` is layer 1). ``state``: (flag,
     path) pairs, the path relative to the run directory ("." is the run
     directory itself); a restart on the same run directory finds the state
-    again (layer 7's genome store, layer 6's bandit).
+    again (layer 7's genome store, which also holds layer 6's bandit state).
     """
 
     name: str
@@ -77,16 +77,20 @@ LAYERS: tuple[Layer, ...] = (
         "chimera.v1.RefinementService",
         upstreams=(("--execution-target", "layer4_execution"),),
     ),
+    # The bandit's state lives in layer 7's genome store.
     Layer(
         "layer6_evolution",
         "chimera.v1.EvolutionService",
-        state=(("--state-file", "evolution_bandit.json"),),
+        upstreams=(("--genetics-target", "layer7_genetics"),),
     ),
-    # DeployBest calls layer 4's DeployGenome.
+    # DeployBest calls layer 4's DeployGenome; BeginRun asks layer 8 for the grant.
     Layer(
         "layer7_genetics",
         "chimera.v1.GeneticsService",
-        upstreams=(("--execution-target", "layer4_execution"),),
+        upstreams=(
+            ("--execution-target", "layer4_execution"),
+            ("--resources-target", "layer8_resources"),
+        ),
         state=(("--run-dir", "genetics"),),
     ),
     # The disk it pools is the run directory's filesystem.

@@ -1,5 +1,6 @@
 """EvolutionService on a real loopback server: Evolve, StreamRun, ask/tell,
-the bandit, operator settings for layer 7, persistence and bad input.
+the bandit (the portfolio's and the genetic algorithm's arms, its state in
+layer 7's own server, a subprocess), operator settings for layer 7 and bad input.
 
 One search space (sphere, d=5) throughout: JAX compiles each strategy once
 per shape, and each compile costs seconds here.
@@ -8,20 +9,24 @@ per shape, and each compile costs seconds here.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from chimera.evolution.main import Options, build_server, main
+from chimera.evolution.main import Options, build_server, parse_args
 from chimera.framework import ServerConfig
-from chimera.v1 import common_pb2, evolution_pb2, evolution_pb2_grpc
+from chimera.framework.processes import ProcessStack, ServerSpec, free_ports, runfile
+from chimera.v1 import common_pb2, evolution_pb2, evolution_pb2_grpc, genetics_pb2, genetics_pb2_grpc
 
 LOOPBACK = ServerConfig(port=0, metrics_port=None)
 CMA = evolution_pb2.EVOLUTION_ALGORITHM_CMA_ES
 SNES = evolution_pb2.EVOLUTION_ALGORITHM_SNES
 DE = evolution_pb2.EVOLUTION_ALGORITHM_DIFFERENTIAL_EVOLUTION
+GA = evolution_pb2.EVOLUTION_ALGORITHM_GENETIC_ALGORITHM
+MAXIMIZE = common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE
 SPHERE = evolution_pb2.BENCHMARK_FUNCTION_SPHERE
 Stub = evolution_pb2_grpc.EvolutionServiceStub
 
@@ -39,13 +44,27 @@ def problem(budget: int = 4000, problem_class: str = "", dim: int = 5, **objecti
 
 
 @pytest.fixture(scope="module")
-def state_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("run") / "bandit.json"
+def genetics() -> Iterator[str]:
+    """Layer 7's server (a subprocess on loopback) whose genome store keeps the bandit state."""
+    port, metrics = free_ports(2)
+    with tempfile.TemporaryDirectory() as run_dir, ProcessStack(Path(run_dir)) as processes:
+        layer7 = ServerSpec(
+            "layer7",
+            (
+                str(runfile("layers/layer7_genetics/server")), "--port", str(port),
+                "--metrics-port", str(metrics), "--run-dir", run_dir,
+            ),
+            port,
+            "chimera.v1.GeneticsService",
+            metrics,
+        )
+        processes.start([layer7])
+        yield layer7.target
 
 
 @pytest.fixture(scope="module")
-def stub(state_file: Path) -> Iterator[Stub]:
-    with build_server(LOOPBACK, Options(state_file=state_file)) as server:
+def stub(genetics: str) -> Iterator[Stub]:
+    with build_server(LOOPBACK, Options(genetics_target=genetics)) as server:
         with grpc.insecure_channel(server.target) as channel:
             yield Stub(channel)
 
@@ -170,14 +189,122 @@ def test_suggest_operators_applies_the_one_fifth_rule(stub: Stub, best: list[flo
     assert math.isclose(settings.mutation_sigma, expected_sigma) and settings.tournament_size == 3
 
 
-def test_bandit_state_persists_in_the_state_file(stub: Stub, state_file: Path) -> None:
+def test_bandit_state_lives_in_layer_7s_genome_store(stub: Stub, genetics: str) -> None:
     stub.ReportOutcome(evolution_pb2.ReportOutcomeRequest(problem_class="persisted", algorithm=DE, reward=0.5))
-    with build_server(LOOPBACK, Options(state_file=state_file)) as again:
+    # Another layer-6 server on the same genome store sees the outcome.
+    with build_server(LOOPBACK, Options(genetics_target=genetics)) as again:
         with grpc.insecure_channel(again.target) as channel:
             choice = Stub(channel).SelectAlgorithm(
                 evolution_pb2.SelectAlgorithmRequest(problem=problem(problem_class="persisted"))
             )
     assert {a.algorithm: a.pulls for a in choice.arms} == {CMA: 0, SNES: 0, DE: 1}
+    with grpc.insecure_channel(genetics) as channel:
+        stored = genetics_pb2_grpc.GeneticsServiceStub(channel).GetBanditState(
+            genetics_pb2.GetBanditStateRequest(problem_class="portfolio/persisted")
+        )
+    assert [(a.name, a.pulls, a.reward_sum) for a in stored.arms] == [
+        ("cma_es", 0, 0.0), ("snes", 0, 0.0), ("differential_evolution", 1, 0.5)
+    ]
+
+
+def ga_problem(problem_class: str = "", dim: int = 8) -> evolution_pb2.Problem:
+    return evolution_pb2.Problem(
+        objective=evolution_pb2.Objective(name="packer_quality", direction=MAXIMIZE),
+        dimensions=[common_pb2.ParameterBounds(name=f"w{i}", lower=-5.0, upper=5.0) for i in range(dim)],
+        problem_class=problem_class,
+    )
+
+
+def select_ga(stub: Stub, problem_: evolution_pb2.Problem) -> evolution_pb2.AlgorithmChoice:
+    return stub.SelectAlgorithm(evolution_pb2.SelectAlgorithmRequest(problem=problem_, algorithm=GA))
+
+
+def test_genetic_algorithm_arms_follow_the_reported_outcomes(stub: Stub) -> None:
+    fresh = select_ga(stub, ga_problem(dim=7))
+    # The class is the objective family and the dimension bucket: d=7 and d=8 pool.
+    assert fresh.problem_class == "packer_quality/d5-8" and fresh.algorithm == GA
+    assert fresh.arm == "single_point/light" and fresh.exploration
+    assert fresh.operators.crossover_method == common_pb2.CROSSOVER_METHOD_SINGLE_POINT
+    assert fresh.operators.mutation_rate == 0.125 and len(fresh.arms) == 6
+    measured = stub.ReportOutcome(
+        evolution_pb2.ReportOutcomeRequest(
+            problem_class=fresh.problem_class, algorithm=GA, arm=fresh.arm,
+            measurement=evolution_pb2.RunMeasurement(
+                first_best=0.5, final_best=0.6, evaluations=1000, direction=MAXIMIZE
+            ),
+        )
+    )
+    # (0.6 - 0.5) / 0.5 of the way, over 1000 evaluations (the reference budget).
+    assert measured.arm == fresh.arm and measured.reward == pytest.approx(0.2)
+    nxt = select_ga(stub, ga_problem(dim=8))
+    assert nxt.arm != fresh.arm and nxt.arm == "single_point/heavy"
+    assert {a.arm: a.pulls for a in nxt.arms}[fresh.arm] == 1
+    # Once every arm is tried, the best mean reward wins.
+    for arm in [a.arm for a in nxt.arms][1:]:
+        stub.ReportOutcome(
+            evolution_pb2.ReportOutcomeRequest(
+                problem_class=fresh.problem_class, algorithm=GA, arm=arm,
+                reward=0.9 if arm == "blend/heavy" else 0.05,
+            )
+        )
+    best = select_ga(stub, ga_problem())
+    assert best.arm == "blend/heavy" and not best.exploration and "UCB1" in best.reason
+    assert best.operators.crossover_method == common_pb2.CROSSOVER_METHOD_BLEND
+    # Another dimension bucket is another class, with statistics of its own.
+    assert select_ga(stub, ga_problem(dim=9)).problem_class == "packer_quality/d9-16"
+    assert all(a.pulls == 0 for a in select_ga(stub, ga_problem(dim=9)).arms)
+
+
+def test_a_stored_state_naming_other_arms_is_refused(stub: Stub, genetics: str) -> None:
+    with grpc.insecure_channel(genetics) as channel:
+        genetics_pb2_grpc.GeneticsServiceStub(channel).PutBanditState(
+            genetics_pb2.PutBanditStateRequest(
+                state=genetics_pb2.BanditStateRecord(
+                    problem_class="genetic_algorithm/odd", arms=[genetics_pb2.BanditArmTally(name="x")],
+                )
+            )
+        )
+    with pytest.raises(grpc.RpcError) as err:
+        select_ga(stub, ga_problem("odd"))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "names arms" in err.value.details()
+
+
+def _outcome(**kw: object) -> evolution_pb2.ReportOutcomeRequest:
+    kw.setdefault("problem_class", "c")
+    kw.setdefault("algorithm", GA)
+    kw.setdefault("arm", "blend/light")
+    return evolution_pb2.ReportOutcomeRequest(**kw)
+
+
+def _measured(**kw: object) -> evolution_pb2.RunMeasurement:
+    kw.setdefault("evaluations", 10)
+    kw.setdefault("direction", MAXIMIZE)
+    return evolution_pb2.RunMeasurement(**kw)
+
+
+@pytest.mark.parametrize(
+    ("method", "request_", "field"),
+    [
+        ("SelectAlgorithm", evolution_pb2.SelectAlgorithmRequest(problem=ga_problem(), algorithm=99), "algorithm"),
+        ("StartRun", evolution_pb2.StartRunRequest(problem=problem(), algorithm=GA), "algorithm"),
+        ("ReportOutcome", _outcome(arm=""), "arm"),
+        ("ReportOutcome", _outcome(arm="blend/medium"), "arm"),
+        ("ReportOutcome", _outcome(arm="x" * 129), "arm"),
+        ("ReportOutcome", _outcome(algorithm=CMA, arm="snes", reward=0.5), "arm"),
+        ("ReportOutcome", _outcome(reward=0.5, measurement=_measured()), "reward"),
+        ("ReportOutcome", _outcome(measurement=_measured(first_best=math.nan)), "measurement.first_best"),
+        ("ReportOutcome", _outcome(measurement=_measured(final_best=math.inf)), "measurement.final_best"),
+        ("ReportOutcome", _outcome(measurement=_measured(evaluations=0)), "measurement.evaluations"),
+        ("ReportOutcome", _outcome(measurement=_measured(direction=0)), "measurement.direction"),
+        ("ReportOutcome", _outcome(measurement=_measured(direction=9)), "measurement.direction"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_bad_new_fields_are_invalid_argument_naming_them(stub: Stub, method: str, request_, field: str) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        getattr(stub, method)(request_, timeout=60)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    assert f"'{field}'" in err.value.details(), err.value.details()
 
 
 def _bad(**changes: object) -> evolution_pb2.EvolveRequest:
@@ -242,11 +369,20 @@ def test_bad_operator_and_outcome_requests_are_invalid_argument(stub: Stub) -> N
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_an_unreadable_state_file_is_one_message_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    broken = tmp_path / "bandit.json"
-    broken.write_text('{"some class": {"arms": ["cma_es"]}}')
-    assert main(["--port", "0", "--metrics-port", "off", "--state-file", str(broken)]) == 2
-    assert "not a saved bandit state" in capsys.readouterr().err
+def test_an_unreachable_genetics_target_is_unavailable_naming_the_store() -> None:
+    (closed,) = free_ports(1)  # nothing listens there
+    with build_server(LOOPBACK, Options(genetics_target=f"127.0.0.1:{closed}")) as server:
+        with grpc.insecure_channel(server.target) as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                select_ga(Stub(channel), ga_problem())
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "genetics GetBanditState" in err.value.details()
+
+
+def test_parse_args_takes_a_genetics_target() -> None:
+    _, options = parse_args(["--port", "0", "--genetics-target", "127.0.0.1:50057"])
+    assert options.genetics_target == "127.0.0.1:50057"
+    assert parse_args(["--port", "0"])[1].genetics_target is None
 
 
 def test_ask_tell_cma_es_maximises_what_the_caller_reports(stub: Stub) -> None:

@@ -191,3 +191,64 @@ def test_parse_args_defaults_and_store_choice(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_:
         parse_args(["--default-population", "0"])
     assert exit_.value.code == 2
+
+
+def _bandit(**kw: object) -> genetics_pb2.BanditStateRecord:
+    kw.setdefault("problem_class", "genetic_algorithm/packer/d5-8")
+    kw.setdefault(
+        "arms",
+        [
+            genetics_pb2.BanditArmTally(name="blend/light", pulls=3, reward_sum=1.25),
+            genetics_pb2.BanditArmTally(name="uniform/heavy", pulls=0, reward_sum=0.0),
+        ],
+    )
+    kw.setdefault("exploration", 1.5)
+    return genetics_pb2.BanditStateRecord(**kw)
+
+
+def test_bandit_state_round_trips_through_the_store(stub: Stub, run_dir: Path) -> None:
+    state = _bandit()
+    assert stub.PutBanditState(genetics_pb2.PutBanditStateRequest(state=state)) == state
+    got = stub.GetBanditState(genetics_pb2.GetBanditStateRequest(problem_class=state.problem_class))
+    assert got == state
+    # Put replaces; each class is its own row of bandit_state.
+    updated = _bandit(arms=[genetics_pb2.BanditArmTally(name="blend/light", pulls=4, reward_sum=2.0)])
+    stub.PutBanditState(genetics_pb2.PutBanditStateRequest(state=updated))
+    assert stub.GetBanditState(genetics_pb2.GetBanditStateRequest(problem_class=state.problem_class)) == updated
+    with GenomeStore.open(run_dir / "genomes.sqlite") as store:
+        assert '"pulls": [4]' in (store.load_bandit(state.problem_class) or "")
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetBanditState(genetics_pb2.GetBanditStateRequest(problem_class="never/stored"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _arm(**kw: object) -> genetics_pb2.BanditArmTally:
+    kw.setdefault("name", "a")
+    return genetics_pb2.BanditArmTally(**kw)
+
+
+@pytest.mark.parametrize(
+    ("state", "field"),
+    [
+        (None, "state"),
+        (_bandit(problem_class=""), "state.problem_class"),
+        (_bandit(problem_class="x" * 257), "state.problem_class"),
+        (_bandit(arms=[]), "state.arms"),
+        (_bandit(arms=[_arm(name="")]), "state.arms[0].name"),
+        (_bandit(arms=[_arm(pulls=1, reward_sum=float("nan"))]), "state.arms[0].reward_sum"),
+        (_bandit(arms=[_arm(pulls=1, reward_sum=-0.5)]), "state.arms[0].reward_sum"),
+        (_bandit(arms=[_arm(pulls=1, reward_sum=1.5)]), "state.arms[0].reward_sum"),
+        (_bandit(arms=[_arm(), _arm()]), "state.arms[1].name"),
+        (_bandit(exploration=float("inf")), "state.exploration"),
+        (_bandit(exploration=101.0), "state.exploration"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_bad_bandit_states_name_the_field(stub: Stub, state: object, field: str) -> None:
+    request = genetics_pb2.PutBanditStateRequest(state=state)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.PutBanditState(request, timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and f"'{field}'" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetBanditState(genetics_pb2.GetBanditStateRequest(), timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'problem_class'" in err.value.details()

@@ -1,5 +1,6 @@
 """The dashboard: PNG plots (matplotlib, Agg backend) and a static index.html that opens
-from disk with no server."""
+from disk with no server: a layer overview first, then the build's figures, trends
+over the history, and the details."""
 
 from __future__ import annotations
 
@@ -7,25 +8,20 @@ import html
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from tools.metrics.report import pages
+from tools.metrics.report.layers import group_order
 
-from tools.metrics.report.layers import group_order  # noqa: E402
-
-_BUILD = "#4C72B0"
-_TEST = "#DD8452"
-_CACHED = "#55A868"
-_OTHER = "#8C8C8C"
-_DPI = 100
-
-
-def _save(fig: Any, path: Path) -> str:
-    fig.tight_layout()
-    fig.savefig(path, dpi=_DPI, metadata={"Software": None})
-    plt.close(fig)
-    return path.name
+_BUILD = pages.BLUE
+_TEST = pages.ORANGE
+_CACHED = pages.GREEN
+_OTHER = pages.GREY
+_save = pages.save_png
+#: The closed loop's page (tools/metrics/report/loop_page.py), linked when it lies beside index.html.
+LOOP_PAGE = "loop.html"
+#: The specification's per-layer coverage target ("> 80%"), drawn on the coverage trend.
+COVERAGE_TARGET_PERCENT = 80.0
 
 
 def _groups(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -164,38 +160,104 @@ def plot_trends(history: list[dict[str, Any]], path: Path) -> str:
     return _save(fig, path)
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _layer_series(history: list[dict[str, Any]], name: str, value: Any) -> list[float]:
+    """value(layer figures) per report; NaN where the report lacks the layer or the figure."""
+    series = []
+    for entry in history:
+        layer = entry.get("layers", {}).get(name)
+        figure = value(layer) if layer else None
+        series.append(float("nan") if figure is None else float(figure))
+    return series
 
 
-_CSS = """body{font-family:sans-serif;margin:2em;max-width:1100px}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-td:first-child,th:first-child{text-align:left}.failed{color:#C44E52}img{max-width:100%;border:1px solid #eee}"""
+def plot_layer_trends(history: list[dict[str, Any]], path: Path) -> str:
+    """Build + test seconds of each layer over the history (a line per layer), and its
+    line coverage where some report measured it."""
+    xs = list(range(1, len(history) + 1))
+    names = sorted({name for h in history for name, layer in h.get("layers", {}).items()
+                    if layer.get("status") != "missing"}, key=group_order)  # a layer never built has no trend
+    covered = [n for n in names if any("coverage_percent" in h.get("layers", {}).get(n, {}) for h in history)]
+    fig, axes = plt.subplots(2 if covered else 1, 1, figsize=(10, 7 if covered else 4.5), sharex=True, squeeze=False)
+    times, colors = axes[0][0], plt.get_cmap("tab10")
+    for i, name in enumerate(names):
+        times.plot(xs, _layer_series(history, name, lambda g: (g.get("build_time_seconds") or 0)
+                                     + (g.get("test_time_seconds") or 0)), marker="o", color=colors(i % 10), label=name)
+        if name in covered:
+            axes[1][0].plot(xs, _layer_series(history, name, lambda g: g.get("coverage_percent")),
+                            marker="s", color=colors(i % 10), label=name)
+    times.set_ylabel("build + test time (s)")
+    times.set_title(f"Per-layer build + test time over {len(history)} reports"
+                    + ("" if names else " (no layer built yet)"))
+    if covered:
+        axes[1][0].axhline(COVERAGE_TARGET_PERCENT, color=pages.GREY, linestyle="--", label="target")
+        axes[1][0].set_ylim(0, 100)
+        axes[1][0].set_ylabel("line coverage, Python + Rust (%)")
+        axes[1][0].set_title("Per-layer line coverage (reports that measured it)")
+        axes[1][0].legend(fontsize=8, ncol=4)
+        axes[1][0].grid(alpha=0.3)
+    bottom = axes[-1][0]
+    bottom.set_xlabel("report (history.jsonl, oldest first)")
+    bottom.set_xticks(xs)
+    if names:
+        times.legend(fontsize=8, ncol=4)
+    times.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _card(name: str, group: dict[str, Any]) -> str:
+    status = group["status"]
+    figures = [("targets", "0")] if status == "missing" else [
+        ("build", pages.seconds(group["build_time_seconds"])),
+        ("test", pages.seconds(group["test_time_seconds"])),
+        ("size", _megabytes(group["binary_size_mb"])),
+        ("tests passed", f"{group.get('tests_passed', 0)}/{group['tests']}"),
+    ]
+    if "coverage_percent" in group and status != "missing":
+        figures.append(("coverage", f"{group['coverage_percent']:.1f} %"))
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in figures)
+    cls = html.escape(status)
+    return (f'<div class="card {cls}" data-layer="{html.escape(name)}"><h3>{html.escape(name)} '
+            f'<span class="badge {cls}">{cls}</span></h3><dl>{rows}</dl></div>')
+
+
+def _megabytes(value: float) -> str:
+    return f"{value:.3g} MB"
+
+
+def _tiles(report: dict[str, Any]) -> str:
+    totals, cache, system = report["total_times"], report["cache"], report["system_metrics"]
+    return pages.tiles([
+        ("status", report["project_status"]),
+        ("wall time", pages.seconds(totals["wall_time_seconds"])),
+        ("critical path", pages.seconds(totals["critical_path_seconds"])),
+        ("deliverables", _megabytes(system["total_binary_size_mb"])),
+        ("remote cache hits", pages.percent(cache.get("hit_rate"))),
+        ("parallel build efficiency", pages.percent(system.get("parallel_build_efficiency"))),
+    ])
 
 
 def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_n: int = 15) -> list[Path]:
     """Writes the PNGs and index.html into `out`; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
-    images = [
+    trends = []
+    if history:
+        trends.append(("Trends: totals, cache and parallelism", plot_trends(history, out / "trends.png")))
+        trends.append(("Trends: per layer", plot_layer_trends(history, out / "layer_trends.png")))
+    build = [
         ("Build and test time per layer", plot_layer_times(report, out / "layer_times.png")),
+        ("Critical path", plot_critical_path(report, out / "critical_path.png")),
+        ("Cache", plot_cache(report, out / "cache.png")),
         ("Top targets by time", plot_top_time(report, out / "top_targets_time.png", top_n)),
         ("Top targets by size", plot_top_size(report, out / "top_targets_size.png", top_n)),
-        ("Cache", plot_cache(report, out / "cache.png")),
-        ("Critical path", plot_critical_path(report, out / "critical_path.png")),
     ]
-    if history:
-        images.append(("Trends", plot_trends(history, out / "trends.png")))
 
-    with_coverage = any("coverage_percent" in g for _, g in _groups(report))
+    groups = _groups(report)
+    with_coverage = any("coverage_percent" in g for _, g in groups)
     layer_rows = [
         [name, g["status"], g["build_time_seconds"], g["test_time_seconds"], g["binary_size_mb"],
          g["targets"], f"{g.get('tests_passed', 0)}/{g['tests']}",
          *([g.get("coverage_percent", "-")] if with_coverage else [])]
-        for name, g in _groups(report)
+        for name, g in groups
     ]
     totals = report["total_times"]
     system = report["system_metrics"]
@@ -206,28 +268,30 @@ def write(report: dict[str, Any], history: list[dict[str, Any]], out: Path, top_
         ["build time, executed actions (s)", totals["build_seconds"]],
         ["test time (s)", totals["test_seconds"]],
         ["critical path (s)", totals["critical_path_seconds"]],
-        ["parallel build efficiency", system["parallel_build_efficiency"]],
+        ["parallel build efficiency (fraction)", system["parallel_build_efficiency"]],
         ["jobs", f"{system['jobs']} ({system['jobs_source']})"],
-        ["remote cache hit rate", cache.get("hit_rate")],
+        ["remote cache hit rate (fraction)", cache.get("hit_rate")],
         ["machine", f"{system.get('nproc', '?')} x {system.get('cpu_model', '?')}"],
     ]
-    figures = "".join(
-        f"<h2>{html.escape(title)}</h2><img src=\"{html.escape(name)}\" alt=\"{html.escape(title)}\">"
-        for title, name in images
-    )
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Chimera build metrics</title><style>{_CSS}</style></head>
-<body><h1>Chimera build metrics</h1>
-<p>Generated {html.escape(report['build_timestamp'])} from <code>bazel {html.escape(report.get('command', ''))}</code>;
-raw data: <code>build_metrics.json</code>.</p>
-<h2>Layers</h2>
-{_table(["layer", "status", "build time (s)", "test time (s)", "binary size (MB)", "targets", "tests passed",
-         *(["line coverage, Python + Rust (%)"] if with_coverage else [])], layer_rows)}
-<h2>Build</h2>
-{_table(["figure", "value"], summary)}
-{figures}
-</body></html>
-"""
+    nav = pages.link("#overview", "Overview") + pages.link("#trends", "Trends") + pages.link("#details", "Details")
+    if (out / LOOP_PAGE).is_file():
+        nav += pages.link(LOOP_PAGE, "Closed loop: last run")
+    body = f"""<p class="muted">Generated {html.escape(report['build_timestamp'])} from
+<code>bazel {html.escape(report.get('command', ''))}</code>; raw data: <code>build_metrics.json</code>.
+Times in seconds (s), sizes in MB (10<sup>6</sup> bytes of deliverables), coverage in % of lines.</p>
+<h2 id="overview">Overview</h2>
+{_tiles(report)}
+<div class="cards">{''.join(_card(name, g) for name, g in groups)}</div>
+{pages.figures(build[:1], 3)}
+<h2 id="trends">Trends</h2>
+{pages.figures(trends, 3) if trends else '<p class="muted">No history: trends need history.jsonl.</p>'}
+<h2 id="details">Details</h2>
+<h3>Layers</h3>
+{pages.table(["layer", "status", "build time (s)", "test time (s)", "binary size (MB)", "targets", "tests passed",
+              *(["line coverage, Python + Rust (%)"] if with_coverage else [])], layer_rows, "layers")}
+<h3>Build</h3>
+{pages.table(["figure", "value"], summary, "build")}
+{pages.figures(build[1:], 3)}"""
     index = out / "index.html"
-    index.write_text(page)
-    return [out / name for _, name in images] + [index]
+    index.write_text(pages.document("Chimera build metrics", nav + pages.NAV_MARK, body))
+    return [out / name for _, name in build + trends] + [index]

@@ -18,11 +18,15 @@ def summary(report: dict[str, Any], commit: str = "") -> dict[str, Any]:
         "parallel_build_efficiency": report.get("system_metrics", {}).get("parallel_build_efficiency"),
         "cache_hit_rate": report.get("cache", {}).get("hit_rate"),
         "test_cache_hit_rate": report.get("cache", {}).get("test_cache_hit_rate"),
-        "layers": {
-            name: {k: layer.get(k) for k in ("build_time_seconds", "test_time_seconds", "status", "binary_size_mb")}
-            for name, layer in report.get("layers", {}).items()
-        },
+        "layers": {name: _layer(layer) for name, layer in report.get("layers", {}).items()},
     }
+
+
+def _layer(layer: dict[str, Any]) -> dict[str, Any]:
+    figures = {k: layer.get(k) for k in ("build_time_seconds", "test_time_seconds", "status", "binary_size_mb")}
+    if "coverage_percent" in layer:  # only runs with coverage measured it
+        figures["coverage_percent"] = layer["coverage_percent"]
+    return figures
 
 
 # Entries written before the report took the specification's key names (schema 1).

@@ -115,6 +115,7 @@ def test_cli_writes_report_history_and_digests(tmp_path: Path) -> None:
     assert report["inputs"]["aspect"]["files"] == 7
     lines = (tmp_path / "history.jsonl").read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[0])["commit"] == "abc"
+    assert "coverage_percent" not in json.loads(lines[0])["layers"]["layer1"]  # no coverage measured
 
 
 def test_cli_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,10 +168,13 @@ def test_cli_adds_per_layer_coverage(tmp_path: Path, capsys: pytest.CaptureFixtu
     rust.write_text(json.dumps({"layers": {"layer1": {"coverage_percent": 50.0, "lines": 20, "covered": 10},
                                            "layer2": {"coverage_percent": 75.0, "lines": 40, "covered": 30}}}))
     argv = ["--profile", str(base / "profile.json"), "--bep", str(base / "bep.json"), "--aspect-dir", str(base / "aspect"),
-            "--out", str(tmp_path / "out"), "--no-dashboard", "--no-history", "--coverage", str(coverage),
+            "--out", str(tmp_path / "out"), "--no-dashboard", "--coverage", str(coverage),
             "--rust-coverage", str(rust)]
     assert main.run(argv) == 0
     layers = json.loads((tmp_path / "out/build_metrics.json").read_text())["layers"]
+    tracked = json.loads((tmp_path / "out/history.jsonl").read_text())["layers"]  # the trends plot it
+    assert tracked["layer1"]["coverage_percent"] == layers["layer1"]["coverage_percent"]
+    assert "coverage_percent" not in tracked["layer3"]  # not measured: no figure, not a zero
     assert layers["layer1"]["python_coverage_percent"] == 91.25
     assert layers["layer1"]["rust_coverage_percent"] == 50.0
     assert layers["layer1"]["coverage_percent"] == round(100 * (73 + 10) / (80 + 20), 2)

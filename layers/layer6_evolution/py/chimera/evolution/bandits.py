@@ -1,19 +1,29 @@
-"""The bandit's memory: one ``chimera.optim.bandit.BanditState`` per problem
-class over the portfolio's arms, chosen by the Rust core's UCB1, serialisable
-(and persisted to a JSON file when the server is given one)."""
+"""The bandit's memory: one ``chimera.optim.bandit.BanditState`` per arm set
+and problem class, chosen by the Rust core's UCB1.
+
+Arm sets: ``portfolio`` (this service's strategies) and ``genetic_algorithm``
+(layer 7's operator arms). The state of a class is kept under the key
+``<arm set>/<problem class>``, in memory or, with a genetics target, in
+layer 7's genome store (GeneticsService Put/GetBanditState), read before each
+choice and written after each outcome, so every layer-6 process that shares
+the store shares what the bandit learnt.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
+
+import grpc
 
 from chimera.evolution.core import ArmChoice, EvolutionCore
+from chimera.framework.errors import FailedPrecondition, ServiceError
 from chimera.optim import bandit
+from chimera.v1 import genetics_pb2, genetics_pb2_grpc
 
-__all__ = ["BanditBook", "Choice"]
+__all__ = ["BanditBook", "BanditMemory", "Choice", "GenomeStoreMemory", "InProcessMemory"]
 
 
 @dataclass(frozen=True)
@@ -25,56 +35,112 @@ class Choice:
     state: bandit.BanditState  # the class's statistics at decision time
 
 
-class BanditBook:
-    """Bandit state per problem class; thread-safe."""
+class BanditMemory(Protocol):
+    """Where the states live, by key."""
 
-    def __init__(self, core: EvolutionCore, arms: tuple[str, ...], state_file: Path | None = None) -> None:
-        self._core = core
-        self._arms = arms
-        self._state_file = state_file
-        self._lock = threading.Lock()
-        self._classes: dict[str, bandit.BanditState] = {}
-        if state_file is not None and state_file.exists():
-            self._classes = self.from_json(state_file.read_text())
+    def load(self, key: str) -> bandit.BanditState | None: ...
 
-    def from_json(self, text: str) -> dict[str, bandit.BanditState]:
-        """Classes of a saved book; a file naming other arms is refused (ValueError)."""
+    def save(self, key: str, state: bandit.BanditState) -> None: ...
+
+
+class InProcessMemory:
+    """States in this process only (no genetics target): lost on restart."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, bandit.BanditState] = {}
+
+    def load(self, key: str) -> bandit.BanditState | None:
+        return self._states.get(key)
+
+    def save(self, key: str, state: bandit.BanditState) -> None:
+        self._states[key] = state
+
+
+class _GeneticsFailed(ServiceError):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # type: ignore[misc]
+
+
+class GenomeStoreMemory:
+    """States in layer 7's genome store (its bandit_state table), through its contract."""
+
+    def __init__(self, genetics: genetics_pb2_grpc.GeneticsServiceStub, timeout_s: float = 10.0) -> None:
+        self._genetics = genetics
+        self._timeout_s = timeout_s
+
+    def load(self, key: str) -> bandit.BanditState | None:
         try:
-            classes = {name: bandit.BanditState.from_json(json.dumps(s)) for name, s in json.loads(text).items()}
-        except (AttributeError, KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"not a saved bandit state ({error})") from None
-        for name, state in classes.items():
-            if state.arms != self._arms:
-                raise ValueError(f"bandit state of class {name!r} names arms {state.arms}, not {self._arms}")
-        return classes
+            record = self._genetics.GetBanditState(
+                genetics_pb2.GetBanditStateRequest(problem_class=key), timeout=self._timeout_s
+            )
+        except grpc.RpcError as exc:
+            if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise self._failed("GetBanditState", exc) from exc
+        return bandit.BanditState(
+            arms=tuple(a.name for a in record.arms),
+            pulls=tuple(int(a.pulls) for a in record.arms),
+            reward_sums=tuple(float(a.reward_sum) for a in record.arms),
+            exploration=record.exploration,
+        )
 
-    def to_json(self) -> str:
-        with self._lock:
-            return json.dumps({name: json.loads(s.to_json()) for name, s in sorted(self._classes.items())})
+    def save(self, key: str, state: bandit.BanditState) -> None:
+        tallies = [
+            genetics_pb2.BanditArmTally(name=arm, pulls=state.pulls[i], reward_sum=state.reward_sums[i])
+            for i, arm in enumerate(state.arms)
+        ]
+        request = genetics_pb2.PutBanditStateRequest(
+            state=genetics_pb2.BanditStateRecord(problem_class=key, arms=tallies, exploration=state.exploration)
+        )
+        try:
+            self._genetics.PutBanditState(request, timeout=self._timeout_s)
+        except grpc.RpcError as exc:
+            raise self._failed("PutBanditState", exc) from exc
 
-    def state(self, problem_class: str) -> bandit.BanditState:
-        with self._lock:
-            return self._classes.get(problem_class) or bandit.new_bandit(self._arms)
+    @staticmethod
+    def _failed(rpc: str, exc: grpc.RpcError) -> ServiceError:
+        code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNAVAILABLE
+        details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+        return _GeneticsFailed(code, f"the bandit's store, genetics {rpc}: {code.name}: {details}")
 
-    def choose(self, problem_class: str) -> Choice:
-        state = self.state(problem_class)
+
+class BanditBook:
+    """Bandit state per arm set and problem class; thread-safe."""
+
+    def __init__(
+        self, core: EvolutionCore, arm_sets: Mapping[str, tuple[str, ...]], memory: BanditMemory
+    ) -> None:
+        self._core = core
+        self._arm_sets = dict(arm_sets)
+        self._memory = memory
+        self._lock = threading.Lock()
+
+    def arms(self, arm_set: str) -> tuple[str, ...]:
+        return self._arm_sets[arm_set]
+
+    def state(self, arm_set: str, problem_class: str) -> bandit.BanditState:
+        key = f"{arm_set}/{problem_class}"
+        stored = self._memory.load(key)
+        if stored is None:
+            return bandit.new_bandit(self._arm_sets[arm_set])
+        if stored.arms != self._arm_sets[arm_set]:
+            raise FailedPrecondition(
+                f"the stored bandit state {key!r} names arms {stored.arms}, "
+                f"not this service's {self._arm_sets[arm_set]}"
+            )
+        return stored
+
+    def choose(self, arm_set: str, problem_class: str) -> Choice:
+        state = self.state(arm_set, problem_class)
         picked: ArmChoice = self._core.choose_arm(
             state.exploration, [(n, state.mean(a)) for a, n in zip(state.arms, state.pulls)]
         )
         arm = state.arms[picked.arm]
         return Choice(arm, picked.exploration, f"{arm}: {picked.reason}", picked.indices, state)
 
-    def report(self, problem_class: str, arm: str, reward: float) -> bandit.BanditState:
-        with self._lock:
-            state = self._classes.get(problem_class) or bandit.new_bandit(self._arms)
-            state = bandit.update(state, arm, reward)
-            self._classes[problem_class] = state
-        if self._state_file is not None:
-            self._save()
+    def report(self, arm_set: str, problem_class: str, arm: str, reward: float) -> bandit.BanditState:
+        with self._lock:  # read, update, write as one step within this process
+            state = bandit.update(self.state(arm_set, problem_class), arm, reward)
+            self._memory.save(f"{arm_set}/{problem_class}", state)
         return state
-
-    def _save(self) -> None:
-        assert self._state_file is not None
-        temporary = self._state_file.with_suffix(self._state_file.suffix + ".tmp")
-        temporary.write_text(self.to_json())
-        os.replace(temporary, self._state_file)  # readers never see half a file

@@ -2,10 +2,12 @@
 
 Settings come from ``LAYER6_*`` environment variables (see
 ``chimera.framework.ServerConfig.from_env``), then flags; the service binds
-127.0.0.1:50056 unless told otherwise. With ``--state-file`` the bandit's
-statistics per problem class survive restarts::
+127.0.0.1:50056 unless told otherwise. With ``--genetics-target`` the bandit's
+statistics per problem class live in layer 7's genome store (GeneticsService
+Put/GetBanditState), so they survive restarts and are shared by every process
+using that store; without it they live in this process only::
 
-    bazel run //layers/layer6_evolution:server -- --state-file /tmp/run/bandit.json
+    bazel run //layers/layer6_evolution:server -- --genetics-target 127.0.0.1:50057
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from chimera.evolution.bandits import BanditBook
+import grpc
+
+from chimera.evolution.bandits import BanditBook, BanditMemory, GenomeStoreMemory, InProcessMemory
 from chimera.evolution.core import EvolutionCore
 from chimera.evolution.problems import Limits
-from chimera.evolution.runs import Runs
+from chimera.evolution.runs import ARM_SETS, Runs
 from chimera.evolution.service import SERVICE_NAME, EvolutionServicer
-from chimera.evolution.strategies import Portfolio
 from chimera.framework import (
     ChimeraServer,
     MetricsRegistry,
@@ -30,7 +32,7 @@ from chimera.framework import (
     serve,
 )
 from chimera.framework.flags import add_server_flags, server_config_from_flags
-from chimera.v1 import evolution_pb2_grpc
+from chimera.v1 import evolution_pb2_grpc, genetics_pb2_grpc
 
 __all__ = ["Options", "build_server", "main", "parse_args"]
 
@@ -42,7 +44,8 @@ ENV_PREFIX = "LAYER6_"
 class Options:
     """Layer-specific settings."""
 
-    state_file: Path | None = None
+    #: GeneticsService (layer 7) whose genome store keeps the bandit state; None = in memory.
+    genetics_target: str | None = None
     run_retention: int = 256
     max_concurrent_runs: int = 2
 
@@ -51,7 +54,9 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
     """ServerConfig (environment, then flags) and the evolution options."""
     parser = argparse.ArgumentParser(prog="evolution-server", description=__doc__.splitlines()[0])
     add_server_flags(parser, DEFAULT_PORT)
-    parser.add_argument("--state-file", type=Path, help="JSON file the bandit state persists in")
+    parser.add_argument(
+        "--genetics-target", help="GeneticsService address whose genome store keeps the bandit state"
+    )
     parser.add_argument("--run-retention", type=int, default=256, help="runs kept for Step/SuggestOperators")
     parser.add_argument("--max-concurrent-runs", type=int, default=2, help="server-side runs at once")
     args = parser.parse_args(list(argv))
@@ -61,19 +66,22 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
             parser.error("--run-retention must be at least 1")
         if args.max_concurrent_runs < 1:
             parser.error("--max-concurrent-runs must be at least 1")
-        if args.state_file is not None and not args.state_file.parent.is_dir():
-            parser.error(f"--state-file: directory {args.state_file.parent} does not exist")
 
     config = server_config_from_flags(parser, args, ENV_PREFIX, ServerConfig(port=DEFAULT_PORT), check)
-    return config, Options(args.state_file, args.run_retention, args.max_concurrent_runs)
+    return config, Options(args.genetics_target, args.run_retention, args.max_concurrent_runs)
 
 
 def build_server(
     server_config: ServerConfig, options: Options, core: EvolutionCore | None = None
 ) -> ChimeraServer:
-    """The evolution server (not started); a state file naming other arms fails here."""
+    """The evolution server (not started)."""
     core = core or EvolutionCore.load()
-    book = BanditBook(core, Portfolio.names, options.state_file)
+    memory: BanditMemory = (
+        GenomeStoreMemory(genetics_pb2_grpc.GeneticsServiceStub(grpc.insecure_channel(options.genetics_target)))
+        if options.genetics_target
+        else InProcessMemory()
+    )
+    book = BanditBook(core, ARM_SETS, memory)
     metrics = MetricsRegistry()
     runs = Runs(core, book, Limits(), options.run_retention, options.max_concurrent_runs)
     servicer = EvolutionServicer(runs, metrics)
@@ -90,12 +98,7 @@ def build_server(
 
 def main(argv: Sequence[str] | None = None) -> int:
     server_config, options = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        server = build_server(server_config, options)
-    except ValueError as error:  # a state file this server cannot read
-        print(f"evolution-server: --state-file {options.state_file}: {error}", file=sys.stderr)
-        return 2
-    return serve(server)
+    return serve(build_server(server_config, options))
 
 
 if __name__ == "__main__":

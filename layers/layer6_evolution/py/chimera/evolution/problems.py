@@ -15,7 +15,7 @@ from chimera.optim import objectives
 from chimera.optim.space import Space
 from chimera.v1 import common_pb2, evolution_pb2
 
-__all__ = ["Limits", "ProblemSpec", "benchmark_objective", "check_bounds", "problem_spec"]
+__all__ = ["Limits", "ProblemSpec", "benchmark_objective", "check_bounds", "default_class", "problem_spec"]
 
 #: Benchmark enum -> the engine's test function.
 BENCHMARKS: dict[int, str] = {
@@ -98,8 +98,16 @@ def problem_spec(problem: evolution_pb2.Problem, limits: Limits, server_side: bo
     if server_side and budget == 0:
         budget = limits.default_evaluations
     space = Space(dim, lower=[lo for lo, _ in pairs], upper=[hi for _, hi in pairs])
-    problem_class = problem.problem_class or f"{problem.objective.name}/d{dim}"
+    problem_class = problem.problem_class or default_class(benchmark or problem.objective.name, dim)
     return ProblemSpec(space, direction == common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE, problem_class, budget, benchmark)
+
+
+def default_class(family: str, dim: int) -> str:
+    """``<family>/d<lo>-<hi>``: problems of one objective family whose dimension
+    falls in the same power-of-two bucket share the bandit's statistics."""
+    high = 1 << max(dim - 1, 0).bit_length()
+    low = high // 2 + 1
+    return f"{family}/d{high}" if low >= high else f"{family}/d{low}-{high}"
 
 
 def benchmark_objective(spec: ProblemSpec) -> Callable[[jax.Array], jax.Array]:

@@ -20,21 +20,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from chimera.evolution import strategies
-from chimera.evolution.bandits import BanditBook
+from chimera.evolution import ga_arms, strategies
+from chimera.evolution.bandits import BanditBook, Choice
 from chimera.evolution.core import EvolutionCore, RestartPolicy
 from chimera.evolution.problems import Limits, ProblemSpec, benchmark_objective, problem_spec
 from chimera.framework.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from chimera.optim import bandit, cmaes, loop
 from chimera.v1 import common_pb2, evolution_pb2
 
-__all__ = ["REFERENCE_EVALUATIONS", "Runs"]
+__all__ = ["ARM_SETS", "GA_ARM_SET", "PORTFOLIO", "REFERENCE_EVALUATIONS", "Runs", "measured_reward"]
 
 _log = logging.getLogger("chimera.evolution")
 
 #: Rewards are relative improvement per evaluation, scaled to this many
 #: evaluations (chimera.optim.bandit.improvement_reward).
 REFERENCE_EVALUATIONS = 1000
+GENETIC_ALGORITHM = evolution_pb2.EVOLUTION_ALGORITHM_GENETIC_ALGORITHM
+#: The bandit's arm sets: this service's strategies, and the GA operator arms layer 7 runs.
+PORTFOLIO, GA_ARM_SET = "portfolio", "genetic_algorithm"
+ARM_SETS = {PORTFOLIO: strategies.Portfolio.names, GA_ARM_SET: ga_arms.names()}
 # Chunk sizes of a server-side run: two scan lengths, so jit compiles each
 # strategy at most twice per problem shape.
 _CHUNKS = (8, 1)
@@ -100,6 +104,22 @@ def _init(strategy: loop.Strategy) -> Callable[..., Any]:
 
 def _restarts(state: Any) -> int:
     return int(state.restarts) if isinstance(state, cmaes.CMAState) else 0
+
+
+def measured_reward(measurement: evolution_pb2.RunMeasurement) -> float:
+    """Relative improvement of the best per evaluation (the engine's
+    improvement_reward, which minimises: a MAXIMIZE run is negated)."""
+    sign = -1.0 if measurement.direction == common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE else 1.0
+    return bandit.improvement_reward(
+        sign * measurement.first_best, sign * measurement.final_best,
+        measurement.evaluations, REFERENCE_EVALUATIONS,
+    )
+
+
+def _scores(picked: Choice) -> str:
+    return " (UCB1 scores: " + ", ".join(
+        f"{a} {s:.4g}" for a, s in zip(picked.state.arms, picked.scores)
+    ) + ")"
 
 
 def _budget_reason(used: int, budget: int, cost: int) -> str:
@@ -176,25 +196,49 @@ class Runs:
 
     # -- choice ---------------------------------------------------------------
 
-    def select(self, problem: evolution_pb2.Problem) -> evolution_pb2.AlgorithmChoice:
-        spec = problem_spec(problem, self._limits, server_side=False)
-        _, choice = self._choose(spec, evolution_pb2.EVOLUTION_ALGORITHM_UNSPECIFIED, 0, "algorithm")
+    def select(self, request: evolution_pb2.SelectAlgorithmRequest) -> evolution_pb2.AlgorithmChoice:
+        spec = problem_spec(request.problem, self._limits, server_side=False)
+        if request.algorithm == GENETIC_ALGORITHM:
+            return self._choose_operators(spec)
+        _, choice = self._choose(spec, request.algorithm, 0, "algorithm")
         return choice
+
+    def _choose_operators(self, spec: ProblemSpec) -> evolution_pb2.AlgorithmChoice:
+        """The bandit's genetic-algorithm arm for the class, with its operator settings."""
+        picked = self._book.choose(GA_ARM_SET, spec.problem_class)
+        settings = ga_arms.operators(picked.arm)
+        return evolution_pb2.AlgorithmChoice(
+            algorithm=GENETIC_ALGORITHM,
+            problem_class=spec.problem_class,
+            exploration=picked.exploration,
+            reason=picked.reason + _scores(picked),
+            hyperparameters={
+                "mutation_rate": settings.mutation_rate,
+                "mutation_sigma": settings.mutation_sigma,
+                "crossover_rate": settings.crossover_rate,
+                "crossover_method": float(settings.crossover_method),
+            },
+            arms=self._arms(picked.state, GENETIC_ALGORITHM),
+            arm=picked.arm,
+            operators=settings,
+        )
 
     def _choose(
         self, spec: ProblemSpec, algorithm: int, population_size: int, field_name: str
     ) -> tuple[strategies.Configured, evolution_pb2.AlgorithmChoice]:
-        state = self._book.state(spec.problem_class)
         if algorithm == evolution_pb2.EVOLUTION_ALGORITHM_UNSPECIFIED:
-            picked = self._book.choose(spec.problem_class)
-            arm, exploration, reason, state = picked.arm, picked.exploration, picked.reason, picked.state
-            reason += " (UCB1 scores: " + ", ".join(
-                f"{a} {s:.4g}" for a, s in zip(state.arms, picked.scores)
-            ) + ")"
+            picked = self._book.choose(PORTFOLIO, spec.problem_class)
+            arm, exploration, state = picked.arm, picked.exploration, picked.state
+            reason = picked.reason + _scores(picked)
         else:
             arm = strategies.Portfolio.arm_name(algorithm)
             if arm is None:
-                raise InvalidArgument(field_name, "is not a strategy of the portfolio (CMA_ES, SNES, DIFFERENTIAL_EVOLUTION)")
+                raise InvalidArgument(
+                    field_name,
+                    "is not a strategy of the portfolio (CMA_ES, SNES, DIFFERENTIAL_EVOLUTION); "
+                    "GENETIC_ALGORITHM is run by genetics (layer 7)",
+                )
+            state = self._book.state(PORTFOLIO, spec.problem_class)
             exploration, reason = False, f"{arm}: requested by the caller"
         popsize = population_size or None
         if popsize is not None and not strategies.MIN_POPULATION[arm] <= popsize <= self._limits.population:
@@ -216,23 +260,46 @@ class Runs:
             reason=reason,
             hyperparameters={k: float(v) for k, v in configured.hyperparameters.items()},
             arms=self._arms(state),
+            arm=arm,
         )
         return configured, choice
 
     @staticmethod
-    def _arms(state: bandit.BanditState) -> list[evolution_pb2.BanditArm]:
+    def _arms(state: bandit.BanditState, algorithm: int | None = None) -> list[evolution_pb2.BanditArm]:
+        """Each arm's statistics; ``algorithm`` for arms that share one (the GA's)."""
         return [
             evolution_pb2.BanditArm(
-                algorithm=strategies.Portfolio.algorithm(a), pulls=n, mean_reward=state.mean(a)
+                algorithm=algorithm or strategies.Portfolio.algorithm(a),
+                pulls=n,
+                mean_reward=state.mean(a),
+                arm=a,
             )
             for a, n in zip(state.arms, state.pulls)
         ]
 
-    def report(self, problem_class: str, algorithm: int, reward: float) -> list[evolution_pb2.BanditArm]:
-        arm = strategies.Portfolio.arm_name(algorithm)
-        if arm is None:
-            raise InvalidArgument("algorithm", "is not a strategy of the portfolio (CMA_ES, SNES, DIFFERENTIAL_EVOLUTION)")
-        return self._arms(self._book.report(problem_class, arm, reward))
+    def report(self, request: evolution_pb2.ReportOutcomeRequest) -> evolution_pb2.ReportOutcomeResponse:
+        """Records an outcome: the reward given, or computed from the run's measurement."""
+        if request.algorithm == GENETIC_ALGORITHM:
+            arm_set, arm, shared = GA_ARM_SET, request.arm, GENETIC_ALGORITHM
+            if arm not in ga_arms.GA_ARMS:
+                raise InvalidArgument("arm", f"must be one of the genetic algorithm's arms {ga_arms.names()}")
+        else:
+            arm_set, arm, shared = PORTFOLIO, strategies.Portfolio.arm_name(request.algorithm), None
+            if arm is None:
+                raise InvalidArgument(
+                    "algorithm",
+                    "is not a strategy of the portfolio (CMA_ES, SNES, DIFFERENTIAL_EVOLUTION) "
+                    "or GENETIC_ALGORITHM",
+                )
+            if request.arm and request.arm != arm:
+                raise InvalidArgument("arm", f"must be empty or {arm!r} for this algorithm")
+        reward = request.reward
+        if request.HasField("measurement"):
+            if reward:
+                raise InvalidArgument("reward", "must be 0 when measurement is given (the service computes it)")
+            reward = measured_reward(request.measurement)
+        state = self._book.report(arm_set, request.problem_class, arm, reward)
+        return evolution_pb2.ReportOutcomeResponse(arms=self._arms(state, shared), reward=reward, arm=arm)
 
     # -- records --------------------------------------------------------------
 
@@ -269,7 +336,7 @@ class Runs:
             reward = bandit.improvement_reward(record.first_best, best, record.evaluations, REFERENCE_EVALUATIONS)
         arm = strategies.Portfolio.arm_name(record.configured.algorithm)
         assert arm is not None
-        state = self._book.report(record.spec.problem_class, arm, reward)
+        state = self._book.report(PORTFOLIO, record.spec.problem_class, arm, reward)
         record.choice.ClearField("arms")
         record.choice.arms.extend(self._arms(state))
         return reward

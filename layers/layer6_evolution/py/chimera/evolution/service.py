@@ -28,7 +28,7 @@ class EvolutionServicer(evolution_pb2_grpc.EvolutionServiceServicer):
         self._finished = registry.counter("evolution_runs_total", "Server-side runs finished.", ("algorithm",))
 
     def SelectAlgorithm(self, request, context) -> evolution_pb2.AlgorithmChoice:
-        return self._runs.select(request.problem)
+        return self._runs.select(request)
 
     def StartRun(self, request, context) -> evolution_pb2.Population:
         return self._runs.start(request)
@@ -65,9 +65,7 @@ class EvolutionServicer(evolution_pb2_grpc.EvolutionServiceServicer):
             yield kind, message
 
     def ReportOutcome(self, request, context) -> evolution_pb2.ReportOutcomeResponse:
-        return evolution_pb2.ReportOutcomeResponse(
-            arms=self._runs.report(request.problem_class, request.algorithm, request.reward)
-        )
+        return self._runs.report(request)
 
     def SuggestOperators(self, request, context) -> common_pb2.OperatorSettings:
         if request.run_id:

@@ -16,7 +16,12 @@ import grpc
 import jax
 import numpy as np
 
-from chimera.framework.errors import FailedPrecondition, InvalidArgument, ServiceError
+from chimera.framework.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    ResourceExhausted,
+    ServiceError,
+)
 from chimera.genetics.breeding import CROSSOVERS, Operators, breed, initial_population
 from chimera.genetics.convert import genome_proto
 from chimera.genetics.core import STATUS_BAD_BOUNDS, CoreError, GeneticsCore, KpiInputs
@@ -68,21 +73,22 @@ class Breeder:
         self._limits = limits
 
     def run_generation(
-        self, request: genetics_pb2.RunGenerationRequest
+        self, request: genetics_pb2.RunGenerationRequest, max_population: int = 0
     ) -> genetics_pb2.RunGenerationResponse:
+        """One generation; ``max_population`` (a grant's, 0 = none) clips the new one."""
         if request.allocation_id:
             raise FailedPrecondition(
-                "allocation_id is set but this service is not connected to a ResourcesService"
+                "allocation_id: grants are not taken this way; BeginRun asks resources for one"
             )
         agent = self._store.agent(request.agent_id)
         if agent is None:
-            return self._first_generation(request)
+            return self._first_generation(request, max_population)
         space = _Space.from_json(agent.settings["bounds"])
+        stored_size = int(agent.settings["population_size"])
+        size = _clipped(stored_size, max_population)
         ops = _operators(
-            Operators.from_json(agent.settings["operators"]), request, len(space.names),
-            int(agent.settings["population_size"]),
+            Operators.from_json(agent.settings["operators"]), request, len(space.names), size
         )
-        size = int(agent.settings["population_size"])
         current = self._store.population(request.agent_id, agent.generation)
         fitness = self._fitness(request, current)
         merged = np.array(
@@ -106,7 +112,9 @@ class Breeder:
             for i in range(size)
         ]
         self._core.check_population(space.bounds, [g.parameters for g in new])
-        records = self._commit(request.agent_id, agent.generation + 1, new, space, ops, size, fitness)
+        records = self._commit(
+            request.agent_id, agent.generation + 1, new, space, ops, stored_size, fitness
+        )
         evaluated = merged[~np.isnan(merged)]
         diversity = self._core.check_population(space.bounds, genes.tolist())
         summary = common_pb2.GenerationSummary(
@@ -119,10 +127,12 @@ class Breeder:
             ),
             evaluations=self._store.evaluated_count(request.agent_id),
         )
-        return self._response(request.agent_id, agent.generation + 1, records, ops, summary)
+        response = self._response(request.agent_id, agent.generation + 1, records, ops, summary)
+        response.population_clipped_from = stored_size if size < stored_size else 0
+        return response
 
     def _first_generation(
-        self, request: genetics_pb2.RunGenerationRequest
+        self, request: genetics_pb2.RunGenerationRequest, max_population: int
     ) -> genetics_pb2.RunGenerationResponse:
         if not request.bounds:
             raise InvalidArgument("bounds", "is required on the first call for an agent")
@@ -149,6 +159,7 @@ class Breeder:
                 f"{size} x {len(space.names)} genes exceeds the limit of "
                 f"{self._limits.max_genes_per_generation} genes per generation",
             )
+        wanted, size = size, _clipped(size, max_population)
         ops = _operators(Operators(), request, len(space.names), size)
         try:
             # The core checks the bounds before the (here empty) population.
@@ -161,8 +172,11 @@ class Breeder:
         genes = initial_population(_key(request.seed, 0), space.lower, space.upper, size, ops)
         new = [NewGenome(parameters=tuple(row)) for row in genes.tolist()]
         self._core.check_population(space.bounds, [g.parameters for g in new])
-        records = self._commit(request.agent_id, 0, new, space, ops, size, {})
-        return self._response(request.agent_id, 0, records, ops, None)
+        # The agent keeps the size it asked for; each generation is clipped to its grant.
+        records = self._commit(request.agent_id, 0, new, space, ops, wanted, {})
+        response = self._response(request.agent_id, 0, records, ops, None)
+        response.population_clipped_from = wanted if size < wanted else 0
+        return response
 
     def _fitness(
         self, request: genetics_pb2.RunGenerationRequest, current: list[GenomeRecord]
@@ -240,6 +254,17 @@ class Breeder:
         if summary is not None:
             response.evaluated_generation.CopyFrom(summary)
         return response
+
+
+def _clipped(size: int, max_population: int) -> int:
+    """``size`` within a grant's ``max_population`` (0 = no grant)."""
+    if not max_population or size <= max_population:
+        return size
+    if max_population < 2:
+        raise ResourceExhausted(
+            f"grant: max_population {max_population} is below the 2 members a generation needs"
+        )
+    return max_population
 
 
 def _key(seed: int, generation: int) -> jax.Array:

@@ -5,10 +5,11 @@ Settings come from ``LAYER7_*`` environment variables (see
 127.0.0.1:50057 unless told otherwise. Genomes go to a SQLite file under the
 run directory (``--run-dir``, default ``./run``) unless ``--store`` names
 another file or a ``postgresql://`` URL. DeployBest needs
-``--execution-target`` (layer 4)::
+``--execution-target`` (layer 4). With ``--resources-target`` (layer 8) every
+run is asked for before it starts (BeginRun) and bounded by its grant::
 
     bazel run //layers/layer7_genetics:server -- --run-dir /tmp/run \
-        --execution-target 127.0.0.1:50054
+        --execution-target 127.0.0.1:50054 --resources-target 127.0.0.1:50058
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from chimera.framework import (
 from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.genetics.core import GeneticsCore
 from chimera.genetics.generations import Breeder, BreederLimits
+from chimera.genetics.grants import RunGrants
 from chimera.genetics.service import SERVICE_NAME, GeneticsServicer
 from chimera.genetics.store import GenomeStore
-from chimera.v1 import execution_pb2_grpc, genetics_pb2_grpc
+from chimera.v1 import execution_pb2_grpc, genetics_pb2_grpc, resources_pb2_grpc
 
 __all__ = ["Options", "build_server", "main", "parse_args"]
 
@@ -52,6 +54,8 @@ class Options:
     store: str | None = None
     execution_target: str | None = None
     default_population: int = 32
+    #: ResourcesService (layer 8) asked for each run's grant; None = runs are not bounded.
+    resources_target: str | None = None
 
     @property
     def store_target(self) -> str:
@@ -66,6 +70,9 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
     parser.add_argument("--store", help="genome store: a SQLite file or a postgresql:// URL")
     parser.add_argument("--execution-target", help="ExecutionService address for DeployBest")
     parser.add_argument("--default-population", type=int, default=32, help="members of a new population")
+    parser.add_argument(
+        "--resources-target", help="ResourcesService address asked for each run's grant (BeginRun)"
+    )
     args = parser.parse_args(list(argv))
 
     def check() -> None:
@@ -73,7 +80,9 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
             parser.error("--default-population must be in [1, 100000]")
 
     config = server_config_from_flags(parser, args, ENV_PREFIX, ServerConfig(port=DEFAULT_PORT), check)
-    return config, Options(args.run_dir, args.store, args.execution_target, args.default_population)
+    return config, Options(
+        args.run_dir, args.store, args.execution_target, args.default_population, args.resources_target
+    )
 
 
 def build_server(
@@ -87,9 +96,14 @@ def build_server(
         if options.execution_target
         else None
     )
+    grants = (
+        RunGrants(resources_pb2_grpc.ResourcesServiceStub(grpc.insecure_channel(options.resources_target)))
+        if options.resources_target
+        else None
+    )
     metrics = MetricsRegistry()
     breeder = Breeder(core, store, BreederLimits(default_population=options.default_population))
-    servicer = GeneticsServicer(breeder, store, execution, metrics)
+    servicer = GeneticsServicer(breeder, store, execution, metrics, grants=grants)
     return ChimeraServer(
         server_config,
         [

@@ -1,4 +1,5 @@
-"""GeneticsService: RunGeneration, GetGenome, ListGenomeHistory and DeployBest."""
+"""GeneticsService: RunGeneration, GetGenome, ListGenomeHistory, DeployBest, the
+run grants (BeginRun, EndRun) and the bandit states (PutBanditState, GetBanditState)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import time
 import grpc
 
 from chimera.framework import MetricsRegistry
-from chimera.framework.errors import FailedPrecondition, NotFound, ServiceError
-from chimera.genetics.convert import genome_proto
+from chimera.framework.errors import FailedPrecondition, NotFound
+from chimera.genetics.convert import bandit_proto, bandit_state, genome_proto
 from chimera.genetics.generations import Breeder
+from chimera.genetics.grants import RunGrants
+from chimera.optim.bandit import BanditState
 from chimera.genetics.store import Deployment, GenomeStore, StoreConflict
+from chimera.genetics.upstream import UpstreamError
 from chimera.v1 import execution_pb2, execution_pb2_grpc, genetics_pb2, genetics_pb2_grpc
 
 __all__ = ["DEFAULT_HISTORY_LIMIT", "SERVICE_NAME", "GeneticsServicer"]
@@ -20,14 +24,6 @@ SERVICE_NAME = "chimera.v1.GeneticsService"
 DEFAULT_HISTORY_LIMIT = 100
 
 _log = logging.getLogger("chimera.genetics")
-
-
-class UpstreamError(ServiceError):
-    """Layer 4 refused the deployment; its status is passed on."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code  # type: ignore[misc]
 
 
 class GeneticsServicer(genetics_pb2_grpc.GeneticsServiceServicer):
@@ -40,8 +36,10 @@ class GeneticsServicer(genetics_pb2_grpc.GeneticsServiceServicer):
         execution: execution_pb2_grpc.ExecutionServiceStub | None,
         metrics: MetricsRegistry | None = None,
         deploy_timeout_s: float = 10.0,
+        grants: RunGrants | None = None,
     ) -> None:
         self._breeder = breeder
+        self._grants = grants
         self._store = store
         self._execution = execution
         self._deploy_timeout_s = deploy_timeout_s
@@ -50,11 +48,24 @@ class GeneticsServicer(genetics_pb2_grpc.GeneticsServiceServicer):
             "genetics_generations_total", "Generations stored.", ("kind",)
         )
         self._deploys = registry.counter("genetics_deployments_total", "DeployBest calls that deployed.")
+        self._clipped = registry.counter(
+            "genetics_clipped_generations_total", "Generations a grant clipped to its max_population."
+        )
 
     def RunGeneration(
         self, request: genetics_pb2.RunGenerationRequest, context: grpc.ServicerContext
     ) -> genetics_pb2.RunGenerationResponse:
-        response = self._breeder.run_generation(request)
+        held = self._grants.bound(request.agent_id) if self._grants is not None else None
+        response = self._breeder.run_generation(request, held.max_population if held else 0)
+        if held is not None:
+            response.grant.CopyFrom(self._grants.status(held))  # type: ignore[union-attr]
+        if response.population_clipped_from:
+            self._clipped.inc()
+            _log.info(
+                "agent %s generation %d: clipped from %d to the grant's %d members",
+                request.agent_id, response.generation, response.population_clipped_from,
+                len(response.population),
+            )
         self._generations.labels(kind="initial" if response.generation == 0 else "bred").inc()
         if response.HasField("evaluated_generation"):
             s = response.evaluated_generation
@@ -122,3 +133,38 @@ class GeneticsServicer(genetics_pb2_grpc.GeneticsServiceServicer):
             ) from exc
         self._deploys.inc()
         return genetics_pb2.DeployBestResponse(genome=genome, deployment=deployment)
+
+    def BeginRun(
+        self, request: genetics_pb2.BeginRunRequest, context: grpc.ServicerContext
+    ) -> genetics_pb2.RunGrantStatus:
+        status = self._require_grants().begin(request)
+        _log.info(
+            "agent %s: job %s granted: population <= %d, %d s",
+            request.agent_id, status.job.id, status.max_population, status.wall_time_seconds,
+        )
+        return status
+
+    def EndRun(
+        self, request: genetics_pb2.EndRunRequest, context: grpc.ServicerContext
+    ) -> genetics_pb2.RunGrantStatus:
+        return self._require_grants().end(request.agent_id)
+
+    def _require_grants(self) -> RunGrants:
+        if self._grants is None:
+            raise FailedPrecondition("this service has no --resources-target to ask for grants")
+        return self._grants
+
+    def PutBanditState(
+        self, request: genetics_pb2.PutBanditStateRequest, context: grpc.ServicerContext
+    ) -> genetics_pb2.BanditStateRecord:
+        state = bandit_state(request.state)
+        self._store.save_bandit(request.state.problem_class, state.to_json())
+        return bandit_proto(request.state.problem_class, state)
+
+    def GetBanditState(
+        self, request: genetics_pb2.GetBanditStateRequest, context: grpc.ServicerContext
+    ) -> genetics_pb2.BanditStateRecord:
+        text = self._store.load_bandit(request.problem_class)
+        if text is None:
+            raise NotFound(f"no bandit state is stored for problem class {request.problem_class!r}")
+        return bandit_proto(request.problem_class, BanditState.from_json(text))

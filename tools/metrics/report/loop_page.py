@@ -1,0 +1,221 @@
+"""The closed loop's last run as a static page: loop.html and its PNG plots, drawn
+from the loop's summary (`bazel run //tools/loop:closed_loop -- --summary-out F`,
+or the main job's summary, which carries it under `closed_loop`).
+
+    bazel run //tools/metrics/report:loop_page -- --summary build-metrics/main_job_summary.json \\
+        --out build-metrics/dashboard
+
+When OUT holds the build dashboard (index.html), its navigation gets a link to
+the page. Exit status 0 when the page is written, 2 for a missing or invalid summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tools.metrics.report import loop_plots, pages
+from tools.metrics.report.loop_summary import SummaryError, load
+
+PAGE = "loop.html"
+TITLE = "Chimera closed loop: last run"
+
+
+def _fields(section: dict[str, Any], prefix: str, labels: list[tuple[str, str]]) -> list[list[str]]:
+    """[label, value] rows for the keys of `section` that are present."""
+    return [[label, pages.cell(section[key], f"{prefix}.{key}")] for key, label in labels if key in section]
+
+
+def _kv(title: str, rows: list[list[str]], table_id: str, headers: tuple[str, str] = ("figure", "value")) -> str:
+    """A titled two-column table (h3: these sit in a section); nothing without rows."""
+    if not rows:
+        return ""
+    return f"<div><h3>{html.escape(title)}</h3>" + pages.table(list(headers), rows, table_id) + "</div>"
+
+
+def _pair(*blocks: str) -> str:
+    """Blocks side by side where the page is wide enough."""
+    return '<div class="pair">' + "".join(blocks) + "</div>"
+
+
+def _generations_table(summary: dict[str, Any], prefix: str) -> str:
+    columns = [("generation", "generation"), ("best_fitness", "best (quality)"), ("mean_fitness", "mean (quality)"),
+               ("diversity", "diversity"), ("mutation_rate", "mutation rate"), ("mutation_sigma", "mutation σ"),
+               ("evaluations", "evaluations so far"), ("batch_wall_ms", "batch wall time (ms)")]
+    gens = summary["evolution"]["generations"]
+    present = [(k, label) for k, label in columns if all(k in g for g in gens)]
+    rows = [[pages.cell(g[k], f"{prefix}evolution.generations.{i}.{k}") for k, _ in present]
+            for i, g in enumerate(gens)]
+    return pages.table([label for _, label in present], rows, "generations")
+
+
+def _ab_rows(ab: dict[str, Any], prefix: str) -> list[list[str]]:
+    rows = _fields(ab, f"{prefix}ab_test", [
+        ("decision", "decision"),
+        ("planned_samples_per_arm", "planned held-out instances per arm"),
+        ("samples_used_per_arm", "observations used per arm"),
+        ("baseline_mean_quality", "baseline mean quality"),
+        ("candidate_mean_quality", "candidate mean quality"),
+        ("relative_improvement", "relative improvement (fraction)"),
+        ("t_statistic", "Welch's t"),
+        ("p_value", "p-value"),
+        ("alpha", "α (significance level)"),
+        ("effect_size_cohens_d", "Cohen's d"),
+        ("hedges_g", "Hedges' g"),
+    ])
+    low, high = ab["hedges_g_ci"]
+    rows.append(["Hedges' g, 95% CI low", pages.cell(low, f"{prefix}ab_test.hedges_g_ci.0")])
+    rows.append(["Hedges' g, 95% CI high", pages.cell(high, f"{prefix}ab_test.hedges_g_ci.1")])
+    rows += _fields(ab, f"{prefix}ab_test", [("holdout_seeds", "held-out seeds (first, last)"),
+                                             ("evaluations", "evaluations"), ("failed_pairs", "failed pairs")])
+    return rows
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    figures = []
+    ab = summary.get("ab_test")
+    if ab:
+        low, high = ab["hedges_g_ci"]
+        figures += [
+            ("held-out quality, baseline → candidate",
+             f"{ab['baseline_mean_quality']:.3f} → {ab['candidate_mean_quality']:.3f}"),
+            ("relative improvement", pages.percent(ab.get("relative_improvement"), signed=True)),
+            (f"p-value (α = {ab['alpha']:g})", f"{ab['p_value']:.2g}"),
+            ("Hedges' g, 95% CI", f"{ab['hedges_g']:.2f} [{low:.2f}, {high:.2f}]"),
+        ]
+    if "total" in summary.get("evaluations", {}):
+        figures.append(("layer-4 evaluations", str(summary["evaluations"]["total"])))
+    if "elapsed_s" in summary:
+        figures.append(("wall time", pages.seconds(summary["elapsed_s"])))
+    return pages.tiles(figures) if figures else ""
+
+
+def _outcome_rows(summary: dict[str, Any], p: str) -> list[list[str]]:
+    rows = [["run ok", pages.cell(summary["ok"], f"{p}ok")]]
+    if summary["reason"]:
+        rows.append(["reason it failed", pages.cell(summary["reason"], f"{p}reason")])
+    rows += _fields(summary.get("outcome", {}), f"{p}outcome", [
+        ("decision", "decision"), ("action", "action"), ("reason", "why"),
+        ("active_version", "active version"), ("canary_version", "canary version"),
+        ("baseline_version", "baseline version")])
+    if "elapsed_s" in summary:
+        rows.append(["elapsed, start to stop (s)", pages.cell(summary["elapsed_s"], f"{p}elapsed_s")])
+    return rows
+
+
+def _body(summary: dict[str, Any], prefix: str, images: dict[str, str], source: str) -> str:
+    p = prefix
+    decision = summary.get("outcome", {}).get("decision", "FAILED" if not summary["ok"] else "-")
+    parts = [
+        f'<p class="muted">{source} Quality is a placement\'s accepted priority × utilization '
+        f'(0–1, higher is better); times in seconds (s).</p>',
+        f'<h2 id="outcome">Outcome <span class="badge {html.escape(decision)}">{html.escape(decision)}</span></h2>',
+        _headline(summary),
+    ]
+    if "ab_test" not in summary:
+        parts.append(_kv("Run", _outcome_rows(summary, p), "outcome"))
+    else:
+        parts.append(f'<img src="{images["ab"]}" alt="A/B test on held-out instances">')
+        parts.append(_pair(_kv("A/B test on held-out instances (layer 5)", _ab_rows(summary["ab_test"], p), "ab-test"),
+                           _kv("Run", _outcome_rows(summary, p), "outcome")))
+    if "evolution" in summary:
+        evolution = summary["evolution"]
+        parts.append('<h2 id="generations-section">Quality per generation (layer 7, fitness from layer 4)</h2>')
+        if evolution["generations"]:
+            parts.append(f'<img src="{images["generations"]}" alt="Quality per generation">')
+            parts.append(_generations_table(summary, p))
+        parts.append(_kv("Evolution", _fields(evolution, f"{p}evolution", [
+            ("population", "population"), ("training_instances", "training instances"),
+            ("stop_reason", "stopped because"), ("best_genome_id", "best genome"),
+            ("best_training_fitness", "best training fitness (quality)"),
+            ("resumed_from_generation", "resumed from generation"), ("failed_pairs", "failed pairs")]),
+            "evolution"))
+    parts.append('<h2 id="phases-section">Wall time and evaluations per phase</h2>')
+    parts.append(f'<img src="{images["phases"]}" alt="Wall time and evaluations per phase">')
+    evaluations = summary.get("evaluations", {})
+    parts.append(_pair(
+        _kv("Wall time", [[name, pages.cell(s, f"{p}phases_s.{name}")] for name, s in loop_plots.phases(summary)], "phases",
+            ("phase", "wall time (s)")),
+        _kv("Layer-4 evaluations (genome × instance)",
+            [[k, pages.cell(v, f"{p}evaluations.{k}")] for k, v in loop_plots.in_order(evaluations, (*loop_plots.EVALUATION_ORDER, "total"))],
+            "evaluations", ("phase", "evaluations"))))
+    parts.append('<h2 id="inputs">Trigger, grant and strategy</h2>')
+    parts.append(_pair(
+        _kv("Trigger (layer 5)", _fields(summary.get("trigger", {}), f"{p}trigger", [
+            ("trigger", "trigger"), ("should_evolve", "evolve"), ("reason", "reason"),
+            ("current_mean", "current mean quality"), ("baseline_mean", "earlier mean quality"),
+            ("p_value", "p-value"), ("sample_count", "samples")]), "trigger"),
+        _kv("Grant (layer 8)", _fields(summary.get("resources", {}), f"{p}resources", [
+            ("job_id", "job"), ("allocation_id", "allocation"), ("cpu_cores", "CPU cores"),
+            ("device_ids", "accelerators"), ("requested_population", "population asked"),
+            ("max_population", "population granted"), ("wall_time_seconds", "wall time granted (s)"),
+            ("cost_usd", "cost (USD)"), ("released", "released as")]), "grant"),
+        _kv("Strategy (layer 6)", _fields(summary.get("strategy", {}), f"{p}strategy", [
+            ("algorithm", "algorithm chosen"), ("reason", "reason"), ("exploration", "exploration"),
+            ("problem_class", "problem class"), ("hyperparameters", "hyperparameters"), ("ran", "ran")]), "strategy"),
+        _kv("Baseline (layers 3, 4)", _fields(summary.get("baseline", {}), f"{p}baseline", [
+            ("genome_id", "genome"), ("version", "version"), ("stream_instances", "stream instances"),
+            ("stream_mean_quality", "mean quality on the stream"),
+            ("kpi_reports_at_layer5", "KPI reports at layer 5"), ("failed_pairs", "failed pairs")]), "baseline"),
+        _kv("Canary (layer 7 → 4)", _fields(summary.get("canary", {}), f"{p}canary", [
+            ("source", "source"), ("genome_id", "genome"), ("version", "version"),
+            ("previous_version", "previous version"), ("parameters", "parameters")]), "canary"),
+    ))
+    return "\n".join(part for part in parts if part)
+
+
+def write(summary: dict[str, Any], out: Path, prefix: str = "", source: str = "") -> list[Path]:
+    """Writes loop.html and its PNGs into `out` (links it from out/index.html when
+    that exists); returns the files written. `prefix` is where the loop summary
+    sits in its file ("closed_loop" or "")."""
+    out.mkdir(parents=True, exist_ok=True)
+    images = {"phases": loop_plots.plot_phases(summary, out / "loop_phases.png")}
+    if summary.get("evolution", {}).get("generations"):
+        images["generations"] = loop_plots.plot_generations(summary, out / "loop_generations.png")
+    if "ab_test" in summary:
+        images["ab"] = loop_plots.plot_ab_test(summary, out / "loop_ab_test.png")
+    key_prefix = f"{prefix}." if prefix else ""
+    nav = pages.link("index.html", "Build dashboard") if (out / "index.html").is_file() else ""
+    page = out / PAGE
+    page.write_text(pages.document(TITLE, nav, _body(summary, key_prefix, images, source)))
+    pages.add_nav_link(out / "index.html", PAGE, "Closed loop: last run")
+    return [out / name for name in images.values()] + [page]
+
+
+def _path(value: str) -> Path:
+    """Relative to where `bazel run` was started, not to the runfiles tree."""
+    path = Path(value).expanduser()
+    base = os.environ.get("BUILD_WORKING_DIRECTORY", "")
+    return path if path.is_absolute() or not base else Path(base) / path
+
+
+def run(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="loop_page", description=__doc__.split("\n\n")[0])
+    p.add_argument("--summary", type=_path, required=True,
+                   help="the loop's summary JSON, or a file with it under closed_loop")
+    p.add_argument("--out", type=_path, required=True, help="folder for loop.html and its PNGs")
+    args = p.parse_args(argv)
+    try:
+        summary, where = load(args.summary)
+    except SummaryError as err:
+        print(f"loop_page: bad summary: {err}", file=sys.stderr)
+        return 2
+    written = datetime.fromtimestamp(args.summary.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    source = (f'From <code>{html.escape(args.summary.name)}{":" + where if where else ""}</code>, '
+              f"written {written}.")
+    files = write(summary, args.out, where, source)
+    print(f"loop_page: {files[-1]} ({len(files) - 1} plots)")
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

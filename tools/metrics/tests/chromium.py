@@ -1,0 +1,46 @@
+"""What the browser tests share: Debian's chromium under pytest-playwright (Playwright's
+own browser download cannot be reached), the skip when it is absent, and the checks
+every page gets (images load, no console error)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("/usr/bin/chromium")
+OUTPUTS = Path(os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR", "."))
+requires_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium); Playwright's download is unreachable")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    # Debian's chromium instead of Playwright's own build; its sandbox needs user
+    # namespaces the test sandbox does not give.
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True,
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]}
+
+
+def record_errors(page: Any) -> list[str]:
+    """The console errors and uncaught exceptions `page` logs from now on."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+def images(page: Any) -> list[dict[str, Any]]:
+    """Every <img> of the page: src, and whether it decoded (complete, naturalWidth > 0)."""
+    return page.eval_on_selector_all(
+        "img", "els => els.map(e => ({src: e.getAttribute('src'), ok: e.complete && e.naturalWidth > 0}))")
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """A full-page screenshot in the test's undeclared outputs."""
+    path = OUTPUTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
