@@ -412,7 +412,9 @@ def run_on_stack(
             run_plan(args, layers, summary, outcome)
         except JobFailed as exc:
             reasons.append(str(exc))
-            summary["closed_loop"] = {"ok": False, "reason": "not run: the plan failed", "phases_s": {}}
+            summary["closed_loop"] = {
+                "ok": False, "reason": "not run: the plan failed", "phases_s": {}
+            }
         else:
             observer = None if on_loop_phase is None else (lambda name: on_loop_phase(name, layers))
             print("Plan done; the closed loop on the same layers", flush=True)
