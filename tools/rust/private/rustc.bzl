@@ -102,16 +102,27 @@ def rustc_args(ctx, toolchain, crate_name, crate_type, root, deps, edition, targ
 def _search_path(rlib):
     return rlib.dirname
 
-def compile_crate(ctx, crate_name, crate_type, root, srcs, deps, edition, target_triple, rustc_flags, output, is_test = False):
-    """Registers the rustc action that produces `output`."""
+def compile_crate(ctx, crate_name, crate_type, root, srcs, deps, edition, target_triple, rustc_flags, output, is_test = False, profiler_runtime = None):
+    """Registers the rustc action that produces `output`.
+
+    `profiler_runtime` (the profiler_builtins rlib, see coverage.bzl) instruments the
+    crate for line coverage. Only compiles get it, never lint actions.
+    """
     toolchain = ctx.toolchains[TOOLCHAIN_TYPE]
     args = rustc_args(ctx, toolchain, crate_name, crate_type, root, deps, edition, target_triple, rustc_flags, is_test)
+    extra_inputs = []
+    if profiler_runtime:
+        args.add("-Cinstrument-coverage")
+        # Kind "all": rustc looks for the injected crate as a direct crate here and as a
+        # dependency of every instrumented rlib this crate uses.
+        args.add("-Lall=" + profiler_runtime.dirname)
+        extra_inputs.append(profiler_runtime)
     args.add("--emit=link")
     args.add("-o", output)
     ctx.actions.run(
         executable = ctx.executable._process_wrapper,
         arguments = [toolchain.rustc.path, args],
-        inputs = depset([root], transitive = [srcs, deps.transitive_rlibs]),
+        inputs = depset([root] + extra_inputs, transitive = [srcs, deps.transitive_rlibs]),
         tools = [toolchain.rustc],
         outputs = [output],
         env = dict(ACTION_ENV, RUSTC_VERSION = toolchain.version),
