@@ -38,7 +38,8 @@ out="$(realpath -m "${1:-build-metrics/coverage}")"
 (($# == 0)) || shift  # the rest are bazel test flags
 BAZEL="${BAZEL:-bazel}"
 read -r -a startup <<<"${BAZEL_STARTUP_FLAGS:-}"
-# Every command with the same options, so Bazel keeps its analysis cache between them.
+# Every build with the same options, so Bazel keeps its analysis cache between them
+# (`info` takes no Starlark flags; the output folders are the same with or without).
 config=(--config=coverage-rust)
 bzl() { "$BAZEL" "${startup[@]}" "$@"; }
 start=$SECONDS
@@ -56,13 +57,14 @@ mkdir -p "$out"
 # The locked coverage.py is its own wheel repository (@pypi_coverage, behind @pypi//:coverage).
 bzl build "${config[@]}" //tools/metrics/coverage:combine //tools/metrics/coverage:rust_combine \
   //tools/metrics/coverage:attach //tools/metrics:gate @pypi//:coverage
-package="$(bzl info "${config[@]}" output_base)/external/pypi_coverage/site-packages/coverage"
+package="$(bzl info output_base)/external/pypi_coverage/site-packages/coverage"
 [[ -d "$package" ]] || { echo "coverage: $package missing (is coverage in the lock?)" >&2; exit 2; }
 # Only coverage itself joins the tests' path, not the whole site-packages.
 mkdir -p "$out/path"
 ln -sfn "$package" "$out/path/coverage"
 status=0
-bzl test "${config[@]}" "${COVERAGE_TARGETS:-//layers/...}" --jobs="${JOBS:-2}" \
+# The lint tests measure nothing (plain `bazel test` runs them).
+bzl test "${config[@]}" "${COVERAGE_TARGETS:-//layers/...}" --jobs="${JOBS:-2}" --test_tag_filters=-lint \
   --test_env=PYTHONPATH="$PWD/tools/metrics/coverage/site:$out/path" \
   --test_env=COVERAGE_PROCESS_START="$PWD/tools/metrics/coverage/coveragerc" "$@" || status=$?
 echo "coverage: bazel test took $((SECONDS - start)) s (exit $status)"
@@ -70,7 +72,7 @@ echo "coverage: bazel test took $((SECONDS - start)) s (exit $status)"
 data="$out/data"
 rm -rf "$data"
 mkdir -p "$data"
-testlogs="$(bzl info "${config[@]}" bazel-testlogs)"
+testlogs="$(bzl info bazel-testlogs)"
 while IFS= read -r zip; do
   dest="$data/${zip#"$testlogs"/}"
   mkdir -p "$dest"
@@ -79,7 +81,7 @@ done < <(find "$testlogs/layers" -name outputs.zip)
 bzl run "${config[@]}" //tools/metrics/coverage:combine -- \
   --data-dir "$data" --workspace "$PWD" --out "$out/coverage.json"
 bzl run "${config[@]}" //tools/metrics/coverage:rust_combine -- \
-  --data-dir "$data" --bin-dir "$(bzl info "${config[@]}" bazel-bin)" --workspace "$PWD" \
+  --data-dir "$data" --bin-dir "$(bzl info bazel-bin)" --workspace "$PWD" \
   --llvm-profdata "$profdata" --llvm-cov "$llvm_cov" --compiler "$("$rustc" --version), LLVM $llvm_major" \
   --out "$out/rust_coverage.json"
 figures=(--coverage "$out/coverage.json" --rust-coverage "$out/rust_coverage.json")
