@@ -47,7 +47,8 @@ start=$SECONDS
 # The compiler is the toolchain's (Debian's, never the rustc on PATH); the profile tools
 # must be of its LLVM version.
 rustc=/usr/bin/rustc
-llvm_major="$("$rustc" -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')"
+llvm_version="$("$rustc" -vV | sed -n 's/^LLVM version: //p')"
+llvm_major="${llvm_version%%.*}"
 profdata="/usr/bin/llvm-profdata-$llvm_major" llvm_cov="/usr/bin/llvm-cov-$llvm_major"
 for tool in "$profdata" "$llvm_cov"; do
   [[ -x "$tool" ]] || { echo "coverage: $tool missing: apt-get install llvm-$llvm_major (tools/bootstrap.sh --optional)" >&2; exit 2; }
@@ -82,7 +83,7 @@ bzl run "${config[@]}" //tools/metrics/coverage:combine -- \
   --data-dir "$data" --workspace "$PWD" --out "$out/coverage.json"
 bzl run "${config[@]}" //tools/metrics/coverage:rust_combine -- \
   --data-dir "$data" --bin-dir "$(bzl info bazel-bin)" --workspace "$PWD" \
-  --llvm-profdata "$profdata" --llvm-cov "$llvm_cov" --compiler "$("$rustc" --version), LLVM $llvm_major" \
+  --llvm-profdata "$profdata" --llvm-cov "$llvm_cov" --compiler "$("$rustc" --version), LLVM $llvm_version" \
   --out "$out/rust_coverage.json"
 figures=(--coverage "$out/coverage.json" --rust-coverage "$out/rust_coverage.json")
 

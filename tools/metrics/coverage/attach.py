@@ -34,6 +34,10 @@ COVERAGE_KEYS = (
 )
 
 
+# Where the figures came from, under the report's "inputs".
+INPUT_KEYS = ("coverage", "rust_coverage")
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
@@ -50,14 +54,20 @@ def strip_coverage(report: dict[str, Any]) -> None:
     for layer in report["layers"].values():
         for key in COVERAGE_KEYS:
             layer.pop(key, None)
+    for key in INPUT_KEYS:
+        report.get("inputs", {}).pop(key, None)
 
 
 def carry_coverage(report: dict[str, Any], source: dict[str, Any]) -> None:
-    """Copies every layer's coverage figures of `source` into `report`."""
+    """Copies every layer's coverage figures of `source`, and where they came from, into `report`."""
     for name, layer in source["layers"].items():
         figures = {k: layer[k] for k in COVERAGE_KEYS if isinstance(layer, dict) and k in layer}
         if figures and name in report["layers"]:
             report["layers"][name].update(figures)
+    inputs = source.get("inputs") if isinstance(source.get("inputs"), dict) else {}
+    for key in INPUT_KEYS:
+        if key in inputs:
+            report.setdefault("inputs", {})[key] = inputs[key]
 
 
 def _path(value: str) -> Path:
@@ -88,7 +98,7 @@ def main(argv: list[str]) -> int:
             rust = _read(args.rust_coverage) if args.rust_coverage else None
             compute.add_coverage(report, python, rust)
             inputs = report.setdefault("inputs", {})
-            for key, path in (("coverage", args.coverage), ("rust_coverage", args.rust_coverage)):
+            for key, path in zip(INPUT_KEYS, (args.coverage, args.rust_coverage)):
                 if path is not None:
                     inputs[key] = provenance.describe_file(path)
     except ValueError as err:

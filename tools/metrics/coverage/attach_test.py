@@ -50,6 +50,7 @@ def test_combined_figure_weighs_statements_and_lines(tmp_path: Path, report: Pat
 def test_from_report_carries_the_figures_over(tmp_path: Path, report: Path) -> None:
     source = json.loads(report.read_text())
     source["layers"]["layer4"].update(coverage_percent=93.5, rust_coverage_percent=97.0, rust_coverage_measured=700)
+    source.setdefault("inputs", {})["rust_coverage"] = {"path": "/ci/rust_coverage.json", "sha256": "ab", "bytes": 2}
     fresh = json.loads(BASELINE.read_text())
     for layer in fresh["layers"].values():
         for key in attach.COVERAGE_KEYS:
@@ -59,6 +60,7 @@ def test_from_report_carries_the_figures_over(tmp_path: Path, report: Path) -> N
                         "--from-report", str(_write(tmp_path / "old.json", source)), "--out", str(out)]) == 0
     layer4 = json.loads(out.read_text())["layers"]["layer4"]
     assert (layer4["coverage_percent"], layer4["rust_coverage_percent"], layer4["rust_coverage_measured"]) == (93.5, 97.0, 700)
+    assert json.loads(out.read_text())["inputs"]["rust_coverage"]["path"] == "/ci/rust_coverage.json"
 
 
 @pytest.mark.parametrize("case", ["nothing", "both", "unknown_layer", "not_json"])
