@@ -64,8 +64,10 @@ package="$(bzl info output_base)/external/pypi_coverage/site-packages/coverage"
 mkdir -p "$out/path"
 ln -sfn "$package" "$out/path/coverage"
 status=0
-# The lint tests measure nothing (plain `bazel test` runs them).
-bzl test "${config[@]}" "${COVERAGE_TARGETS:-//layers/...}" --jobs="${JOBS:-2}" --test_tag_filters=-lint \
+# The lint tests measure nothing (plain `bazel test` runs them); coverage_test checks the
+# rules' coverage build itself (manual: it needs this script's optional packages).
+bzl test "${config[@]}" "${COVERAGE_TARGETS:-//layers/...}" //tools/rust/tests:coverage_test \
+  --jobs="${JOBS:-2}" --test_tag_filters=-lint \
   --test_env=PYTHONPATH="$PWD/tools/metrics/coverage/site:$out/path" \
   --test_env=COVERAGE_PROCESS_START="$PWD/tools/metrics/coverage/coveragerc" "$@" || status=$?
 echo "coverage: bazel test took $((SECONDS - start)) s (exit $status)"

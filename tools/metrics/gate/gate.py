@@ -9,7 +9,8 @@ Fails (exit 1) when, for any layer of the seed schema (layer1..layer8):
     times the baseline AND by more than --min-time-delta-seconds, or
   * coverage_percent (Python statements and Rust lines together), or
     python_coverage_percent or rust_coverage_percent alone, dropped by more than
-    --max-coverage-drop points (each only when both sides have it: ci/coverage.sh).
+    --max-coverage-drop points (each only when both sides have it: ci/coverage.sh), or
+    a coverage run lacks a language the baseline measured for the layer.
 Build times are compared only when both sides executed their actions (a layer
 whose status is "cached" built nothing, so its time says nothing). A layer the
 baseline lacks ("missing") is new: it is listed, not gated. Exit 2: bad input.
@@ -99,6 +100,10 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], limits: Limits) -
                                     f"+{growth:.1f}% (limit {limits.max_size_growth_pct:g}%)", bad))
 
         for metric in COVERAGE_METRICS:
+            if metric in base and metric not in now and "coverage_percent" in now:
+                # Coverage was measured, but not this language's: its tests stopped reporting.
+                findings.append(Finding(name, metric, float(base[metric]), 0,
+                                        "measured in the baseline, missing from this coverage run", True))
             if metric in base and metric in now:
                 b, c = float(base[metric]), float(now[metric])
                 if c < b:

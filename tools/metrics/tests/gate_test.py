@@ -116,6 +116,9 @@ def test_rust_drop_fails_even_when_the_combined_figure_holds(tmp_path: Path, sam
     assert "REGRESSION: layer1.rust_coverage_percent: 86 -> 83 (-3.00 points (limit 2))" in out
     now["layers"]["layer1"]["rust_coverage_percent"] = 84.0  # -2 points exactly: allowed
     assert _run(tmp_path, base, now) == 0
+    del now["layers"]["layer1"]["rust_coverage_percent"]  # measured, but no Rust figure: fails
+    assert _run(tmp_path, base, now) == 1
+    assert "REGRESSION: layer1.rust_coverage_percent: 86 -> 0 (measured in the baseline, missing" in capsys.readouterr().out
 
 
 def test_committed_baseline_gates_every_layers_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
