@@ -29,7 +29,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 report="" update_baseline=0
 while (($#)); do
   case "$1" in
-    --report) report="$(realpath "$2")"; shift 2 ;;
+    --report)
+      [[ -f "${2:-}" ]] || { echo "coverage: --report ${2:-}: no such file" >&2; exit 2; }
+      report="$(realpath "$2")"
+      shift 2 ;;
     --update-baseline) update_baseline=1; shift ;;
     *) break ;;
   esac
