@@ -32,7 +32,7 @@ for run in a b; do
 done
 status=0
 json="{"
-for key in "${!digests[@]}"; do
+for key in $(printf '%s\n' "${!digests[@]}" | sort); do
   [[ "$key" == a/* ]] || continue
   image="${key#a/}"
   a="${digests[a/$image]}" b="${digests[b/$image]:-missing}"
