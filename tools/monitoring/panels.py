@@ -127,10 +127,13 @@ LAYER_ROWS: tuple[LayerRow, ...] = (
             rate(f'grpc_server_handled_total{{{_J},grpc_method=~"StartRun|Step",grpc_code="OK"}}', "grpc_method"),
             "{{grpc_method}}"),)),
     )),
-    # The number of genomes stored is not exported; generations stored are.
     LayerRow("layer7_genetics", "Layer 7 · Genetics", "GetGenome", (
         Panel("Generations stored/s by kind", "ops",
               (Query(rate(f"genetics_generations_total{{{_J}}}", "kind"), "{{kind}}"),)),
+        Panel("Genomes stored/s; evaluations received/s", "ops", (
+            Query(f"sum(rate(genetics_genomes_stored_total{{{_J}}}[{RATE_WINDOW}]))", "genomes stored"),
+            Query(f"sum(rate(genetics_evaluations_total{{{_J}}}[{RATE_WINDOW}]))", "evaluations"),
+        )),
         Panel("Deployments/s (DeployBest)", "ops",
               (Query(f"sum(rate(genetics_deployments_total{{{_J}}}[{RATE_WINDOW}]))", "deployed"),)),
         Panel("Generation latency (RunGeneration)", "s",
