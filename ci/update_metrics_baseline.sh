@@ -5,6 +5,7 @@
 #
 #   ci/update_metrics_baseline.sh                 # cold build+test of //... here
 #   ci/update_metrics_baseline.sh build-metrics   # or: from an existing report folder
+#   ci/coverage.sh --update-baseline              # the per-layer coverage figures
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,5 +24,8 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 bazel ${BAZEL_STARTUP_FLAGS:-} run //tools/metrics:report -- --profile "$raw/profile.json" --bep "$raw/bep.json" \
   "${aspect_args[@]}" --out "$tmp" --no-history --no-dashboard --no-outputs
+# The coverage figures are recorded separately (ci/coverage.sh --update-baseline): keep them.
+bazel ${BAZEL_STARTUP_FLAGS:-} run //tools/metrics/coverage:attach -- --report "$tmp/build_metrics.json" \
+  --from-report "$PWD/ci/metrics_baseline.json" --out "$tmp/build_metrics.json"
 cp "$tmp/build_metrics.json" ci/metrics_baseline.json
 echo "ci/metrics_baseline.json: $(grep -o '"project_status": "[^"]*"' ci/metrics_baseline.json)"

@@ -8,7 +8,7 @@
 #   --check     report, never install
 #   --optional  also the packages of the opt-in checks CI runs (PostgreSQL
 #               store tests, Prometheus, OCI image tools, browser tests, the
-#               fresh-machine check)
+#               fresh-machine check, Rust coverage)
 #
 # CHIMERA_BOOTSTRAP_ROOT (tests only) prefixes every executable path checked.
 set -euo pipefail
@@ -42,6 +42,10 @@ declare -A PINNED=(
 declare -A OPTIONAL=(
   [chromium]=""
   [debootstrap]=""
+  # Rust line coverage (ci/coverage.sh): LLVM's profile runtime and llvm-profdata /
+  # llvm-cov, all of rustc 1.63's own LLVM version (14.0.6).
+  [libclang-rt-14-dev]="1:14.0.6"
+  [llvm-14]="1:14.0.6"
   [postgresql]="15"
   [prometheus]="2.42"
   [skopeo]=""

@@ -26,7 +26,9 @@ case "$package" in
   bazel-bootstrap) echo "ii  4.2.3+ds-9" ;;
   libprotobuf-dev|protobuf-compiler) echo "ii  3.21.12-3" ;;
   libstd-rust-dev-wasm32|rust-clippy|rustc|rustfmt) echo "ii  1.63.0+dfsg1-2" ;;
-  lld-14) echo "ii  1:14.0.6-12" ;;
+  lld-14|libclang-rt-14-dev|llvm-14) echo "ii  1:14.0.6-12" ;;
+  postgresql) echo "ii  15+248" ;;
+  prometheus) echo "ii  2.42.0+ds-5+b5" ;;
   python3.11|python3.11-venv) echo "ii  3.11.2-6" ;;
   *) echo "ii  1.0" ;;
 esac
@@ -67,7 +69,7 @@ failures=0
 expect() {
   local want_status="$1" want_text="$2" output status=0
   shift 2
-  output="$(env "$@" bash "$bootstrap" --check 2>&1)" || status=$?
+  output="$(env "$@" bash "$bootstrap" --check ${BOOTSTRAP_FLAGS:-} 2>&1)" || status=$?
   if [[ "$status" != "$want_status" ]] || ! grep -qF -- "$want_text" <<<"$output"; then
     echo "FAIL: $* -> exit $status, wanted $want_status and '$want_text'; got:"
     echo "$output"
@@ -86,6 +88,11 @@ expect 2 "missing Debian packages: lld-14" FAKE_VERSIONS="lld-14="
 expect 2 "is not a Python 3.11 with pip" FAKE_VERSIONS= CHIMERA_PYTHON="$fakes/python3.10"
 expect 2 "cannot create virtual environments (no ensurepip)" FAKE_VERSIONS= CHIMERA_PYTHON="$fakes/python3.9"
 expect 2 "fix: apt-get install python3.11-venv" FAKE_VERSIONS= CHIMERA_PYTHON="$fakes/python3.9"
+# --optional adds the opt-in checks' packages, Rust coverage's among them (LLVM 14.0.6 exactly).
+BOOTSTRAP_FLAGS=--optional expect 0 "bootstrap: ok" FAKE_VERSIONS=
+BOOTSTRAP_FLAGS=--optional expect 2 "missing Debian packages: libclang-rt-14-dev" FAKE_VERSIONS="libclang-rt-14-dev="
+BOOTSTRAP_FLAGS=--optional expect 2 "llvm-14 is 1:15.0.6-4, Chimera pins 1:14.0.6" FAKE_VERSIONS="llvm-14=1:15.0.6-4"
+expect 0 "bootstrap: ok" FAKE_VERSIONS="libclang-rt-14-dev= llvm-14="
 rm "$root/usr/bin/protoc"
 expect 2 "/usr/bin/protoc is missing" FAKE_VERSIONS=
 printf '#!/bin/sh\n' >"$root/usr/bin/protoc"

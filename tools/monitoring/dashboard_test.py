@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,24 @@ def test_sources_register_the_known_names(owners: dict[str, set[str]]) -> None:
             "grpc_server_handling_seconds_bucket"} <= owners[exported.FRAMEWORK]
     assert {"layer4_tasks_total", "layer4_queue_depth", "layer4_task_latency_seconds_count"} <= owners["layer4_execution"]
     assert "discovery_collections_total" in owners["layer1_discovery"]
+    assert {"layer5_kpis_ingested_total", "layer5_experiment_decisions_total",
+            "layer5_anomalies_total"} <= owners["layer5_refinement"]
+    assert "evolution_runs_total" in owners["layer6_evolution"]
+    assert "genetics_generations_total" in owners["layer7_genetics"]
+    assert {"layer8_allocations_total", "layer8_lease_expiries_total", "layer8_queued_jobs",
+            "layer8_cost_usd_total"} <= owners["layer8_resources"]
+
+
+def test_all_eight_layers_have_a_row_with_its_probe() -> None:
+    rows = {r.job: r for r in panels.LAYER_ROWS}
+    layers = sorted(p.name for p in ROOT.glob("layers/layer*_*") if p.is_dir())
+    assert layers == [f"layer{n}_{name}" for n, name in enumerate(
+        ("discovery", "planning", "validation", "execution", "refinement", "evolution", "genetics", "resources"), 1)]
+    assert sorted(rows) == layers
+    for layer in layers:  # the probe is a unary-unary method of the layer's service
+        stubs = sorted(ROOT.glob(f"proto/chimera/v1/{layer.split('_', 1)[1]}_pb2_grpc.py"))
+        assert len(stubs) == 1, f"{layer}: no generated gRPC stub in the runfiles"
+        assert f"self.{rows[layer].probe} = channel.unary_unary(" in stubs[0].read_text(), (layer, rows[layer].probe)
 
 
 def test_every_running_layer_has_a_row() -> None:
@@ -47,6 +67,20 @@ def test_every_query_names_a_metric_its_layer_exports(owners: dict[str, set[str]
             assert names <= known, f"{row.job} / {title}: {sorted(names - known)} not registered by {row.job}"
             assert f'job="{row.job}"' in expr
     assert len(grafana.queries(board)) == sum(len(grafana.queries(grafana.dashboard((r,)))) for r in panels.LAYER_ROWS)
+
+
+def test_every_query_parses(tmp_path: Path) -> None:
+    """Prometheus's own parser (promtool check rules, offline), each query as a recording rule."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("Debian's prometheus (promtool) is not installed; CI installs it")
+    rules = [{"record": f"dashboard:query{i}", "expr": expr.replace(panels.RATE_WINDOW, "1m")}
+             for i, (_, expr) in enumerate(grafana.queries(grafana.dashboard()))]
+    file = tmp_path / "dashboard_rules.yml"
+    file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))  # JSON is YAML
+    result = subprocess.run([promtool, "check", "rules", str(file)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in result.stdout
 
 
 def test_layout_rows_panels_and_units() -> None:

@@ -27,7 +27,7 @@ class Query:
 @dataclass(frozen=True)
 class Panel:
     title: str
-    unit: str  # a Grafana unit id: reqps, ops, s, short
+    unit: str  # a Grafana unit id: reqps, ops, s, short, percentunit, currencyUSD
     queries: tuple[Query, ...]
 
 
@@ -93,5 +93,68 @@ LAYER_ROWS: tuple[LayerRow, ...] = (
             Query(f"sum(layer4_running_tasks{{{_J}}})", "running"),
         )),
         Panel("Task latency (submit to final status)", "s", quantiles("layer4_task_latency_seconds", _J)),
+    )),
+    LayerRow("layer5_refinement", "Layer 5 · Refinement", "AnalyzeExperiment", (
+        Panel("KPI ingest/s: buffered, rejected, evicted", "ops", (
+            Query(rate(f"layer5_kpis_ingested_total{{{_J}}}", "source"), "ingested {{source}}"),
+            Query(rate(f"layer5_kpis_rejected_total{{{_J}}}", "reason"), "rejected {{reason}}"),
+            Query(f"sum(rate(layer5_kpis_evicted_total{{{_J}}}[{RATE_WINDOW}]))", "evicted"),
+            Query(f"sum(rate(layer5_kpi_stream_reconnects_total{{{_J}}}[{RATE_WINDOW}]))", "stream reconnects"),
+        )),
+        Panel("KPI reports buffered; layer-4 stream connected", "short", (
+            Query(f"sum(layer5_kpis_buffered{{{_J}}})", "buffered"),
+            Query(f"sum(layer5_kpi_stream_connected{{{_J}}})", "stream connected"),
+        )),
+        Panel("Experiments/s: created, observations", "ops", (
+            Query(f"sum(rate(layer5_experiments_created_total{{{_J}}}[{RATE_WINDOW}]))", "created"),
+            Query(f"sum(rate(layer5_experiment_observations_total{{{_J}}}[{RATE_WINDOW}]))", "observations"),
+        )),
+        Panel("Experiment decisions/s by decision", "ops",
+              (Query(rate(f"layer5_experiment_decisions_total{{{_J}}}", "decision"), "{{decision}}"),)),
+        Panel("Anomalies/s by method; evolution triggers/s", "ops", (
+            Query(rate(f"layer5_anomalies_total{{{_J}}}", "method"), "anomaly {{method}}"),
+            Query(rate(f"layer5_evolution_decisions_total{{{_J}}}", "trigger"), "evolve {{trigger}}"),
+        )),
+    )),
+    # Evaluations per run are not exported (only logged): the figures are runs and
+    # how long they take, from the framework's handling time of the run methods.
+    LayerRow("layer6_evolution", "Layer 6 · Evolution", "SuggestOperators", (
+        Panel("Runs finished/s by algorithm", "ops",
+              (Query(rate(f"evolution_runs_total{{{_J}}}", "algorithm"), "{{algorithm}}"),)),
+        Panel("Run duration (Evolve, StreamRun)", "s",
+              quantiles("grpc_server_handling_seconds", f'{_J},grpc_method=~"Evolve|StreamRun"', "grpc_method")),
+        Panel("Run starts and steps/s (StartRun, Step)", "ops", (Query(
+            rate(f'grpc_server_handled_total{{{_J},grpc_method=~"StartRun|Step",grpc_code="OK"}}', "grpc_method"),
+            "{{grpc_method}}"),)),
+    )),
+    LayerRow("layer7_genetics", "Layer 7 · Genetics", "GetGenome", (
+        Panel("Generations stored/s by kind", "ops",
+              (Query(rate(f"genetics_generations_total{{{_J}}}", "kind"), "{{kind}}"),)),
+        Panel("Genomes stored/s; evaluations received/s", "ops", (
+            Query(f"sum(rate(genetics_genomes_stored_total{{{_J}}}[{RATE_WINDOW}]))", "genomes stored"),
+            Query(f"sum(rate(genetics_evaluations_total{{{_J}}}[{RATE_WINDOW}]))", "evaluations"),
+        )),
+        Panel("Deployments/s (DeployBest)", "ops",
+              (Query(f"sum(rate(genetics_deployments_total{{{_J}}}[{RATE_WINDOW}]))", "deployed"),)),
+        Panel("Generation latency (RunGeneration)", "s",
+              quantiles("grpc_server_handling_seconds", f'{_J},grpc_method="RunGeneration"')),
+    )),
+    LayerRow("layer8_resources", "Layer 8 · Resources", "GetInventory", (
+        Panel("Allocations/s: granted by layer, refused by reason, released", "ops", (
+            Query(rate(f"layer8_allocations_total{{{_J}}}", "layer"), "granted {{layer}}"),
+            Query(rate(f"layer8_refusals_total{{{_J}}}", "reason"), "refused {{reason}}"),
+            Query(f"sum(rate(layer8_releases_total{{{_J}}}[{RATE_WINDOW}]))", "released"),
+        )),
+        Panel("Lease expiries/s by cause", "ops",
+              (Query(rate(f"layer8_lease_expiries_total{{{_J}}}", "cause"), "{{cause}}"),)),
+        Panel("Job queue depth", "short", (Query(f"sum(layer8_queued_jobs{{{_J}}})", "queued"),)),
+        Panel("Jobs/s by state", "ops", (Query(rate(f"layer8_jobs_total{{{_J}}}", "status"), "{{status}}"),)),
+        Panel("Cost per hour: active allocations, granted", "currencyUSD", (
+            Query(f"sum(layer8_active_cost_usd_per_hour{{{_J}}})", "active"),
+            Query(f"sum(rate(layer8_cost_usd_total{{{_J}}}[{RATE_WINDOW}])) * 3600", "granted"),
+        )),
+        Panel("Pool in use by resource", "percentunit", (Query(
+            f"sum by (resource) (layer8_allocated{{{_J}}}) / sum by (resource) (layer8_capacity{{{_J}}})",
+            "{{resource}}"),)),
     )),
 )

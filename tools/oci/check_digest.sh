@@ -7,7 +7,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 BAZEL="${BAZEL:-bazel}"
 out="${1:-}"
-flags=(--jobs="${JOBS:-2}" --workspace_status_command="$PWD/tools/oci/workspace_status.sh")
+# The image actions run in both builds, never taken from a disk or remote cache
+# (which would hand build b the very layout build a made).
+flags=(--jobs="${JOBS:-2}" --workspace_status_command="$PWD/tools/oci/workspace_status.sh"
+  --modify_execution_info=OciImage=+no-cache)
 declare -A digests
 keep="$(mktemp -d /tmp/chimera-oci-layouts.XXXXXX)"  # both builds' layouts, to explain a difference
 for run in a b; do
@@ -29,7 +32,7 @@ for run in a b; do
 done
 status=0
 json="{"
-for key in "${!digests[@]}"; do
+for key in $(printf '%s\n' "${!digests[@]}" | sort); do
   [[ "$key" == a/* ]] || continue
   image="${key#a/}"
   a="${digests[a/$image]}" b="${digests[b/$image]:-missing}"

@@ -1,15 +1,16 @@
-"""Each layer's OCI image, checked with Debian's umoci and skopeo: the layout is
-valid (every blob is the digest it is named by), skopeo reads the manifest digest the
-build recorded and the labels, umoci unpacks it into a runtime bundle whose entrypoint
-exists, the tar layers are deterministic (sorted, mtime 0, owner 0), and the unpacked
-server answers a health check when its entrypoint runs with Debian 12's python3.11 (the
-interpreter the distroless base provides at the same path)."""
+"""One layer's OCI image (CHIMERA_IMAGE; one test target per image), checked with
+Debian's umoci and skopeo: the layout is valid (every blob is the digest it is named
+by), skopeo reads the manifest digest the build recorded and the labels, umoci unpacks
+it into a runtime bundle whose entrypoint exists, the tar layers are deterministic
+(sorted, mtime 0, owner 0 but for the volumes, which are the image user's), and the
+unpacked server, run with the image's own arguments (its volumes' paths moved under the
+unpacked rootfs), answers a health check when its entrypoint runs with Debian 12's
+python3.11 (the interpreter the distroless base provides at the same path)."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -25,12 +26,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera")
 IMAGES = sorted(p.parent for p in (ROOT / "tools/oci").glob("*/oci-layout"))
+NAME = os.environ.get("CHIMERA_IMAGE", "")
 UMOCI, SKOPEO = shutil.which("umoci"), shutil.which("skopeo")
 pytestmark = pytest.mark.skipif(
     not (UMOCI and SKOPEO), reason="Debian's umoci and skopeo are not installed (apt-get install umoci skopeo); CI installs them")
 APP_ROOT = "/app/runfiles"
 # Layer 4 refuses to start without its layer-3 gate; no layer 3 runs here.
 RUN_FLAGS = {"layer4_execution": ["--trust-unvalidated-modules"]}
+# What a server writes into its volume by the time it serves.
+WRITES_AT_START = {"layer7_genetics": "genomes.sqlite"}
 
 
 def _blob(layout: Path, digest: str) -> bytes:
@@ -46,23 +50,54 @@ def _manifest(layout: Path) -> tuple[str, dict, dict]:
     return descriptor["digest"], manifest, json.loads(_blob(layout, manifest["config"]["digest"]))
 
 
-@pytest.fixture(params=[p.name for p in IMAGES])
-def image(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    copy = tmp_path / request.param
-    shutil.copytree(ROOT / "tools/oci" / request.param, copy)
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A writable copy of the layout (umoci takes a lock in it), made once: the JAX
+    layers' images are hundreds of megabytes."""
+    copy = tmp_path_factory.mktemp("layout") / NAME
+    shutil.copytree(ROOT / "tools/oci" / NAME, copy)
     for path in [copy, *copy.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)  # umoci takes a lock in the layout
+        path.chmod(0o755 if path.is_dir() else 0o644)
     return copy
 
 
-def test_all_layer_images_are_built() -> None:
-    assert [p.name for p in IMAGES] == ["layer1_discovery", "layer2_planning", "layer3_validation", "layer4_execution"]
+@pytest.fixture(scope="module")
+def bundle(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runtime bundle: `umoci raw unpack` (the rootfs) and `umoci raw runtime-config`
+    (its config.json), which is `umoci unpack` without the mtree of every file's
+    sha256 that only `umoci repack` reads (half the time for a JAX image)."""
+    unpacked = tmp_path_factory.mktemp("unpacked")
+    rootfs = unpacked / "rootfs"
+    source = ["--rootless", "--image", f"{image}:latest"]
+    subprocess.run([UMOCI, "raw", "unpack", *source, str(rootfs)], check=True, capture_output=True)
+    subprocess.run([UMOCI, "raw", "runtime-config", *source, "--rootfs", str(rootfs), str(unpacked / "config.json")],
+                   check=True, capture_output=True)
+    return unpacked
+
+
+class _HashingReader:
+    """A stream that hashes what is read from it."""
+
+    def __init__(self, stream: gzip.GzipFile) -> None:
+        self.stream = stream
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.sha256.update(data)
+        return data
+
+
+def test_the_named_image_is_the_one_in_the_runfiles() -> None:
+    assert NAME, "CHIMERA_IMAGE names the image under test (tools/oci/BUILD sets it)"
+    assert [p.name for p in IMAGES] == [NAME]
 
 
 def test_layout_blobs_digest_and_labels(image: Path) -> None:
     assert json.loads((image / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
     for blob in (image / "blobs/sha256").iterdir():
-        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+        with blob.open("rb") as f:
+            assert hashlib.file_digest(f, "sha256").hexdigest() == blob.name
     digest, manifest, config = _manifest(image)
     assert (ROOT / "tools/oci" / f"{image.name}.digest").read_text().strip() == digest
     inspected = json.loads(subprocess.run([SKOPEO, "inspect", f"oci:{image}:latest"], check=True,
@@ -81,11 +116,19 @@ def test_layout_blobs_digest_and_labels(image: Path) -> None:
 
 def test_layers_are_deterministic_tars(image: Path) -> None:
     _, manifest, config = _manifest(image)
+    volumes = {v.strip("/") for v in config["config"].get("Volumes", {})}
+    uid, _, gid = config["config"]["User"].partition(":")
+    user = (int(uid), int(gid or uid))
+    seen_volumes: set[str] = set()
     for layer, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"]):
-        tar_bytes = gzip.decompress(_blob(image, layer["digest"]))
-        assert f"sha256:{hashlib.sha256(tar_bytes).hexdigest()}" == diff_id
-        with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
-            members = tar.getmembers()
+        # One streamed pass: a JAX layer is ~650 MB unpacked.
+        with gzip.open(image / "blobs" / Path(*layer["digest"].split(":")), "rb") as stream:
+            reader = _HashingReader(stream)
+            with tarfile.open(fileobj=reader, mode="r|") as tar:
+                members = list(tar)
+            for _ in iter(lambda: reader.read(1 << 20), b""):
+                pass  # the end-of-archive padding tarfile leaves unread
+        assert f"sha256:{reader.sha256.hexdigest()}" == diff_id
         files = [m.name for m in members if m.isfile()]
         assert files == sorted(files)  # files in path order, each folder just before its first entry
         seen: set[str] = set()
@@ -93,9 +136,15 @@ def test_layers_are_deterministic_tars(image: Path) -> None:
             parent = m.name.rstrip("/").rpartition("/")[0]
             assert not parent or parent in seen, f"{m.name} comes before its folder"
             seen.add(m.name.rstrip("/"))
-        assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and m.uname == "" for m in members)
+        owned = {m.name.rstrip("/"): (m.uid, m.gid) for m in members if (m.uid, m.gid) != (0, 0)}
+        assert set(owned) <= volumes and all(owner == user for owner in owned.values()), owned
+        assert all(m.mtime == 0 and m.uname == m.gname == "" for m in members)
         assert all(m.isdir() or m.isfile() for m in members)  # no links, no devices
         assert all(m.mode in (0o755, 0o644) for m in members)
+        in_volume = [m.name for m in members if any(m.name.startswith(f"{v}/") and m.name != f"{v}/" for v in volumes)]
+        assert not in_volume, f"volumes are empty in the image: {in_volume}"
+        seen_volumes |= set(owned)
+    assert seen_volumes == volumes  # each volume is in the image, owned by its user
 
 
 def _free_port() -> int:
@@ -104,29 +153,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_unpacked_entrypoint_exists_and_serves(image: Path, tmp_path: Path) -> None:
-    bundle = tmp_path / "bundle"
-    subprocess.run([UMOCI, "unpack", "--rootless", "--image", f"{image}:latest", str(bundle)],
-                   check=True, capture_output=True)
+def test_unpacked_entrypoint_exists_and_serves(image: Path, bundle: Path) -> None:
     process = json.loads((bundle / "config.json").read_text())["process"]
     _, _, config = _manifest(image)
     assert process["args"] == config["config"]["Entrypoint"] + config["config"]["Cmd"]
+    assert f'{process["user"]["uid"]}:{process["user"]["gid"]}' == config["config"]["User"] == "65532:65532"
     rootfs = bundle / "rootfs"
-    python, main = process["args"][:2]
+    python, main, *cmd = process["args"]
     assert (rootfs / main.lstrip("/")).is_file()
+    assert cmd[:2] == ["--host", "0.0.0.0"]  # the image's; this test binds loopback instead
+    volumes = sorted(config["config"].get("Volumes", {}))
+    for volume in volumes:
+        assert (rootfs / volume.lstrip("/")).is_dir()
     if not os.access(python, os.X_OK):
         pytest.skip(f"{python} (the base's interpreter) is not on this machine")
     env = {k: v.replace(APP_ROOT, f"{rootfs}{APP_ROOT}") for k, v in
            (item.split("=", 1) for item in process["env"])}
+    own_args = [_under(rootfs, arg, volumes) for arg in cmd[2:]]
     port = _free_port()
-    flags = ["--host", "127.0.0.1", "--port", str(port), "--metrics-port", "off", *RUN_FLAGS.get(image.name, [])]
-    server = subprocess.Popen([python, str(rootfs / main.lstrip("/")), *flags], env=env,
+    flags = ["--host", "127.0.0.1", "--port", str(port), "--metrics-port", "off", *RUN_FLAGS.get(NAME, [])]
+    server = subprocess.Popen([python, str(rootfs / main.lstrip("/")), *own_args, *flags], env=env,
                               cwd=rootfs / process["cwd"].lstrip("/"), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=30, wait_for_ready=True)
+                health_pb2.HealthCheckRequest(service=""), timeout=60, wait_for_ready=True)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         server.terminate()
@@ -136,3 +188,14 @@ def test_unpacked_entrypoint_exists_and_serves(image: Path, tmp_path: Path) -> N
             server.kill()
             out, _ = server.communicate()
     assert b'"event": "listening"' in out, out[-2000:]
+    if NAME in WRITES_AT_START:
+        (volume,) = volumes
+        assert (rootfs / volume.lstrip("/") / WRITES_AT_START[NAME]).is_file(), out[-2000:]
+
+
+def _under(rootfs: Path, arg: str, volumes: list[str]) -> str:
+    """An argument naming a path in a volume, moved to the same path under the unpacked rootfs."""
+    for volume in volumes:
+        if arg == volume or arg.startswith(volume + "/"):
+            return f"{rootfs}{arg}"
+    return arg

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
+from chimera.framework import ServerConfig
 from chimera.genetics.main import Options, build_server, parse_args
 from chimera.genetics.store import GenomeStore
 from chimera.v1 import common_pb2, genetics_pb2
@@ -39,6 +41,20 @@ def test_first_generation_is_stored_within_bounds(stub: Stub, run_dir: Path) -> 
     # The default store: a SQLite file under the run directory.
     with GenomeStore.open(run_dir / "genomes.sqlite") as store:
         assert store.generations("first") == [(0, SIZE)]
+
+
+def test_metrics_count_genomes_stored_and_evaluations_received(tmp_path: Path) -> None:
+    with build_server(ServerConfig(port=0, metrics_port=0), Options(run_dir=tmp_path)) as server:
+        with grpc.insecure_channel(server.target) as channel:
+            stub = Stub(channel)
+            first = start(stub, "counted", population_size=SIZE, seed=5)
+            advance(stub, "counted", list(first.population), seed=5)
+        port = server.metrics_port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+            exposition = page.read().decode().splitlines()
+    assert f"genetics_genomes_stored_total {2 * SIZE}" in exposition  # two generations of SIZE
+    assert f"genetics_evaluations_total {SIZE}" in exposition  # the first generation's fitness
+    assert 'genetics_generations_total{kind="bred"} 1' in exposition
 
 
 def test_ask_tell_improves_and_records_lineage(stub: Stub) -> None:

@@ -7,8 +7,10 @@ Fails (exit 1) when, for any layer of the seed schema (layer1..layer8):
   * binary_size_mb grew by more than --max-size-growth-pct percent, or
   * build_time_seconds or test_time_seconds grew by more than --max-time-ratio
     times the baseline AND by more than --min-time-delta-seconds, or
-  * coverage_percent (when both sides have it: ci/coverage.sh) dropped by more than
-    --max-coverage-drop points.
+  * coverage_percent (Python statements and Rust lines together), or
+    python_coverage_percent or rust_coverage_percent alone, dropped by more than
+    --max-coverage-drop points (each only when both sides have it: ci/coverage.sh), or
+    a coverage run lacks a language the baseline measured for the layer.
 Build times are compared only when both sides executed their actions (a layer
 whose status is "cached" built nothing, so its time says nothing). A layer the
 baseline lacks ("missing") is new: it is listed, not gated. Exit 2: bad input.
@@ -25,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 LAYERS = tuple(f"layer{n}" for n in range(1, 9))
+
+# Both languages together, then each alone: a Rust drop must not hide behind Python's
+# larger count (tools/metrics/coverage/attach.py writes them).
+COVERAGE_METRICS = ("coverage_percent", "python_coverage_percent", "rust_coverage_percent")
 
 
 class BadInput(Exception):
@@ -62,7 +68,7 @@ def load(path: Path) -> dict[str, Any]:
     for name, layer in data["layers"].items():
         if not isinstance(layer, dict):
             raise BadInput(f"{path}: layers.{name} is not an object")
-        for key in ("build_time_seconds", "test_time_seconds", "binary_size_mb", "coverage_percent"):
+        for key in ("build_time_seconds", "test_time_seconds", "binary_size_mb", *COVERAGE_METRICS):
             value = layer.get(key, 0)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise BadInput(f"{path}: layers.{name}.{key} is not a number: {value!r}")
@@ -93,12 +99,17 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], limits: Limits) -
             findings.append(Finding(name, "binary_size_mb", b, c,
                                     f"+{growth:.1f}% (limit {limits.max_size_growth_pct:g}%)", bad))
 
-        if "coverage_percent" in base and "coverage_percent" in now:
-            b, c = float(base["coverage_percent"]), float(now["coverage_percent"])
-            if c < b:
-                findings.append(Finding(name, "coverage_percent", b, c,
-                                        f"-{b - c:.2f} points (limit {limits.max_coverage_drop:g})",
-                                        b - c > limits.max_coverage_drop))
+        for metric in COVERAGE_METRICS:
+            if metric in base and metric not in now and "coverage_percent" in now:
+                # Coverage was measured, but not this language's: its tests stopped reporting.
+                findings.append(Finding(name, metric, float(base[metric]), 0,
+                                        "measured in the baseline, missing from this coverage run", True))
+            if metric in base and metric in now:
+                b, c = float(base[metric]), float(now[metric])
+                if c < b:
+                    findings.append(Finding(name, metric, b, c,
+                                            f"-{b - c:.2f} points (limit {limits.max_coverage_drop:g})",
+                                            b - c > limits.max_coverage_drop))
 
         for metric in ("build_time_seconds", "test_time_seconds"):
             if metric == "build_time_seconds" and "cached" in (base.get("status"), now.get("status")):

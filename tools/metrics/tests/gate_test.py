@@ -102,3 +102,36 @@ def test_coverage_drop_beyond_two_points_fails(tmp_path: Path, sample_report: di
     assert "REGRESSION: layer1.coverage_percent: 85 -> 82.5 (-2.50 points (limit 2))" in capsys.readouterr().out
     without = copy.deepcopy(sample_report)  # a run without coverage is not gated on it
     assert _run(tmp_path, base, without) == 0
+
+
+def test_rust_drop_fails_even_when_the_combined_figure_holds(tmp_path: Path, sample_report: dict,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    base = copy.deepcopy(sample_report)
+    base["layers"]["layer1"].update(coverage_percent=90.0, python_coverage_percent=92.0, rust_coverage_percent=86.0)
+    now = copy.deepcopy(base)
+    now["layers"]["layer1"].update(coverage_percent=89.0, rust_coverage_percent=83.0)  # Rust -3, combined -1
+    assert _run(tmp_path, base, now) == 1
+    out = capsys.readouterr().out
+    assert "note: layer1.coverage_percent: 90 -> 89" in out
+    assert "REGRESSION: layer1.rust_coverage_percent: 86 -> 83 (-3.00 points (limit 2))" in out
+    now["layers"]["layer1"]["rust_coverage_percent"] = 84.0  # -2 points exactly: allowed
+    assert _run(tmp_path, base, now) == 0
+    del now["layers"]["layer1"]["rust_coverage_percent"]  # measured, but no Rust figure: fails
+    assert _run(tmp_path, base, now) == 1
+    assert "REGRESSION: layer1.rust_coverage_percent: 86 -> 0 (measured in the baseline, missing" in capsys.readouterr().out
+
+
+def test_committed_baseline_gates_every_layers_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    baseline = json.loads(BASELINE.read_text())
+    for name in gate.LAYERS:
+        layer = baseline["layers"][name]
+        for metric in gate.COVERAGE_METRICS:
+            assert 0 < layer[metric] <= 100, f"the baseline has no {metric} for {name} (ci/coverage.sh --update-baseline)"
+        assert layer["python_coverage_measured"] > 0 and layer["rust_coverage_measured"] > 0
+    for name in gate.LAYERS:
+        dropped = copy.deepcopy(baseline)
+        dropped["layers"][name]["coverage_percent"] -= 2.01
+        assert _run(tmp_path, baseline, dropped) == 1, name
+        assert f"REGRESSION: {name}.coverage_percent" in capsys.readouterr().out
+        dropped["layers"][name]["coverage_percent"] += 0.02  # -1.99 points: passes
+        assert _run(tmp_path, baseline, dropped) == 0, name

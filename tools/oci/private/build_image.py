@@ -1,10 +1,13 @@
 """Writes an OCI image layout (image-spec 1.0) from a spec made by image.bzl.
 
 Deterministic by construction: entries sorted by path, every mtime 0, owner 0:0 with
-empty names, modes 0755 (directories, executables) or 0644, regular files only (the
-runfiles' symlinks are followed), PAX format, gzip with no name and mtime 0, and the
-epoch as every `created` time. Two layers: the third-party repositories (they change
-rarely), then this workspace's files.
+empty names (but the config's Volumes: empty directories owned by its User, the only
+places the server can write), modes 0755 (directories, executables) or 0644, regular
+files only (the runfiles' symlinks are followed), PAX format, gzip with no name and
+mtime 0, and the epoch as every `created` time. Two layers: the third-party
+repositories (they change rarely), then this workspace's files and the volumes. Each
+layer is streamed to disk (tar -> gzip -> file, hashed on the way), so a JAX server's
+650 MB of wheels never sit in memory.
 
     build_image.py --spec S.json --status stable-status.txt --out DIR --digest FILE
 """
@@ -14,14 +17,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import io
 import json
 import os
 import stat
 import sys
 import tarfile
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -39,42 +41,68 @@ def _json(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _info(name: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInfo:
+def _info(name: str, kind: bytes, mode: int, size: int = 0, owner: tuple[int, int] = (0, 0)) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.mode = mode
     info.size = size
     info.mtime = 0
-    info.uid = info.gid = 0
+    info.uid, info.gid = owner
     info.uname = info.gname = ""
     return info
 
 
-def layer_tar(entries: list[tuple[str, str]]) -> bytes:
-    """An uncompressed tar of (path in the image, file on disk), parents included."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+class _Digesting:
+    """A write-only file that hashes and counts what passes through to `sink`."""
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self.sink = sink
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.sink.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+
+def write_layer_tar(entries: list[tuple[str, str]], owned_dirs: list[str], owner: tuple[int, int],
+                    out: BinaryIO) -> None:
+    """An uncompressed tar of (path in the image, file on disk), parents included, to `out`.
+
+    `owned_dirs` are empty directories owned by `owner` (the image's user): the only
+    places the server may write to. The tar is streamed, so an image of JAX's wheels
+    needs no more memory than one file's read buffer.
+    """
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         directories: set[str] = set()
-        for dest, src in sorted(entries):
-            parents = PurePosixPath(dest.lstrip("/")).parents
-            for parent in reversed(list(parents)[:-1]):  # the last parent is "."
+
+        def add_parents(path: PurePosixPath) -> None:
+            for parent in reversed(list(path.parents)[:-1]):  # the last parent is "."
                 if str(parent) not in directories:
                     directories.add(str(parent))
                     tar.addfile(_info(f"{parent}/", tarfile.DIRTYPE, 0o755))
+
+        items = [(dest.lstrip("/"), src) for dest, src in entries]
+        items += [(d.strip("/") + "/", None) for d in owned_dirs]
+        for dest, src in sorted(items):
+            add_parents(PurePosixPath(dest))
+            if src is None:
+                directories.add(dest.rstrip("/"))
+                tar.addfile(_info(dest, tarfile.DIRTYPE, 0o755, owner=owner))
+                continue
             st = os.stat(src)  # follows symlinks: the image holds the content
             if not stat.S_ISREG(st.st_mode):
                 raise ValueError(f"{src}: not a regular file (directories are not runfiles entries)")
             mode = 0o755 if st.st_mode & 0o111 else 0o644
             with open(src, "rb") as f:
-                tar.addfile(_info(dest.lstrip("/"), tarfile.REGTYPE, mode, st.st_size), f)
-    return buffer.getvalue()
-
-
-def _gzip(data: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as gz:
-        gz.write(data)
-    return buffer.getvalue()
+                tar.addfile(_info(dest, tarfile.REGTYPE, mode, st.st_size), f)
 
 
 class Blobs:
@@ -86,6 +114,28 @@ class Blobs:
         digest = hashlib.sha256(data).hexdigest()
         (self.dir / digest).write_bytes(data)
         return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+    def put_layer(self, entries: list[tuple[str, str]], owned_dirs: list[str],
+                  owner: tuple[int, int]) -> tuple[dict[str, Any], str]:
+        """A gzip tar layer, streamed to disk: (its descriptor, the uncompressed tar's diff_id)."""
+        partial = self.dir / ".layer.partial"
+        with partial.open("wb") as sink:
+            compressed = _Digesting(sink)
+            with gzip.GzipFile(filename="", fileobj=compressed, mode="wb", compresslevel=6, mtime=0) as gz:
+                uncompressed = _Digesting(gz)
+                write_layer_tar(entries, owned_dirs, owner, uncompressed)
+        digest = compressed.sha256.hexdigest()
+        partial.rename(self.dir / digest)
+        descriptor = {"mediaType": MEDIA_LAYER, "digest": f"sha256:{digest}", "size": compressed.size}
+        return descriptor, f"sha256:{uncompressed.sha256.hexdigest()}"
+
+
+def _owner(user: str) -> tuple[int, int]:
+    """uid, gid of the config's numeric `User` ("65532:65532" or "65532")."""
+    uid, _, gid = user.partition(":")
+    if not (uid.isdigit() and (gid or uid).isdigit()):
+        raise ValueError(f"User {user!r}: oci_image needs a numeric uid[:gid] (there is no /etc/passwd to resolve names)")
+    return int(uid), int(gid or uid)
 
 
 def revision(status_file: Path) -> str:
@@ -103,16 +153,21 @@ def build(spec: dict[str, Any], status_file: Path, out: Path) -> str:
     groups: list[list[tuple[str, str]]] = [[], []]
     for rel, src in spec["entries"]:
         groups[0 if rel.split("/")[0] in external else 1].append((f"{app_root}/{rel}", src))
+    # The writable directories (the config's Volumes) ride in the workspace layer.
+    volumes = sorted(spec["config"].get("Volumes", {}))
+    owner = _owner(spec["config"]["User"])
     out.mkdir(parents=True, exist_ok=True)
     blobs = Blobs(out)
     layers, diff_ids, history = [], [], []
-    for comment, entries in zip(("third-party runfiles", "workspace runfiles"), groups):
-        if not entries:
+    for comment, entries, owned in (("third-party runfiles", groups[0], []),
+                                    ("workspace runfiles", groups[1], volumes)):
+        if not entries and not owned:
             continue
-        tar = layer_tar(entries)
-        diff_ids.append(f"sha256:{hashlib.sha256(tar).hexdigest()}")
-        layers.append(blobs.put(_gzip(tar), MEDIA_LAYER))
-        history.append({"created": EPOCH, "created_by": f"tools/oci: {comment} ({len(entries)} files)"})
+        descriptor, diff_id = blobs.put_layer(entries, owned, owner)
+        layers.append(descriptor)
+        diff_ids.append(diff_id)
+        suffix = f", writable {', '.join(owned)}" if owned else ""
+        history.append({"created": EPOCH, "created_by": f"tools/oci: {comment} ({len(entries)} files{suffix})"})
     config = dict(spec["config"])
     config["Labels"] = {**config.get("Labels", {}), REVISION_LABEL: revision(status_file)}
     if not config.get("Cmd"):

@@ -34,6 +34,10 @@ def _oci_image_impl(ctx):
     if main not in [e[0] for e in entries]:
         fail("main %s is not in the runfiles of %s" % (ctx.attr.main, binary.label))
 
+    for volume in ctx.attr.volumes:
+        if not volume.startswith("/") or volume.startswith(_APP_ROOT + "/") or volume.endswith("/"):
+            fail("volume %r: an absolute directory outside %s, without a trailing /" % (volume, _APP_ROOT))
+
     imports = [ctx.workspace_name]
     if PyInfo in binary:
         imports += binary[PyInfo].imports.to_list()
@@ -60,6 +64,7 @@ def _oci_image_impl(ctx):
                 "RUNFILES_DIR=" + _APP_ROOT,
             ],
             ExposedPorts = {"%d/tcp" % p: {} for p in ctx.attr.ports},
+            Volumes = {v: {} for v in ctx.attr.volumes},
             Labels = labels,
             User = ctx.attr.user,
             WorkingDir = _APP_ROOT + "/" + ctx.workspace_name,
@@ -104,7 +109,11 @@ oci_image = rule(
         "ports": attr.int_list(doc = "TCP ports the config exposes."),
         "layer": attr.string(mandatory = True, doc = "The Chimera layer, for the `chimera.layer` label."),
         "labels": attr.string_dict(doc = "Extra config labels."),
-        "user": attr.string(default = "65532:65532", doc = "The config's User (distroless `nonroot`)."),
+        "user": attr.string(default = "65532:65532", doc = "The config's User, numeric uid:gid (distroless `nonroot`)."),
+        "volumes": attr.string_list(
+            doc = "Absolute directories the server writes to: empty, owned by `user`, listed as the " +
+                  "config's Volumes (the rest of the image is root's and read-only to the server).",
+        ),
         "base_name": attr.string(
             default = "gcr.io/distroless/python3-debian12",
             doc = "The documented base the image expects (python3.11 at /usr/bin); not fetched.",

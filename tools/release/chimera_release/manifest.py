@@ -100,6 +100,26 @@ def _relative(path: str) -> str:
     return "bazel-out/" + path.split(marker, 1)[1] if marker in path else path
 
 
+_IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def image_record(label: str, files: list[dict[str, Any]]) -> dict[str, Any]:
+    """An oci_image's manifest digest (its `<name>.digest` output) and the layout's size.
+
+    The digest must name a blob of the layout the build reported, so the manifest
+    never lists a digest of some other image.
+    """
+    name = label.rsplit(":", 1)[-1]
+    digest_files = [f for f in files if f["path"].endswith(f"/{name}.digest")]
+    if len(digest_files) != 1:
+        raise UsageError(f"{label}: expected one output {name}.digest, got {[f['path'] for f in files]}")
+    digest = pathlib.Path(digest_files[0]["location"]).read_text().strip()
+    blobs = {f"sha256:{f['sha256']}": f for f in files if f"/{name}/blobs/sha256/" in f["path"]}
+    if not _IMAGE_DIGEST.fullmatch(digest) or digest not in blobs:
+        raise UsageError(f"{label}: {name}.digest holds {digest!r}, not a manifest blob of its layout")
+    return {"digest": digest, "blobs": len(blobs), "size": sum(f["size"] for f in blobs.values())}
+
+
 def workspace_for(context: Context, revision: Revision) -> pathlib.Path:
     """The repository itself when it holds exactly that tree (its warm output base), else the export."""
     if revision.tree == context.repo.working_tree_hash():
@@ -126,7 +146,10 @@ def manifest(context: Context, revision: Revision) -> dict[str, Any]:
             if runfiles is not None:
                 record["runfiles"] = runfiles
             files.append(record)
-        entries.append({**deliverable.as_json(), "configuration": outputs["configuration"], "outputs": files})
+        entry = {**deliverable.as_json(), "configuration": outputs["configuration"], "outputs": files}
+        if deliverable.kind == "image":
+            entry["image"] = image_record(deliverable.label, files)
+        entries.append(entry)
     lock_file = lock_path(snapshot)
     lock = context.repo.read(revision.tree, lock_file)
     bootstrap = (context.repo.read(revision.tree, BOOTSTRAP_PATH) or b"").decode(errors="replace")

@@ -65,6 +65,9 @@ def _sha256_hashes(values: Iterable[str]) -> list[HashType]:
     return [HashType(alg=HashAlgorithm.SHA_256, content=v.split(":", 1)[1]) for v in values if v.startswith("sha256:")]
 
 
+_COMPONENT_TYPES = {"service": ComponentType.APPLICATION, "image": ComponentType.CONTAINER}
+
+
 def build_bom(manifest: dict[str, Any], lock_text: str, site_packages: pathlib.Path | None) -> Bom:
     bom = Bom()
     revision = manifest["revision"]
@@ -87,8 +90,11 @@ def build_bom(manifest: dict[str, Any], lock_text: str, site_packages: pathlib.P
             purl=PackageURL(type="deb", namespace="debian", name=toolchain["package"], version=version),
             properties=[Property(name="chimera:role", value="toolchain")]))
     for deliverable in manifest["deliverables"]:
-        kind = ComponentType.APPLICATION if deliverable["kind"] == "service" else ComponentType.LIBRARY
-        hashes = [HashType(alg=HashAlgorithm.SHA_256, content=o["sha256"]) for o in deliverable["outputs"][:1]]
+        kind = _COMPONENT_TYPES.get(deliverable["kind"], ComponentType.LIBRARY)
+        if deliverable["kind"] == "image":  # an image is known by its manifest digest
+            hashes = [HashType(alg=HashAlgorithm.SHA_256, content=deliverable["image"]["digest"].split(":")[1])]
+        else:
+            hashes = [HashType(alg=HashAlgorithm.SHA_256, content=o["sha256"]) for o in deliverable["outputs"][:1]]
         bom.components.add(Component(
             name=deliverable["label"], version=revision.get("commit") or revision["tree"], type=kind,
             bom_ref=deliverable["label"], hashes=hashes,

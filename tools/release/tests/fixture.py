@@ -99,7 +99,7 @@ FILES: dict[str, str] = {
 
         rust_wasm_module(name = "demo_core_module", srcs = ["//lib:data"])
 
-        py_binary(name = "server", srcs = ["server.py"], data = [":demo_core_module"])
+        py_binary(name = "server", srcs = ["server.py"], data = [":demo_core_module"], visibility = ["//visibility:public"])
 
         sh_test(name = "server_test", srcs = ["server_test.sh"], data = [":server"])
         """,
@@ -133,6 +133,38 @@ FILES: dict[str, str] = {
     "app/six_user.py": "",
 }
 
+
+# An image of the demo server, as //tools/oci packages each layer's (added by the
+# tests that need it: it joins the demo server's reverse dependencies).
+IMAGE_FILES: dict[str, str] = {
+    "tools/oci/BUILD": """\
+        load("//tools:oci.bzl", "oci_image")
+
+        oci_image(name = "layer9_demo", binary = "//layers/layer9_demo:server")
+        """,
+    "tools/oci.bzl": """\
+        def _oci_impl(ctx):
+            layout = ctx.actions.declare_directory(ctx.label.name)
+            digest = ctx.actions.declare_file(ctx.label.name + ".digest")
+            runfiles = ctx.attr.binary[DefaultInfo].default_runfiles.files.to_list()
+            ctx.actions.run_shell(
+                outputs = [layout, digest],
+                inputs = runfiles,
+                arguments = [layout.path, digest.path] + [f.path for f in runfiles],
+                command = \"\"\"set -e; out=$1 digest=$2; shift 2; mkdir -p $out/blobs/sha256
+        for content in "config" "$(cat "$@")"; do
+          printf '%s' "$content" > $out/blob; h=$(sha256sum $out/blob | cut -d' ' -f1); mv $out/blob $out/blobs/sha256/$h
+        done
+        printf 'manifest %s' "$h" > $out/blob; h=$(sha256sum $out/blob | cut -d' ' -f1); mv $out/blob $out/blobs/sha256/$h
+        printf '{"manifests": [{"digest": "sha256:%s"}]}' $h > $out/index.json; echo sha256:$h > $digest\"\"\",
+            )
+            return [DefaultInfo(files = depset([layout, digest]))]
+
+        # Stands in for //tools/oci:defs.bzl's rule of the same name: a layout
+        # (config, one layer of the binary's runfiles, manifest) and its digest.
+        oci_image = rule(implementation = _oci_impl, attrs = {"binary": attr.label(executable = True, cfg = "target")})
+        """,
+}
 
 
 class FixtureRepo:

@@ -6,6 +6,7 @@ output and exits with that status. Findings therefore show up as test failures
 with the tool's own message in test.log, and unchanged crates are not re-linted.
 """
 
+load(":coverage.bzl", "COVERAGE_ATTRS", "coverage_runtime")
 load(":providers.bzl", "CrateInfo")
 load(":rustc.bzl", "ACTION_ENV", "TOOLCHAIN_TYPE", "rustc_args")
 
@@ -38,6 +39,9 @@ def _capture(ctx, name, tool, arguments, inputs, tools, extra_outputs = []):
 
 def _clippy_test_impl(ctx):
     toolchain = ctx.toolchains[TOOLCHAIN_TYPE]
+
+    # Linted, never instrumented; but in a coverage build the deps are, and need the runtime.
+    profiler_runtime = coverage_runtime(ctx, "")
     results = []
     for target in ctx.attr.targets:
         crate = target[CrateInfo]
@@ -45,7 +49,7 @@ def _clippy_test_impl(ctx):
 
         # A directory, because clippy writes no metadata when it finds something.
         out_dir = ctx.actions.declare_directory(name + ".out")
-        args = rustc_args(ctx, toolchain, crate.name, crate.type, crate.root, crate.deps, crate.edition, "", crate.rustc_flags)
+        args = rustc_args(ctx, toolchain, crate.name, crate.type, crate.root, crate.deps, crate.edition, "", crate.rustc_flags, profiler_runtime = profiler_runtime)
         args.add("--emit=metadata")
         args.add("--out-dir", out_dir.path)
         args.add("-Dwarnings")
@@ -54,7 +58,7 @@ def _clippy_test_impl(ctx):
             name,
             ctx.executable._process_wrapper,
             [toolchain.clippy_driver.path, args],
-            depset([crate.root], transitive = [crate.srcs, crate.deps.transitive_rlibs]),
+            depset([crate.root] + ([profiler_runtime] if profiler_runtime else []), transitive = [crate.srcs, crate.deps.transitive_rlibs]),
             [toolchain.clippy_driver],
             extra_outputs = [out_dir],
         ))
@@ -96,6 +100,7 @@ rust_clippy_test = rule(
             executable = True,
             cfg = "exec",
         ),
+        **COVERAGE_ATTRS
     ),
     test = True,
     toolchains = [TOOLCHAIN_TYPE],

@@ -30,3 +30,14 @@ WasmModuleInfo = provider(
         "wasm": "File: the .wasm module.",
     },
 )
+
+ProfilerRuntimeInfo = provider(
+    doc = """The `profiler_builtins` crate `-Cinstrument-coverage` links (see coverage.bzl).
+
+Debian's rustc ships none; ours wraps LLVM's profile runtime from Debian's
+libclang-rt-<llvm>-dev, the same LLVM as the compiler's.""",
+    fields = {
+        "missing": "string: why there is no runtime (empty when rlib is set).",
+        "rlib": "File or None: libprofiler_builtins.rlib.",
+    },
+)

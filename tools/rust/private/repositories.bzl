@@ -30,6 +30,35 @@ def _version_of(rctx, tool):
         _fail_setup("`%s --version` failed: %s" % (tool, result.stderr.strip()))
     return result.stdout.strip()
 
+# LLVM's profile runtime for -Cinstrument-coverage, from the Debian package of the
+# compiler's LLVM version (optional: only coverage builds need it).
+_PROFILE_RUNTIME = "/usr/lib/llvm-{major}/lib/clang/{version}/lib/linux/libclang_rt.profile-{arch}.a"
+
+def _verbose_field(verbose_version, field):
+    for line in verbose_version.splitlines():
+        if line.startswith(field + ": "):
+            return line[len(field) + 2:].strip()
+    return ""
+
+def _profile_runtime(rctx, rustc):
+    """Links LLVM's profile runtime into lib/ and returns (its label or None, why missing)."""
+    verbose = rctx.execute([rustc, "-vV"]).stdout
+    llvm = _verbose_field(verbose, "LLVM version")
+    arch = _verbose_field(verbose, "host").split("-")[0]
+    if not llvm or not arch:
+        return None, "`%s -vV` names no LLVM version or host" % rustc
+    major = llvm.split(".")[0]
+    path = _PROFILE_RUNTIME.format(major = major, version = llvm, arch = arch)
+    if not rctx.path(path).exists:
+        return None, (
+            "%s is missing: Rust coverage needs LLVM %s's profile runtime (Debian package " +
+            "libclang-rt-%s-dev; tools/bootstrap.sh --optional installs it), then " +
+            "`bazel sync --only=rust_toolchain`"
+        ) % (path, llvm, major)
+    name = "lib/" + path.split("/")[-1]
+    rctx.symlink(path, name)
+    return name, ""
+
 def _rust_toolchain_repository_impl(rctx):
     version = rctx.attr.version
     for path, package in _TOOLS.values() + [_WASM_LINKER]:
@@ -45,6 +74,7 @@ def _rust_toolchain_repository_impl(rctx):
             _fail_setup("the %s standard library is missing from %s" % (triple, sysroot))
 
     linker = resolve_host_tool(rctx, "/usr/bin/cc", "gcc", _SETUP)
+    profile_runtime, profile_runtime_missing = _profile_runtime(rctx, rustc)
 
     for name, (path, _package) in _TOOLS.items():
         rctx.symlink(path, "bin/" + name)
@@ -55,6 +85,8 @@ def _rust_toolchain_repository_impl(rctx):
         rctx.attr._build_template,
         substitutions = {
             "{linker}": str(linker),
+            "{profile_runtime}": repr(profile_runtime),
+            "{profile_runtime_missing}": profile_runtime_missing,
             "{sysroot}": sysroot,
             "{version}": version,
         },

@@ -1,6 +1,7 @@
 """rust_library, rust_binary, rust_shared_library and rust_test."""
 
 load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
+load(":coverage.bzl", "COVERAGE_ATTRS", "coverage_launcher", "coverage_runtime")
 load(":providers.bzl", "CrateInfo", "DepInfo")
 load(":rustc.bzl", "TOOLCHAIN_TYPE", "compile_crate", "crate_name_from_label", "find_crate_root", "merge_deps")
 
@@ -44,8 +45,12 @@ def _crate_rule_impl(ctx, crate_type, is_test = False):
 
     names = _WASM_OUTPUT_NAMES if target_triple.startswith("wasm32") else _OUTPUT_NAMES
     output = ctx.actions.declare_file(names[crate_type].format(name = ctx.label.name, crate = crate_name))
-    compile_crate(ctx, crate_name, crate_type, root, srcs, deps, edition, target_triple, rustc_flags, output, is_test)
+    profiler_runtime = coverage_runtime(ctx, target_triple)
+    compile_crate(ctx, crate_name, crate_type, root, srcs, deps, edition, target_triple, rustc_flags, output, is_test, profiler_runtime)
 
+    executable = output
+    if is_test and profiler_runtime:
+        executable = coverage_launcher(ctx, output)
     runfiles = ctx.runfiles(files = [output] + ctx.files.data)
     for data in ctx.attr.data:
         runfiles = runfiles.merge(data[DefaultInfo].default_runfiles)
@@ -63,12 +68,12 @@ def _crate_rule_impl(ctx, crate_type, is_test = False):
         DepInfo(direct_crates = deps.direct_crates, transitive_rlibs = deps.transitive_rlibs),
     ]
     if crate_type in ("bin",) or is_test:
-        providers.append(DefaultInfo(files = depset([output]), executable = output, runfiles = runfiles))
+        providers.append(DefaultInfo(files = depset([output]), executable = executable, runfiles = runfiles))
     else:
         providers.append(DefaultInfo(files = depset([output]), runfiles = runfiles))
     return providers
 
-_COMMON_ATTRS = {
+_COMMON_ATTRS = dict(COVERAGE_ATTRS, **{
     "compile_data": attr.label_list(
         allow_files = True,
         doc = "Files the sources read at compile time (include_str!, include_bytes!).",
@@ -86,7 +91,7 @@ _COMMON_ATTRS = {
         cfg = "exec",
     ),
     "_target_triple": attr.label(default = "//tools/rust:target_triple"),
-}
+})
 
 def _library_impl(ctx):
     return _crate_rule_impl(ctx, "rlib")

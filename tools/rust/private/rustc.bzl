@@ -63,8 +63,11 @@ def find_crate_root(srcs, crate_root, crate_type):
 def _path_length(file):
     return len(file.path)
 
-def rustc_args(ctx, toolchain, crate_name, crate_type, root, deps, edition, target_triple, rustc_flags, is_test = False):
+def rustc_args(ctx, toolchain, crate_name, crate_type, root, deps, edition, target_triple, rustc_flags, is_test = False, profiler_runtime = None):
     """Command-line arguments common to compiling and linting one crate.
+
+    `profiler_runtime` (coverage builds, see coverage.bzl): the profiler_builtins rlib
+    that instrumented dependencies need on the search path.
 
     Returns:
       an Args object (without -o / --emit, which the caller adds).
@@ -96,22 +99,34 @@ def rustc_args(ctx, toolchain, crate_name, crate_type, root, deps, edition, targ
         format_each = "-Ldependency=%s",
     )
     args.add_all(["--extern=%s=%s" % (c.name, c.rlib.path) for c in deps.direct_crates])
+    if profiler_runtime:
+        # Kind "all": rustc looks for the crate as one it injects here and as a
+        # dependency of every instrumented rlib this crate uses.
+        args.add("-Lall=" + profiler_runtime.dirname)
     args.add_all(rustc_flags)
     return args
 
 def _search_path(rlib):
     return rlib.dirname
 
-def compile_crate(ctx, crate_name, crate_type, root, srcs, deps, edition, target_triple, rustc_flags, output, is_test = False):
-    """Registers the rustc action that produces `output`."""
+def compile_crate(ctx, crate_name, crate_type, root, srcs, deps, edition, target_triple, rustc_flags, output, is_test = False, profiler_runtime = None):
+    """Registers the rustc action that produces `output`.
+
+    `profiler_runtime` (the profiler_builtins rlib, see coverage.bzl) instruments the
+    crate for line coverage. Only compiles get it, never lint actions.
+    """
     toolchain = ctx.toolchains[TOOLCHAIN_TYPE]
-    args = rustc_args(ctx, toolchain, crate_name, crate_type, root, deps, edition, target_triple, rustc_flags, is_test)
+    args = rustc_args(ctx, toolchain, crate_name, crate_type, root, deps, edition, target_triple, rustc_flags, is_test, profiler_runtime)
+    extra_inputs = []
+    if profiler_runtime:
+        args.add("-Cinstrument-coverage")
+        extra_inputs.append(profiler_runtime)
     args.add("--emit=link")
     args.add("-o", output)
     ctx.actions.run(
         executable = ctx.executable._process_wrapper,
         arguments = [toolchain.rustc.path, args],
-        inputs = depset([root], transitive = [srcs, deps.transitive_rlibs]),
+        inputs = depset([root] + extra_inputs, transitive = [srcs, deps.transitive_rlibs]),
         tools = [toolchain.rustc],
         outputs = [output],
         env = dict(ACTION_ENV, RUSTC_VERSION = toolchain.version),

@@ -7,6 +7,8 @@ rust_toolchain(
     name = "debian_rust",
     clippy_driver = "bin/clippy_driver",
     linker = "{linker}",
+    profile_runtime = {profile_runtime},
+    profile_runtime_missing = "{profile_runtime_missing}",
     rustc = "bin/rustc",
     rustfmt = "bin/rustfmt",
     sysroot = "{sysroot}",

@@ -47,6 +47,12 @@ class GeneticsServicer(genetics_pb2_grpc.GeneticsServiceServicer):
         self._generations = registry.counter(
             "genetics_generations_total", "Generations stored.", ("kind",)
         )
+        self._genomes = registry.counter(
+            "genetics_genomes_stored_total", "Genomes stored, one per member of each generation."
+        )
+        self._evaluations = registry.counter(
+            "genetics_evaluations_total", "Fitness values received (evaluations made for this layer)."
+        )
         self._deploys = registry.counter("genetics_deployments_total", "DeployBest calls that deployed.")
         self._clipped = registry.counter(
             "genetics_clipped_generations_total", "Generations a grant clipped to its max_population."
@@ -67,6 +73,8 @@ class GeneticsServicer(genetics_pb2_grpc.GeneticsServiceServicer):
                 len(response.population),
             )
         self._generations.labels(kind="initial" if response.generation == 0 else "bred").inc()
+        self._genomes.inc(len(response.population))
+        self._evaluations.inc(len(request.evaluations))
         if response.HasField("evaluated_generation"):
             s = response.evaluated_generation
             _log.info(
