@@ -1,6 +1,6 @@
 """The closed loop's last run as a static page: loop.html and its PNG plots, drawn
-from the loop's summary (`bazel run //tools/loop:closed_loop -- --summary-out F`,
-or the main job's summary, which carries it under `closed_loop`).
+from the main job's summary, which carries the loop's under `closed_loop` (or from a
+file holding the loop's summary alone, like the test fixtures).
 
     bazel run //tools/metrics/report:loop_page -- --summary build-metrics/main_job_summary.json \\
         --out build-metrics/dashboard
