@@ -116,9 +116,9 @@ LAYER_ROWS: tuple[LayerRow, ...] = (
             Query(rate(f"layer5_evolution_decisions_total{{{_J}}}", "trigger"), "evolve {{trigger}}"),
         )),
     )),
-    # Evaluations per run are not exported (only logged): the figures are runs and
-    # how long they take, from the framework's handling time of the run methods.
     LayerRow("layer6_evolution", "Layer 6 · Evolution", "SuggestOperators", (
+        Panel("Evaluations/s: made here (server) or told through Step (client)", "ops",
+              (Query(rate(f"evolution_evaluations_total{{{_J}}}", "source"), "{{source}}"),)),
         Panel("Runs finished/s by algorithm", "ops",
               (Query(rate(f"evolution_runs_total{{{_J}}}", "algorithm"), "{{algorithm}}"),)),
         Panel("Run duration (Evolve, StreamRun)", "s",

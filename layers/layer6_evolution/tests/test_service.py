@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,6 +164,25 @@ def test_ask_tell_run_respects_its_budget(stub: Stub) -> None:
     with pytest.raises(grpc.RpcError) as err:
         stub.Step(evolution_pb2.StepRequest(run_id=pop.run_id, fitness=[1.0] * 6))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_metrics_count_server_and_client_evaluations() -> None:
+    with build_server(ServerConfig(port=0, metrics_port=0), Options()) as server:
+        with grpc.insecure_channel(server.target) as channel:
+            stub = Stub(channel)
+            run = stub.Evolve(
+                evolution_pb2.EvolveRequest(problem=problem(300, "counted"), algorithm=SNES, generations=40, seed=2),
+                timeout=120,
+            )
+            pop = stub.StartRun(
+                evolution_pb2.StartRunRequest(problem=problem(30, "counted"), algorithm=SNES, population_size=6, seed=5)
+            )
+            stub.Step(evolution_pb2.StepRequest(run_id=pop.run_id, fitness=[1.0] * 6))
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10) as page:
+            exposition = page.read().decode().splitlines()
+    assert 0 < run.evaluations <= 300
+    assert f'evolution_evaluations_total{{source="server"}} {run.evaluations}' in exposition
+    assert 'evolution_evaluations_total{source="client"} 6' in exposition
 
 
 def test_suggest_operators_hands_the_run_distribution_to_genetics(stub: Stub, sphere_run) -> None:

@@ -26,6 +26,12 @@ class EvolutionServicer(evolution_pb2_grpc.EvolutionServiceServicer):
         self._runs = runs
         registry = metrics or MetricsRegistry()
         self._finished = registry.counter("evolution_runs_total", "Server-side runs finished.", ("algorithm",))
+        self._evaluations = registry.counter(
+            "evolution_evaluations_total",
+            "Objective evaluations: made here for Evolve/StreamRun runs (source=server), "
+            "or made by the client and told through Step (source=client).",
+            ("source",),
+        )
 
     def SelectAlgorithm(self, request, context) -> evolution_pb2.AlgorithmChoice:
         return self._runs.select(request)
@@ -34,7 +40,9 @@ class EvolutionServicer(evolution_pb2_grpc.EvolutionServiceServicer):
         return self._runs.start(request)
 
     def Step(self, request, context) -> evolution_pb2.Population:
-        return self._runs.step(request)
+        population = self._runs.step(request)
+        self._evaluations.labels(source="client").inc(len(request.fitness))
+        return population
 
     def Evolve(self, request, context) -> evolution_pb2.EvolveResponse:
         result = None
@@ -49,7 +57,12 @@ class EvolutionServicer(evolution_pb2_grpc.EvolutionServiceServicer):
             yield evolution_pb2.RunProgress(**{kind: message})
 
     def _events(self, request: evolution_pb2.EvolveRequest, context: grpc.ServicerContext):
+        counted = 0  # evaluations of this run already on the counter
         for kind, message in self._runs.evolve(request, context.is_active):
+            if kind in ("generation", "result"):
+                # Counted as the run goes, so a long run shows its evaluations per second.
+                self._evaluations.labels(source="server").inc(message.evaluations - counted)
+                counted = message.evaluations
             if kind == "generation" and (message.generation % 50 == 0):
                 _log.info(
                     "run generation %d: best %.6g mean %.6g, %d evaluations",
