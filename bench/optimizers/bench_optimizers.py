@@ -52,6 +52,7 @@ TARGET = 1e-8
 CMA_DIM = 10
 CMA_BUDGETS = {"sphere": 4000, "ellipsoid": 15000, "rosenbrock": 20000}
 CMA_FUNCTIONS = {"sphere": sphere, "ellipsoid": ellipsoid, "rosenbrock": rosenbrock}
+PRNG_IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -71,23 +72,23 @@ class Compiled(NamedTuple):
     compile_s: float
 
 
-def _compile(name: str, run: Callable[[jax.Array], Any]) -> Compiled:
+def _compile(name: str, run: Callable[[jax.Array], Any], prng_impl: str) -> Compiled:
     start = time.perf_counter()
-    program = jax.jit(run).lower(jax.random.key(0)).compile()
+    program = jax.jit(run).lower(jax.random.key(0, impl=prng_impl)).compile()
     return Compiled(name, program, time.perf_counter() - start)
 
 
-def engine_ga(pop: int, generations: int) -> Compiled:
+def engine_ga(pop: int, generations: int, prng_impl: str) -> Compiled:
     config = ga_config(pop)
 
     def run(key):
         state, history = ga.run(key, config, rastrigin, generations)
         return history.best[-1]
 
-    return _compile("chimera.optim.ga", run)
+    return _compile("chimera.optim.ga", run, prng_impl)
 
 
-def evosax_ga(pop: int, generations: int) -> Compiled:
+def evosax_ga(pop: int, generations: int, prng_impl: str) -> Compiled:
     from evosax.algorithms import SimpleGA
 
     strategy = SimpleGA(population_size=pop, solution=jnp.zeros(DIM_GA, jnp.float32))
@@ -109,18 +110,19 @@ def evosax_ga(pop: int, generations: int) -> Compiled:
         state, best = jax.lax.scan(step, state, jax.random.split(loop_key, generations))
         return jnp.min(best)
 
-    return _compile("evosax.SimpleGA", run)
+    return _compile("evosax.SimpleGA", run, prng_impl)
 
 
-def bench_jax_rows(pop: int, generations: int, repeats: int) -> list[dict]:
+def bench_jax_rows(pop: int, generations: int, repeats: int, prng_impl: str) -> list[dict]:
     """Both JAX GAs, compiled first, then timed in alternation (repeat i of
-    each back to back) so a load change on a shared machine hits both alike."""
-    compiled = [engine_ga(pop, generations), evosax_ga(pop, generations)]
-    best = {c.name: float(c.program(jax.random.key(0))) for c in compiled}  # warm-up
+    each back to back) so a load change on a shared machine hits both alike.
+    Both draw from keys of `prng_impl`."""
+    compiled = [engine_ga(pop, generations, prng_impl), evosax_ga(pop, generations, prng_impl)]
+    best = {c.name: float(c.program(jax.random.key(0, impl=prng_impl))) for c in compiled}  # warm-up
     times: dict[str, list[float]] = {c.name: [] for c in compiled}
     for i in range(repeats):
         for c in compiled:
-            times[c.name].append(timed(lambda: c.program(jax.random.key(i + 1))))
+            times[c.name].append(timed(lambda: c.program(jax.random.key(i + 1, impl=prng_impl))))
     return [_row(c.name, pop, generations, times[c.name], c.compile_s, best[c.name]) for c in compiled]
 
 
@@ -269,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cma-seeds", type=int, default=10)
     parser.add_argument("--big-generations", type=int, default=50, help="generations at population 65,536")
+    parser.add_argument(
+        "--prng-impl", choices=PRNG_IMPLS, default=PRNG_IMPLS[0],
+        help="JAX PRNG of the GA rows' keys (threefry2x32: JAX's default, fastest on XLA CPU here)",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 3:
         parser.error("--repeats: medians need at least 3 repeats")
@@ -280,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     generations, big_generations, seeds = (50, args.big_generations, args.cma_seeds) if not args.quick else (10, 5, 2)
     load_before = os.getloadavg()
 
-    ga_rows = bench_jax_rows(1024, generations, repeats) + [bench_deap(1024, generations, repeats)]
-    big_rows = bench_jax_rows(65536, big_generations, repeats)
+    ga_rows = bench_jax_rows(1024, generations, repeats, args.prng_impl) + [bench_deap(1024, generations, repeats)]
+    big_rows = bench_jax_rows(65536, big_generations, repeats, args.prng_impl)
     rate = {row["optimizer"]: row["generations_per_s"] for row in ga_rows}
     big_rate = {row["optimizer"]: row["generations_per_s"] for row in big_rows}
     ga_ratios = {
@@ -316,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "jax_device_kinds": sorted({d.device_kind for d in jax.devices()}),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
+        "ga_prng_impl": args.prng_impl,
         "ga_rastrigin_d100": ga_rows,
         "ga_rastrigin_d100_pop65536": big_rows,
         "ga_ratios": ga_ratios,
@@ -333,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_tables(result: dict) -> None:
-    print(f"backend={result['jax_backend']} devices={result['jax_devices']} load={result['load_average_before']}")
+    print(f"backend={result['jax_backend']} devices={result['jax_devices']} prng={result['ga_prng_impl']} "
+          f"load={result['load_average_before']}")
     print(f"{'GA (Rastrigin d=100)':<22}{'pop':>7}{'gen/s':>10}{'compile s':>11}{'best':>10}")
     for row in result["ga_rastrigin_d100"] + result["ga_rastrigin_d100_pop65536"]:
         print(f"{row['optimizer']:<22}{row['population']:>7}{row['generations_per_s']:>10.1f}"

@@ -31,6 +31,7 @@ from typing import Literal, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+from jax.extend import random as jax_random_ext
 
 from chimera.optim import loop
 from chimera.optim.space import Scalars, Space
@@ -178,20 +179,40 @@ def gene_uniforms(key: jax.Array, shape: tuple[int, ...], dtype) -> tuple[jax.Ar
     return high, low
 
 
+def random_words(key: jax.Array, rows: int, words: int) -> jax.Array:
+    """(rows, words) random uint32 using both halves of every threefry block.
+
+    jax.random.bits (partitionable threefry, JAX's default) spends one
+    threefry2x32 block -- two 32-bit outputs -- on each word and XORs the
+    halves; here each block yields two words, so half the blocks are hashed.
+    Counters are (row, column) pairs, unique per element, so sharded rows
+    draw without communication, as with jax.random.bits. Keys of other
+    implementations (rbg, unsafe_rbg) go through jax.random.bits.
+    """
+    if jax.random.key_impl(key) != "threefry2x32":
+        return jax.random.bits(key, (rows, words), jnp.uint32)
+    k1, k2 = jax.random.key_data(key)
+    half = -(-words // 2)
+    row = jax.lax.broadcasted_iota(jnp.uint32, (rows, half), 0)
+    column = jax.lax.broadcasted_iota(jnp.uint32, (rows, half), 1)
+    left, right = jax_random_ext.threefry2x32_p.bind(k1, k2, row, column)
+    return jnp.concatenate([left, right], axis=1)[:, :words]
+
+
 def packed_uniforms(key: jax.Array, shape: tuple[int, int], dtype, resolution_bits: int = 16) -> jax.Array:
     """Uniforms on (0, 1) at 2**-resolution_bits resolution, 32 // resolution_bits
-    of them cut from each 32-bit draw along the last axis.
+    of them cut from each 32-bit random word along the last axis.
 
-    Random bits are the GA's main cost on CPU (threefry, ~9 ns a word): a
-    blend position needs no finer grain than 2**-16 (two per word), a
-    crossover coin one bit (32 per word).
+    Random bits are the GA's main cost on CPU (threefry): a blend position
+    needs no finer grain than 2**-16 (two per word, four per threefry
+    block), a crossover coin one bit (32 per word).
     """
     if not 1 <= resolution_bits <= 16:
         raise ValueError(f"resolution_bits: must be in [1, 16], got {resolution_bits}")
     rows, columns = shape
     per_word = 32 // resolution_bits
     words = -(-columns // per_word)
-    bits = jax.random.bits(key, (rows, words), jnp.uint32)
+    bits = random_words(key, rows, words)
     shifts = jnp.arange(per_word, dtype=jnp.uint32) * resolution_bits
     values = (bits[:, :, None] >> shifts) & ((1 << resolution_bits) - 1)
     values = values.reshape(rows, words * per_word)[:, :columns]
