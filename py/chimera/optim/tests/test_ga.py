@@ -22,6 +22,12 @@ def test_ga_improves_rastrigin(crossover):
     assert float(state.best_f) == pytest.approx(float(rastrigin(state.best_x)), rel=1e-5)
     assert int(history.evaluations[-1]) == 128 * GENERATIONS
     assert np.all(np.isfinite(np.asarray(history.diversity)))
+    # Per generation: its own best (offspring can be worse than their parents),
+    # whose running minimum is the best-so-far, never above the mean.
+    generation_best = np.asarray(history.generation_best)
+    np.testing.assert_array_equal(np.minimum.accumulate(generation_best), best)
+    assert np.any(np.diff(generation_best) > 0)
+    assert np.all(generation_best <= np.asarray(history.mean))
 
 
 def test_self_adaptive_mutation_shrinks_steps_on_sphere():

@@ -37,6 +37,12 @@ def test_diversity_is_rms_pairwise_distance():
     assert float(diversity(x)) == pytest.approx(float(np.sqrt(np.mean(pairwise**2))), rel=1e-5)
 
 
+def test_diversity_of_some_rows_ignores_the_others():
+    x = jax.random.normal(jax.random.key(1), (9, 3))
+    rows = jnp.arange(9) < 5
+    assert float(diversity(x, rows)) == pytest.approx(float(diversity(x[:5])), rel=1e-5)
+
+
 def test_host_objective_sees_whole_populations_and_reports_progress():
     calls = []
 
