@@ -16,6 +16,17 @@ individual (log-normal, Schwefel's tau rules); `elite` best of the previous
 generation replace the worst children when they are better; box bounds by
 clip or reflect; integer genes rounded after variation.
 
+Random numbers dominate a generation's cost on CPU, so each is drawn at the
+resolution its use needs, all from explicit keys: crossover positions at
+2**-16 (two per 32-bit word, four per threefry block: `random_words`),
+uniform-crossover coins one bit each, and mutation -- at the default rate
+1/dim -- only for the genes that mutate (`sparse_gaussian`: geometric gaps
+between mutated positions, ~rate * size draws instead of two per gene).
+The PRNG is the caller's key: any JAX implementation works and a fixed seed
+reproduces a run. threefry2x32 (JAX's default) is the recommended one: on
+XLA CPU rbg and unsafe_rbg keys made a whole generation 1.5x and 1.8x
+slower (measured, bench/optimizers/README.md; `--prng-impl` reruns it).
+
 Default dtype float32: selection only compares fitness values and variation is
 elementwise, so single precision loses nothing that matters, halves memory
 traffic (the bottleneck at population 65,536) and represents every integer gene

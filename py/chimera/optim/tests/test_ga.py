@@ -133,3 +133,12 @@ def test_packed_uniforms_resolution_and_independence():
     coins = np.asarray(ga.packed_uniforms(jax.random.key(13), (300, 70), jnp.float32, 1))
     assert set(np.unique(coins)) == {0.25, 0.75}
     assert abs((coins < 0.5).mean() - 0.5) < 0.01
+
+
+@pytest.mark.parametrize("impl", ["threefry2x32", "rbg"])
+def test_a_fixed_seed_reproduces_the_run_with_any_prng(impl):
+    config = ga.GAConfig(Space(dim=6), pop_size=16)
+    runs = [ga.run(jax.random.key(7, impl=impl), config, sphere, 4)[0] for _ in range(2)]
+    np.testing.assert_array_equal(np.asarray(runs[0].population), np.asarray(runs[1].population))
+    other = ga.run(jax.random.key(8, impl=impl), config, sphere, 4)[0]
+    assert not np.array_equal(np.asarray(runs[0].population), np.asarray(other.population))
