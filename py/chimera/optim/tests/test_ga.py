@@ -102,7 +102,8 @@ def test_mutation_deviates_are_bernoulli_masked_normals(rate):
     # 0.01 and 0.05 take the sparse (geometric-gap) draw, 0.5 the dense one.
     assert (rate <= ga.SPARSE_MUTATION_MAX_RATE) == (rate < 0.1)
     n, d = 400, 100
-    deviates = np.asarray(ga.mutation_deviates(jax.random.key(11), (n, d), rate, jnp.float32))
+    draw = jax.jit(ga.mutation_deviates, static_argnums=(1, 2, 3))  # one compile, not one per op
+    deviates = np.asarray(draw(jax.random.key(11), (n, d), rate, jnp.float32))
     mutated = deviates != 0.0
     count, expected = int(mutated.sum()), n * d * rate
     assert abs(count - expected) < 5 * np.sqrt(expected * (1 - rate))
@@ -126,12 +127,13 @@ def test_mutation_deviates_edges_and_sparse_capacity():
 
 
 def test_packed_uniforms_resolution_and_independence():
-    u16 = np.asarray(ga.packed_uniforms(jax.random.key(12), (300, 101), jnp.float32, 16))
+    draw = jax.jit(ga.packed_uniforms, static_argnums=(1, 2, 3))
+    u16 = np.asarray(draw(jax.random.key(12), (300, 101), jnp.float32, 16))
     assert u16.shape == (300, 101) and np.all((u16 > 0) & (u16 < 1))
     assert abs(u16.mean() - 0.5) < 0.01
     # The two halves of one word (columns 2w and 2w + 1) are uncorrelated.
     assert abs(np.corrcoef(u16[:, 0:100:2].ravel(), u16[:, 1:101:2].ravel())[0, 1]) < 0.02
-    coins = np.asarray(ga.packed_uniforms(jax.random.key(13), (300, 70), jnp.float32, 1))
+    coins = np.asarray(draw(jax.random.key(13), (300, 70), jnp.float32, 1))
     assert set(np.unique(coins)) == {0.25, 0.75}
     assert abs((coins < 0.5).mean() - 0.5) < 0.01
 
