@@ -409,7 +409,12 @@ def tell(state: CMAState, population: jax.Array, fitness: jax.Array, config: CMA
     )
 
 
-STRATEGY = loop.Strategy("cmaes", init, ask, tell)
+def counted_rows(state: CMAState, config: CMAConfig) -> jax.Array:
+    """The asked rows that belong to the current run (the rest are inactive)."""
+    return jnp.arange(config.max_popsize) < state.popsize
+
+
+STRATEGY = loop.Strategy("cmaes", init, ask, tell, counted_rows)
 
 
 def run(key, config: CMAConfig, objective: loop.Objective, generations: int, progress=None, progress_every: int = 10):

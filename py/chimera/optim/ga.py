@@ -16,6 +16,17 @@ individual (log-normal, Schwefel's tau rules); `elite` best of the previous
 generation replace the worst children when they are better; box bounds by
 clip or reflect; integer genes rounded after variation.
 
+Random numbers dominate a generation's cost on CPU, so each is drawn at the
+resolution its use needs, all from explicit keys: crossover positions at
+2**-16 (two per 32-bit word, four per threefry block: `random_words`),
+uniform-crossover coins one bit each, and mutation -- at the default rate
+1/dim -- only for the genes that mutate (`sparse_gaussian`: geometric gaps
+between mutated positions, ~rate * size draws instead of two per gene).
+The PRNG is the caller's key: any JAX implementation works and a fixed seed
+reproduces a run. threefry2x32 (JAX's default) is the recommended one: on
+XLA CPU rbg and unsafe_rbg keys made a whole generation 1.5x and 1.8x
+slower (measured, bench/optimizers/README.md; `--prng-impl` reruns it).
+
 Default dtype float32: selection only compares fitness values and variation is
 elementwise, so single precision loses nothing that matters, halves memory
 traffic (the bottleneck at population 65,536) and represents every integer gene
@@ -31,6 +42,7 @@ from typing import Literal, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+from jax.extend import random as jax_random_ext
 
 from chimera.optim import loop
 from chimera.optim.space import Scalars, Space
@@ -51,8 +63,10 @@ class GAConfig:
       crossover_rate: probability that a pair is recombined (else the first
         parent is copied).
       blend_alpha: BLX-alpha's extension of the parents' interval.
-      mutation_rate: per-gene probability of Gaussian mutation (None: 1/dim;
-        resolved to 2**-16, see gene_uniforms).
+      mutation_rate: per-gene probability of Gaussian mutation (None: 1/dim).
+        Rates up to SPARSE_MUTATION_MAX_RATE draw only the mutated genes
+        (sparse_gaussian); above it every gene draws a coin (2**-16
+        resolution) and a deviate.
       mutation_sigma: per-gene mutation step as a fraction of (upper - lower);
         one float for all genes or one per gene.
       self_adaptive: each individual carries its own per-gene sigmas, mutated
@@ -142,10 +156,13 @@ def tournament(key: jax.Array, fitness: jax.Array, count: int, size: int) -> jax
     return jnp.take_along_axis(contestants, winner[:, None], axis=1)[:, 0]
 
 
-def recombine(key: jax.Array, a: jax.Array, b: jax.Array, u: jax.Array, config: GAConfig) -> jax.Array:
+def recombine(
+    key: jax.Array, a: jax.Array, b: jax.Array, u: Optional[jax.Array], config: GAConfig
+) -> jax.Array:
     """One child per row pair (a[i], b[i]) by the configured crossover.
 
-    u: per-gene uniforms on (0, 1) (the blend position, the uniform coin).
+    u: per-gene uniforms on (0, 1): the blend position, or the uniform
+    crossover's coin (u < 0.5 takes a's gene); unused by single-point.
     """
     n, d = a.shape
     pick_key, point_key = jax.random.split(key)
@@ -164,13 +181,112 @@ def recombine(key: jax.Array, a: jax.Array, b: jax.Array, u: jax.Array, config: 
 
 def gene_uniforms(key: jax.Array, shape: tuple[int, ...], dtype) -> tuple[jax.Array, jax.Array]:
     """Two independent per-gene uniforms on (0, 1) with 16-bit resolution from
-    ONE 32-bit draw: the PRNG is the GA's main cost, and crossover positions and
-    mutation coins need no finer grain than 2**-16."""
+    ONE 32-bit draw per gene (layer 7's breeding uses both: a crossover
+    position and a mutation coin per gene)."""
     bits = jax.random.bits(key, shape, jnp.uint32)
     scale = 1.0 / 65536.0
     high = ((bits >> 16).astype(dtype) + 0.5) * scale
     low = ((bits & 0xFFFF).astype(dtype) + 0.5) * scale
     return high, low
+
+
+def random_words(key: jax.Array, rows: int, words: int) -> jax.Array:
+    """(rows, words) random uint32 using both halves of every threefry block.
+
+    jax.random.bits (partitionable threefry, JAX's default) spends one
+    threefry2x32 block -- two 32-bit outputs -- on each word and XORs the
+    halves; here each block yields two words, so half the blocks are hashed.
+    Counters are (row, column) pairs, unique per element, so sharded rows
+    draw without communication, as with jax.random.bits. Keys of other
+    implementations (rbg, unsafe_rbg) go through jax.random.bits.
+    """
+    if jax.random.key_impl(key) != "threefry2x32":
+        return jax.random.bits(key, (rows, words), jnp.uint32)
+    k1, k2 = jax.random.key_data(key)
+    half = -(-words // 2)
+    row = jax.lax.broadcasted_iota(jnp.uint32, (rows, half), 0)
+    column = jax.lax.broadcasted_iota(jnp.uint32, (rows, half), 1)
+    left, right = jax_random_ext.threefry2x32_p.bind(k1, k2, row, column)
+    return jnp.concatenate([left, right], axis=1)[:, :words]
+
+
+def packed_uniforms(key: jax.Array, shape: tuple[int, int], dtype, resolution_bits: int = 16) -> jax.Array:
+    """Uniforms on (0, 1) at 2**-resolution_bits resolution, 32 // resolution_bits
+    of them cut from each 32-bit random word along the last axis.
+
+    Random bits are the GA's main cost on CPU (threefry): a blend position
+    needs no finer grain than 2**-16 (two per word, four per threefry
+    block), a crossover coin one bit (32 per word).
+    """
+    if not 1 <= resolution_bits <= 16:
+        raise ValueError(f"resolution_bits: must be in [1, 16], got {resolution_bits}")
+    rows, columns = shape
+    per_word = 32 // resolution_bits
+    words = -(-columns // per_word)
+    bits = random_words(key, rows, words)
+    shifts = jnp.arange(per_word, dtype=jnp.uint32) * resolution_bits
+    values = (bits[:, :, None] >> shifts) & ((1 << resolution_bits) - 1)
+    values = values.reshape(rows, words * per_word)[:, :columns]
+    return (values.astype(dtype) + 0.5) * (1.0 / (1 << resolution_bits))
+
+
+# Above this per-gene rate the dense draw (one coin and one deviate per gene)
+# beats the sparse one (see sparse_gaussian). Measured on XLA CPU at 1024 x 100
+# genes, sparse vs dense: 0.2 vs 1.8 ms at rate 0.01, 1.3 vs 1.7 ms at 1/16,
+# 2.2 vs 1.6 ms at 1/8.
+SPARSE_MUTATION_MAX_RATE = 1.0 / 16.0
+# Probability bound for the sparse draw running out of mutations (per call).
+_SPARSE_TAIL = 1e-12
+
+
+def sparse_capacity(genes: int, rate: float) -> int:
+    """Mutations the sparse draw holds: the mean plus a Bernstein margin t with
+    P(Binomial(genes, rate) >= mean + t) <= exp(-t^2 / (2 (var + t / 3))) = 1e-12."""
+    mean, var = genes * rate, genes * rate * (1.0 - rate)
+    c = 2.0 * math.log(1.0 / _SPARSE_TAIL)
+    margin = (c / 3.0 + math.sqrt(c * c / 9.0 + 4.0 * c * var)) / 2.0
+    return min(genes, int(math.ceil(mean + margin)) + 1)
+
+
+def sparse_gaussian(key: jax.Array, shape: tuple[int, int], rate: float, dtype) -> jax.Array:
+    """N(0, 1) at each position of `shape` with probability `rate` (independently),
+    0 elsewhere, drawing only about rate * size numbers instead of two per gene.
+
+    The mutated positions of the flattened array are a Bernoulli(rate)
+    process: successive gaps are Geometric(rate), drawn by inversion
+    (P(gap >= g) = (1 - rate)**g), then summed. `sparse_capacity` mutations
+    are drawn; the chance that a generation needs more is below 1e-12
+    (the surplus would stay unmutated).
+    """
+    genes = math.prod(shape)
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"rate: the sparse draw needs 0 < rate < 1, got {rate}")
+    if genes >= 2**30:  # positions are int32; one past the end must not overflow
+        raise ValueError(f"shape: at most 2**30 genes, got {genes}")
+    capacity = sparse_capacity(genes, rate)
+    gap_key, deviate_key = jax.random.split(key)
+    u = jax.random.uniform(gap_key, (capacity,), dtype)  # [0, 1)
+    gaps = jnp.minimum(jnp.floor(jnp.log1p(-u) / math.log1p(-rate)), genes).astype(jnp.int32)
+    positions = jnp.cumsum(gaps + 1) - 1
+    # Past the end everything is dropped, including sums that wrapped around.
+    inside = jax.lax.cummin((positions < genes).astype(jnp.int32)) > 0
+    positions = jnp.where(inside, positions, genes)
+    deviates = jax.random.normal(deviate_key, (capacity,), dtype)
+    flat = jnp.zeros(genes, dtype).at[positions].set(deviates, mode="drop", unique_indices=True)
+    return flat.reshape(shape)
+
+
+def mutation_deviates(key: jax.Array, shape: tuple[int, int], rate: float, dtype) -> jax.Array:
+    """N(0, 1) where a gene mutates (probability `rate` each), else 0."""
+    if rate <= 0.0:
+        return jnp.zeros(shape, dtype)
+    if rate <= SPARSE_MUTATION_MAX_RATE and math.prod(shape) < 2**30:
+        return sparse_gaussian(key, shape, rate, dtype)
+    coin_key, deviate_key = jax.random.split(key)
+    deviates = jax.random.normal(deviate_key, shape, dtype)
+    if rate >= 1.0:
+        return deviates
+    return jnp.where(packed_uniforms(coin_key, shape, dtype) < rate, deviates, 0.0)
 
 
 def _adapt_sigma(key: jax.Array, sigma: jax.Array, config: GAConfig) -> jax.Array:
@@ -187,6 +303,10 @@ def _adapt_sigma(key: jax.Array, sigma: jax.Array, config: GAConfig) -> jax.Arra
     return jnp.clip(sigma * jnp.exp(exponent), 1e-6 * width, width)
 
 
+# Per-gene uniform resolution each crossover needs (None: no per-gene draw).
+_CROSSOVER_RESOLUTION_BITS = {"single_point": None, "uniform": 1, "blend": 16}
+
+
 def breed(key: jax.Array, state: GAState, config: GAConfig) -> tuple[jax.Array, jax.Array]:
     """Offspring of the current generation and their mutation steps."""
     n = config.pop_size
@@ -194,15 +314,15 @@ def breed(key: jax.Array, state: GAState, config: GAConfig) -> tuple[jax.Array, 
     parents = tournament(select_key, state.fitness, 2 * n, config.tournament_size)
     first, second = parents[:n], parents[n:]
     shape, dtype = (n, config.space.dim), config.space.jdtype
-    u_cross, u_mutate = gene_uniforms(uniform_key, shape, dtype)
+    resolution = _CROSSOVER_RESOLUTION_BITS[config.crossover]
+    u_cross = None if resolution is None else packed_uniforms(uniform_key, shape, dtype, resolution)
     children = recombine(cross_key, state.population[first], state.population[second], u_cross, config)
-    deviates = jax.random.normal(noise_key, shape, dtype)
     if config.self_adaptive:  # every gene mutates, with its own step
         sigma = _adapt_sigma(sigma_key, state.sigma[first], config)
-        noise = sigma * deviates
+        noise = sigma * jax.random.normal(noise_key, shape, dtype)
     else:  # every individual shares the configured steps
         sigma = state.sigma
-        noise = jnp.where(u_mutate < config.gene_mutation_rate, _initial_sigma(config) * deviates, 0.0)
+        noise = _initial_sigma(config) * mutation_deviates(noise_key, shape, config.gene_mutation_rate, dtype)
     return config.space.repair(children + noise), sigma
 
 

@@ -28,12 +28,19 @@ ProgressHook = Callable[[int, float, float, int], None]
 
 
 class Strategy(NamedTuple):
-    """The three functions of an ask/tell strategy (hashable, so jit-static)."""
+    """The three functions of an ask/tell strategy (hashable, so jit-static).
+
+    counted_rows(state, config) -> bool[n], optional: which rows of the asked
+    population count as this generation's members (CMA-ES keeps a static
+    max_popsize and marks rows past the current run's size inactive); None:
+    every row.
+    """
 
     name: str
     init: Callable[..., Any]
     ask: Callable[..., Any]
     tell: Callable[..., Any]
+    counted_rows: Optional[Callable[..., jax.Array]] = None
 
 
 class History(NamedTuple):
@@ -41,13 +48,16 @@ class History(NamedTuple):
 
     best: best fitness found so far; mean: mean finite fitness of the
     generation; diversity: RMS pairwise distance of the generation's
-    population; evaluations: cumulative objective evaluations.
+    population; evaluations: cumulative objective evaluations;
+    generation_best: best fitness evaluated in this generation (inf if
+    none is finite). All over the generation's counted rows.
     """
 
     best: jax.Array
     mean: jax.Array
     diversity: jax.Array
     evaluations: jax.Array
+    generation_best: jax.Array
 
 
 def clean_fitness(fitness: jax.Array) -> jax.Array:
@@ -55,8 +65,8 @@ def clean_fitness(fitness: jax.Array) -> jax.Array:
     return jnp.where(jnp.isnan(fitness), jnp.inf, fitness)
 
 
-def finite_mean(fitness: jax.Array) -> jax.Array:
-    finite = jnp.isfinite(fitness)
+def finite_mean(fitness: jax.Array, counted: Optional[jax.Array] = None) -> jax.Array:
+    finite = jnp.isfinite(fitness) if counted is None else jnp.isfinite(fitness) & counted
     total = jnp.sum(jnp.where(finite, fitness, 0.0))
     return total / jnp.maximum(jnp.sum(finite), 1)
 
@@ -106,15 +116,18 @@ def advance(
 
     def step(state, key):
         population, state = strategy.ask(key, state, config)
+        counted = None if strategy.counted_rows is None else strategy.counted_rows(state, config)
         population = constrain_rows(population)
         fitness = objective(population)
         state = strategy.tell(state, population, fitness, config)
         fitness = clean_fitness(fitness)
+        scored = fitness if counted is None else jnp.where(counted, fitness, jnp.inf)
         record = History(
             best=state.best_f,
-            mean=finite_mean(fitness),
-            diversity=diversity(population),
+            mean=finite_mean(fitness, counted),
+            diversity=diversity(population, counted),
             evaluations=state.evaluations,
+            generation_best=jnp.min(scored),
         )
         if progress is not None:
             due = (state.generation % progress_every == 0) | (state.generation == last)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Literal, Union
+from typing import Literal, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -106,11 +106,18 @@ class Space:
         return x
 
 
-def diversity(population: jax.Array) -> jax.Array:
+def diversity(population: jax.Array, rows: Optional[jax.Array] = None) -> jax.Array:
     """Root-mean-square pairwise distance, in O(n d) instead of O(n^2 d).
 
     mean_{i,j} ||x_i - x_j||^2 = 2 mean_i ||x_i - centroid||^2 (all ordered
     pairs), so the exact RMS pairwise distance comes from the centroid.
+    rows: optional bool[n], the members to measure (default: all).
     """
-    centred = population - jnp.mean(population, axis=0)
-    return jnp.sqrt(2.0 * jnp.mean(jnp.sum(centred * centred, axis=1)))
+    if rows is None:
+        centred = population - jnp.mean(population, axis=0)
+        return jnp.sqrt(2.0 * jnp.mean(jnp.sum(centred * centred, axis=1)))
+    weight = rows.astype(population.dtype)
+    count = jnp.maximum(jnp.sum(weight), 1.0)
+    centroid = jnp.sum(weight[:, None] * population, axis=0) / count
+    centred = population - centroid
+    return jnp.sqrt(2.0 * jnp.sum(weight * jnp.sum(centred * centred, axis=1)) / count)

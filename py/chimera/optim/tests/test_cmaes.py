@@ -32,6 +32,11 @@ def test_ipop_doubles_and_bipop_alternates_population():
         else:
             assert int(state.evals_small) > 0 and int(state.evals_large) > 0
         assert int(history.evaluations[-1]) < 150 * config.max_popsize  # inactive rows are not counted
+        # Each generation's best is over its active rows only: the running
+        # minimum of those is exactly the best-so-far.
+        generation_best = np.asarray(history.generation_best)
+        np.testing.assert_array_equal(np.minimum.accumulate(generation_best), np.asarray(history.best))
+        assert np.any(np.diff(generation_best) > 0)  # a restart starts worse
 
 
 def test_inactive_rows_are_ignored_and_shapes_checked():

@@ -22,6 +22,12 @@ def test_ga_improves_rastrigin(crossover):
     assert float(state.best_f) == pytest.approx(float(rastrigin(state.best_x)), rel=1e-5)
     assert int(history.evaluations[-1]) == 128 * GENERATIONS
     assert np.all(np.isfinite(np.asarray(history.diversity)))
+    # Per generation: its own best (offspring can be worse than their parents),
+    # whose running minimum is the best-so-far, never above the mean.
+    generation_best = np.asarray(history.generation_best)
+    np.testing.assert_array_equal(np.minimum.accumulate(generation_best), best)
+    assert np.any(np.diff(generation_best) > 0)
+    assert np.all(generation_best <= np.asarray(history.mean))
 
 
 def test_self_adaptive_mutation_shrinks_steps_on_sphere():
@@ -89,3 +95,53 @@ def test_bad_config_and_shapes_are_named():
     state = ga.init(jax.random.key(0), config)
     with pytest.raises(ValueError, match="population/fitness"):
         ga.tell(state, jnp.zeros((3, 2)), jnp.zeros(3), config)
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.05, 0.5])
+def test_mutation_deviates_are_bernoulli_masked_normals(rate):
+    # 0.01 and 0.05 take the sparse (geometric-gap) draw, 0.5 the dense one.
+    assert (rate <= ga.SPARSE_MUTATION_MAX_RATE) == (rate < 0.1)
+    n, d = 400, 100
+    draw = jax.jit(ga.mutation_deviates, static_argnums=(1, 2, 3))  # one compile, not one per op
+    deviates = np.asarray(draw(jax.random.key(11), (n, d), rate, jnp.float32))
+    mutated = deviates != 0.0
+    count, expected = int(mutated.sum()), n * d * rate
+    assert abs(count - expected) < 5 * np.sqrt(expected * (1 - rate))
+    values = deviates[mutated]
+    assert abs(values.mean()) < 5 / np.sqrt(count) and abs(values.std() - 1.0) < 0.1
+    # Every column and every row block is hit alike (no positional bias).
+    per_column = mutated.sum(axis=0)
+    assert np.all(np.abs(per_column - n * rate) < 6 * np.sqrt(n * rate * (1 - rate)) + 1)
+    halves = mutated[: n // 2].sum(), mutated[n // 2 :].sum()
+    assert abs(halves[0] - halves[1]) < 6 * np.sqrt(expected)
+
+
+def test_mutation_deviates_edges_and_sparse_capacity():
+    assert not np.any(np.asarray(ga.mutation_deviates(jax.random.key(0), (8, 4), 0.0, jnp.float32)))
+    assert np.all(np.asarray(ga.mutation_deviates(jax.random.key(0), (8, 4), 1.0, jnp.float32)) != 0.0)
+    capacity = ga.sparse_capacity(1024 * 100, 0.01)
+    assert 1024 * 1.1 < capacity < 1024 * 1.5  # mean 1024, sd 32: a ~7 sd margin
+    assert ga.sparse_capacity(10, 0.01) == 10  # never more than the genes
+    with pytest.raises(ValueError, match="rate"):
+        ga.sparse_gaussian(jax.random.key(0), (4, 4), 1.0, jnp.float32)
+
+
+def test_packed_uniforms_resolution_and_independence():
+    draw = jax.jit(ga.packed_uniforms, static_argnums=(1, 2, 3))
+    u16 = np.asarray(draw(jax.random.key(12), (300, 101), jnp.float32, 16))
+    assert u16.shape == (300, 101) and np.all((u16 > 0) & (u16 < 1))
+    assert abs(u16.mean() - 0.5) < 0.01
+    # The two halves of one word (columns 2w and 2w + 1) are uncorrelated.
+    assert abs(np.corrcoef(u16[:, 0:100:2].ravel(), u16[:, 1:101:2].ravel())[0, 1]) < 0.02
+    coins = np.asarray(draw(jax.random.key(13), (300, 70), jnp.float32, 1))
+    assert set(np.unique(coins)) == {0.25, 0.75}
+    assert abs((coins < 0.5).mean() - 0.5) < 0.01
+
+
+@pytest.mark.parametrize("impl", ["threefry2x32", "rbg"])
+def test_a_fixed_seed_reproduces_the_run_with_any_prng(impl):
+    config = ga.GAConfig(Space(dim=6), pop_size=16)
+    runs = [ga.run(jax.random.key(7, impl=impl), config, sphere, 4)[0] for _ in range(2)]
+    np.testing.assert_array_equal(np.asarray(runs[0].population), np.asarray(runs[1].population))
+    other = ga.run(jax.random.key(8, impl=impl), config, sphere, 4)[0]
+    assert not np.array_equal(np.asarray(runs[0].population), np.asarray(other.population))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from chimera.optim import ga
-from chimera.optim.objectives import TEST_FUNCTIONS, agent_fitness, host_objective, rastrigin
+from chimera.optim.objectives import TEST_FUNCTIONS, agent_fitness, cos_2pi, host_objective, rastrigin
 from chimera.optim.progress import ProgressReporter
 from chimera.optim.space import Space, diversity
 
@@ -21,10 +21,26 @@ def test_known_optimum(name):
     assert float(fn(x + 0.5)[0]) > 1e-3
 
 
+def test_cos_2pi_matches_float64_cosine():
+    # Wall points of the quarter-wave folding, Rastrigin's and Ackley's domains.
+    x = np.concatenate([np.linspace(-40.0, 40.0, 100_001), [0.0, 0.25, -0.25, 0.5, 0.75, 5.12, -32.768]])
+    x32 = x.astype(np.float32)
+    exact = np.cos(2.0 * np.pi * x32.astype(np.float64))
+    assert np.max(np.abs(np.asarray(cos_2pi(jnp.asarray(x32))) - exact)) < 5e-7
+    # The rounded angle 2 pi x costs jnp.cos two orders of magnitude more.
+    assert np.max(np.abs(np.asarray(jnp.cos(2.0 * jnp.pi * jnp.asarray(x32))) - exact)) > 1e-6
+
+
 def test_diversity_is_rms_pairwise_distance():
     x = jax.random.normal(jax.random.key(0), (7, 3))
     pairwise = np.linalg.norm(np.asarray(x)[:, None] - np.asarray(x)[None], axis=-1)
     assert float(diversity(x)) == pytest.approx(float(np.sqrt(np.mean(pairwise**2))), rel=1e-5)
+
+
+def test_diversity_of_some_rows_ignores_the_others():
+    x = jax.random.normal(jax.random.key(1), (9, 3))
+    rows = jnp.arange(9) < 5
+    assert float(diversity(x, rows)) == pytest.approx(float(diversity(x[:5])), rel=1e-5)
 
 
 def test_host_objective_sees_whole_populations_and_reports_progress():

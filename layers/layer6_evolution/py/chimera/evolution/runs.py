@@ -382,14 +382,14 @@ class Runs:
             chunk = next(c for c in _CHUNKS if c <= wanted)
             record.key, key = jax.random.split(record.key)
             record.state, h = loop.advance(configured.strategy, record.state, key, configured.config, objective, chunk)
-            best, mean, div, evals = (np.asarray(a, np.float64) for a in h)
+            best, mean, div, evals, generation_best = (np.asarray(a, np.float64) for a in h)
             evals = evals + restarter.spent_before
             if record.generation == 0:
                 record.first_best = float(best[0])
             for i in range(chunk):
                 summary = common_pb2.GenerationSummary(
                     generation=record.generation + i,
-                    best_fitness=record.user_fitness(min(float(best[i]), restarter.best_f)),
+                    best_fitness=record.user_fitness(float(generation_best[i])),
                     mean_fitness=record.user_fitness(float(mean[i])),
                     diversity=common_pb2.DiversityStats(
                         rms_pairwise_distance=float(div[i]), restarts=restarter.restarts(record.state)
