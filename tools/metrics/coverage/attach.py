@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tools.metrics.gate.gate import BadInput, load
 from tools.metrics.report import compute, provenance
 
 COVERAGE_KEYS = (
@@ -36,18 +37,6 @@ COVERAGE_KEYS = (
 
 # Where the figures came from, under the report's "inputs".
 INPUT_KEYS = ("coverage", "rust_coverage")
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as err:
-        raise ValueError(f"{path}: {err.strerror}") from err
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not JSON: {err}") from err
-    if not isinstance(data, dict) or not isinstance(data.get("layers"), dict):
-        raise ValueError(f'{path}: no "layers" object')
-    return data
 
 
 def strip_coverage(report: dict[str, Any]) -> None:
@@ -89,19 +78,19 @@ def main(argv: list[str]) -> int:
             raise ValueError("--from-report cannot be combined with --coverage / --rust-coverage")
         if not (args.from_report or args.coverage or args.rust_coverage):
             raise ValueError("nothing to attach: give --coverage and/or --rust-coverage, or --from-report")
-        report = _read(args.report)
+        report = load(args.report)
         strip_coverage(report)
         if args.from_report:
-            carry_coverage(report, _read(args.from_report))
+            carry_coverage(report, load(args.from_report))
         else:
-            python = _read(args.coverage) if args.coverage else None
-            rust = _read(args.rust_coverage) if args.rust_coverage else None
+            python = load(args.coverage) if args.coverage else None
+            rust = load(args.rust_coverage) if args.rust_coverage else None
             compute.add_coverage(report, python, rust)
             inputs = report.setdefault("inputs", {})
             for key, path in zip(INPUT_KEYS, (args.coverage, args.rust_coverage)):
                 if path is not None:
                     inputs[key] = provenance.describe_file(path)
-    except ValueError as err:
+    except (BadInput, ValueError) as err:
         print(f"coverage-attach: bad input: {err}", file=sys.stderr)
         return 2
     args.out.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
