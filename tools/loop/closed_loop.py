@@ -49,7 +49,6 @@ from chimera.v1 import (
     genetics_pb2,
     genetics_pb2_grpc,
     refinement_pb2_grpc,
-    resources_pb2_grpc,
     validation_pb2_grpc,
 )
 
@@ -66,14 +65,15 @@ STREAM_SEED = 10_000
 TRAIN_SEED = 0
 HOLDOUT_SEED = 1_000_000
 #: The layers the loop talks to (by their names in the main job's stack).
-LOOP_LAYERS = (
+CLIENT_LAYERS = (
     "layer3_validation",
     "layer4_execution",
     "layer5_refinement",
     "layer6_evolution",
     "layer7_genetics",
-    "layer8_resources",
 )
+#: The layers that must run: those, and layer 8, whose grants layer 7 obtains itself.
+LOOP_LAYERS = CLIENT_LAYERS + ("layer8_resources",)
 
 
 #: The loop's module slot by default: its own, so the plan's workload KPIs (same
@@ -157,14 +157,13 @@ def _phase(
 
 
 def _stubs(targets: Mapping[str, str]) -> tuple[phases.Stubs, list[grpc.Channel]]:
-    channels = {name: grpc.insecure_channel(targets[name]) for name in LOOP_LAYERS}
+    channels = {name: grpc.insecure_channel(targets[name]) for name in CLIENT_LAYERS}
     stubs = phases.Stubs(
         validation=validation_pb2_grpc.ValidationServiceStub(channels["layer3_validation"]),
         execution=execution_pb2_grpc.ExecutionServiceStub(channels["layer4_execution"]),
         refinement=refinement_pb2_grpc.RefinementServiceStub(channels["layer5_refinement"]),
         evolution=evolution_pb2_grpc.EvolutionServiceStub(channels["layer6_evolution"]),
         genetics=genetics_pb2_grpc.GeneticsServiceStub(channels["layer7_genetics"]),
-        resources=resources_pb2_grpc.ResourcesServiceStub(channels["layer8_resources"]),
     )
     return stubs, list(channels.values())
 

@@ -73,7 +73,6 @@ class Stubs:
     refinement: Any
     evolution: Any
     genetics: Any
-    resources: Any
 
 
 @contextlib.contextmanager
