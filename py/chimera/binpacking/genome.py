@@ -1,0 +1,77 @@
+"""The bin-packing kernel's genome and priority table (Python side).
+
+Mirrors ``layers/layer4_execution/rust/binpacking/src/genome.rs``, which
+documents each field. :func:`priority_table` performs the same float64
+operations in the same order as ``Genome::priority`` (numpy evaluates each
+operation separately, with no fused multiply-add), so the twin and the kernel
+compare exactly the same numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "BEST_FIT",
+    "FIELDS",
+    "FIRST_FIT",
+    "GENOME_LEN",
+    "ITEM_RESIDUAL_KNOTS",
+    "MAX_ABS_PARAM",
+    "RESIDUAL_KNOTS",
+    "knots",
+    "priority_table",
+]
+
+RESIDUAL_KNOTS = 12
+ITEM_RESIDUAL_KNOTS = 6
+MAX_ABS_PARAM = 1.0e6
+FIELDS: tuple[str, ...] = (
+    ("first_fit", "best_fit", "new_bin")
+    + tuple(f"residual_{k}" for k in range(RESIDUAL_KNOTS))
+    + tuple(f"item_residual_{k}" for k in range(ITEM_RESIDUAL_KNOTS))
+)
+GENOME_LEN = len(FIELDS)
+FIRST_FIT: tuple[float, ...] = (1.0,) + (0.0,) * (GENOME_LEN - 1)
+BEST_FIT: tuple[float, ...] = (0.0, 1.0) + (0.0,) * (GENOME_LEN - 2)
+_RESIDUAL = slice(3, 3 + RESIDUAL_KNOTS)
+_ITEM_RESIDUAL = slice(3 + RESIDUAL_KNOTS, GENOME_LEN)
+
+
+def knots(n: int) -> np.ndarray:
+    """Knot ``k`` of ``n`` at ``(k / (n - 1))^2``, as ``genome::knot``."""
+    t = np.arange(n, dtype=np.float64) / float(n - 1)
+    return t * t
+
+
+def _piecewise_linear(values: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """``genome::piecewise_linear`` for every genome row of ``values`` at every ``u``."""
+    n = values.shape[-1]
+    at = knots(n)
+    k = np.clip(np.searchsorted(at, u, side="right") - 1, 0, n - 2)
+    t = (u - at[k]) / (at[k + 1] - at[k])
+    low, high = values[:, k], values[:, k + 1]
+    return low + (high - low) * t
+
+
+def priority_table(genomes: np.ndarray, capacity: int) -> np.ndarray:
+    """``[G, C + 1, C + 1]`` priorities of (size, room), new-bin bias in column ``C``.
+
+    Only ``room >= size >= 1`` is meaningful (the rest is ``-inf``); the
+    opening-order term (``first_fit``) is not included: the twin accepts only
+    genomes without it.
+    """
+    genomes = np.asarray(genomes, dtype=np.float64)
+    if genomes.ndim != 2 or genomes.shape[1] != GENOME_LEN:
+        raise ValueError(f"genomes: expected shape [G, {GENOME_LEN}], got {genomes.shape}")
+    sizes = np.arange(capacity + 1)[:, None]
+    rooms = np.arange(capacity + 1)[None, :]
+    valid = (rooms >= sizes) & (sizes >= 1)
+    u = np.where(valid, rooms - sizes, 0) / float(capacity)
+    x = sizes / float(capacity)
+    best_fit = genomes[:, 1][:, None, None]
+    table = -best_fit * u
+    table = table + _piecewise_linear(genomes[:, _RESIDUAL], u)
+    table = table + x * _piecewise_linear(genomes[:, _ITEM_RESIDUAL], u)
+    table[:, :, capacity] += genomes[:, 2][:, None]
+    return np.where(valid, table, -np.inf)
