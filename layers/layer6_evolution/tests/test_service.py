@@ -15,8 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 
+from chimera.binpacking import twin
+from chimera.binpacking.genome import SEARCH_FIELDS, from_search
+from chimera.binpacking.instances import excess_pct, generate
 from chimera.evolution.main import Options, build_server, parse_args
 from chimera.framework import ServerConfig
 from chimera.framework.processes import ProcessStack, ServerSpec, free_ports, runfile
@@ -28,6 +32,7 @@ SNES = evolution_pb2.EVOLUTION_ALGORITHM_SNES
 DE = evolution_pb2.EVOLUTION_ALGORITHM_DIFFERENTIAL_EVOLUTION
 GA = evolution_pb2.EVOLUTION_ALGORITHM_GENETIC_ALGORITHM
 MAXIMIZE = common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE
+MINIMIZE = common_pb2.OPTIMIZATION_DIRECTION_MINIMIZE
 SPHERE = evolution_pb2.BENCHMARK_FUNCTION_SPHERE
 Stub = evolution_pb2_grpc.EvolutionServiceStub
 
@@ -132,11 +137,13 @@ def test_stream_run_sends_the_choice_each_generation_then_the_result(stub: Stub)
 def test_the_bandit_prefers_the_better_arm_and_says_why(stub: Stub) -> None:
     fresh = stub.SelectAlgorithm(evolution_pb2.SelectAlgorithmRequest(problem=problem(problem_class="bandit")))
     assert fresh.exploration and "never tried" in fresh.reason
-    rewards = {CMA: 0.9, SNES: 0.1, DE: 0.3}
+    rewards = {CMA: 0.9, SNES: 0.1, DE: 0.3, GA: 0.2}
     for _ in range(3):
         for algorithm, reward in rewards.items():
+            # The portfolio's GA arm is named (GENETIC_ALGORITHM alone means layer 7's operator arms).
+            arm = "genetic_algorithm" if algorithm == GA else ""
             arms = stub.ReportOutcome(
-                evolution_pb2.ReportOutcomeRequest(problem_class="bandit", algorithm=algorithm, reward=reward)
+                evolution_pb2.ReportOutcomeRequest(problem_class="bandit", algorithm=algorithm, reward=reward, arm=arm)
             ).arms
     assert {a.algorithm: (a.pulls, round(a.mean_reward, 9)) for a in arms} == {
         k: (3, v) for k, v in rewards.items()
@@ -221,14 +228,46 @@ def test_bandit_state_lives_in_layer_7s_genome_store(stub: Stub, genetics: str) 
             choice = Stub(channel).SelectAlgorithm(
                 evolution_pb2.SelectAlgorithmRequest(problem=problem(problem_class="persisted"))
             )
-    assert {a.algorithm: a.pulls for a in choice.arms} == {CMA: 0, SNES: 0, DE: 1}
+    assert {a.algorithm: a.pulls for a in choice.arms} == {CMA: 0, SNES: 0, DE: 1, GA: 0}
     with grpc.insecure_channel(genetics) as channel:
         stored = genetics_pb2_grpc.GeneticsServiceStub(channel).GetBanditState(
             genetics_pb2.GetBanditStateRequest(problem_class="portfolio/persisted")
         )
     assert [(a.name, a.pulls, a.reward_sum) for a in stored.arms] == [
-        ("cma_es", 0, 0.0), ("snes", 0, 0.0), ("differential_evolution", 1, 0.5)
+        ("cma_es", 0, 0.0), ("snes", 0, 0.0), ("differential_evolution", 1, 0.5), ("genetic_algorithm", 0, 0.0)
     ]
+
+
+def binpacking_problem(dim: int = len(SEARCH_FIELDS), direction: int = MINIMIZE, **workload: object) -> evolution_pb2.Problem:
+    workload.setdefault("family", "or")
+    workload.setdefault("training_instances", 2)
+    workload.setdefault("items", 200)
+    return evolution_pb2.Problem(
+        objective=evolution_pb2.Objective(name="binpacking_excess_pct", direction=direction),
+        dimensions=[common_pb2.ParameterBounds(name=f"g{i}", lower=-2.0, upper=2.0) for i in range(dim)],
+        binpacking=evolution_pb2.BinPackingWorkload(**workload),
+    )
+
+
+def test_screen_step_tells_the_twins_excess_and_needs_a_workload(stub: Stub) -> None:
+    """ScreenStep: the pending members' fitness is the twin's excess on the generated instances."""
+    started = stub.StartRun(
+        evolution_pb2.StartRunRequest(problem=binpacking_problem(), algorithm=CMA, population_size=8, seed=3),
+        timeout=120,
+    )
+    members = np.asarray([m.parameters for m in started.members])
+    screened = stub.ScreenStep(evolution_pb2.ScreenStepRequest(run_id=started.run_id), timeout=120)
+    instances = [generate("or", "training", i, items=200) for i in range(2)]
+    bins = twin.bins_used(from_search(members), instances)
+    expected = [excess_pct(row, [inst.l1_bound for inst in instances]) for row in bins]
+    assert screened.last_generation.best_fitness == pytest.approx(min(expected))
+    assert screened.last_generation.mean_fitness == pytest.approx(np.mean(expected))
+    assert screened.generation == 1 and len(screened.members) == 8
+    assert members.shape == (8, len(SEARCH_FIELDS))
+    plain = stub.StartRun(evolution_pb2.StartRunRequest(problem=problem(), algorithm=CMA), timeout=120)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ScreenStep(evolution_pb2.ScreenStepRequest(run_id=plain.run_id), timeout=60)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
 def ga_problem(problem_class: str = "", dim: int = 8) -> evolution_pb2.Problem:
@@ -310,7 +349,13 @@ def _measured(**kw: object) -> evolution_pb2.RunMeasurement:
     ("method", "request_", "field"),
     [
         ("SelectAlgorithm", evolution_pb2.SelectAlgorithmRequest(problem=ga_problem(), algorithm=99), "algorithm"),
-        ("StartRun", evolution_pb2.StartRunRequest(problem=problem(), algorithm=GA), "algorithm"),
+        ("StartRun", evolution_pb2.StartRunRequest(problem=binpacking_problem(family="gaussian")),
+         "problem.binpacking.family"),
+        ("StartRun", evolution_pb2.StartRunRequest(problem=binpacking_problem(training_instances=0)),
+         "problem.binpacking.training_instances"),
+        ("StartRun", evolution_pb2.StartRunRequest(problem=binpacking_problem(dim=5)), "problem.dimensions"),
+        ("StartRun", evolution_pb2.StartRunRequest(problem=binpacking_problem(direction=MAXIMIZE)),
+         "problem.objective.direction"),
         ("ReportOutcome", _outcome(arm=""), "arm"),
         ("ReportOutcome", _outcome(arm="blend/medium"), "arm"),
         ("ReportOutcome", _outcome(arm="x" * 129), "arm"),

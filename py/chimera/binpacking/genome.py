@@ -19,6 +19,8 @@ __all__ = [
     "ITEM_RESIDUAL_KNOTS",
     "MAX_ABS_PARAM",
     "RESIDUAL_KNOTS",
+    "SEARCH_FIELDS",
+    "from_search",
     "knots",
     "priority_table",
 ]
@@ -34,8 +36,19 @@ FIELDS: tuple[str, ...] = (
 GENOME_LEN = len(FIELDS)
 FIRST_FIT: tuple[float, ...] = (1.0,) + (0.0,) * (GENOME_LEN - 1)
 BEST_FIT: tuple[float, ...] = (0.0, 1.0) + (0.0,) * (GENOME_LEN - 2)
+#: What a search varies: every field but ``first_fit``, which stays 0 so that
+#: the priority depends on (item, room) alone. First Fit is a baseline only.
+SEARCH_FIELDS: tuple[str, ...] = FIELDS[1:]
 _RESIDUAL = slice(3, 3 + RESIDUAL_KNOTS)
 _ITEM_RESIDUAL = slice(3 + RESIDUAL_KNOTS, GENOME_LEN)
+
+
+def from_search(points: np.ndarray) -> np.ndarray:
+    """Full genomes (``first_fit`` = 0 in front) from ``[..., len(SEARCH_FIELDS)]`` search points."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.shape[-1] != len(SEARCH_FIELDS):
+        raise ValueError(f"search points: expected {len(SEARCH_FIELDS)} values each, got {points.shape[-1]}")
+    return np.concatenate([np.zeros(points.shape[:-1] + (1,)), points], axis=-1)
 
 
 def knots(n: int) -> np.ndarray:

@@ -65,9 +65,9 @@ fn pack_by_room(instance: &Instance, genome: &Genome) -> (u64, u64) {
         let row = table.row(s);
         // Rooms ascending, strict `>`: equal priorities keep the least room.
         let mut best: Option<(usize, f64)> = None;
-        for (room, &count) in open_with_room.iter().enumerate().take(c).skip(s) {
-            if count > 0 && best.map_or(true, |(_, p)| row[room] > p) {
-                best = Some((room, row[room]));
+        for (room, (&count, &p)) in (s..c).zip(open_with_room[s..c].iter().zip(&row[s..c])) {
+            if count > 0 && best.map_or(true, |(_, bp)| p > bp) {
+                best = Some((room, p));
             }
         }
         evaluations += 1;

@@ -60,6 +60,8 @@ class ProblemSpec:
     problem_class: str
     budget: int  # 0 = unlimited (ask/tell only)
     benchmark: str | None
+    #: (family, training instances, items per instance) of a bin-packing workload, or None.
+    binpacking: tuple[str, int, int] | None = None
 
 
 def check_bounds(bounds, field: str) -> list[tuple[float, float]]:
@@ -99,7 +101,27 @@ def problem_spec(problem: evolution_pb2.Problem, limits: Limits, server_side: bo
         budget = limits.default_evaluations
     space = Space(dim, lower=[lo for lo, _ in pairs], upper=[hi for _, hi in pairs])
     problem_class = problem.problem_class or default_class(benchmark or problem.objective.name, dim)
-    return ProblemSpec(space, direction == common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE, problem_class, budget, benchmark)
+    maximize = direction == common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE
+    return ProblemSpec(space, maximize, problem_class, budget, benchmark, _binpacking(problem, dim, maximize))
+
+
+def _binpacking(problem: evolution_pb2.Problem, dim: int, maximize: bool) -> tuple[str, int, int] | None:
+    """The bin-packing workload's (family, instances, items); the kernel's genome length and direction."""
+    if not problem.HasField("binpacking"):
+        return None
+    from chimera.binpacking.genome import SEARCH_FIELDS
+    from chimera.binpacking.instances import FAMILIES
+
+    workload = problem.binpacking
+    if workload.family not in FAMILIES:
+        raise InvalidArgument("problem.binpacking.family", f"must be one of {sorted(FAMILIES)}")
+    if dim != len(SEARCH_FIELDS):
+        raise InvalidArgument(
+            "problem.dimensions", f"a bin-packing search has {len(SEARCH_FIELDS)} dimensions (the genome less first_fit)"
+        )
+    if maximize:
+        raise InvalidArgument("problem.objective.direction", "a bin-packing excess is minimised")
+    return workload.family, workload.training_instances, workload.items
 
 
 def default_class(family: str, dim: int) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 from chimera.evolution import ga_arms, strategies
 from chimera.evolution.bandits import BanditBook, Choice
 from chimera.evolution.core import EvolutionCore, RestartPolicy
+from chimera.evolution.screening import BinPackingScreen
 from chimera.evolution.problems import Limits, ProblemSpec, benchmark_objective, problem_spec
 from chimera.framework.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from chimera.optim import bandit, cmaes, loop
@@ -193,6 +194,7 @@ class Runs:
         self._records: collections.OrderedDict[str, RunRecord] = collections.OrderedDict()
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._screen = BinPackingScreen()
 
     # -- choice ---------------------------------------------------------------
 
@@ -235,8 +237,8 @@ class Runs:
             if arm is None:
                 raise InvalidArgument(
                     field_name,
-                    "is not a strategy of the portfolio (CMA_ES, SNES, DIFFERENTIAL_EVOLUTION); "
-                    "GENETIC_ALGORITHM is run by genetics (layer 7)",
+                    "is not a strategy of the portfolio (CMA_ES, SNES, DIFFERENTIAL_EVOLUTION, "
+                    "GENETIC_ALGORITHM)",
                 )
             state = self._book.state(PORTFOLIO, spec.problem_class)
             exploration, reason = False, f"{arm}: requested by the caller"
@@ -279,17 +281,21 @@ class Runs:
 
     def report(self, request: evolution_pb2.ReportOutcomeRequest) -> evolution_pb2.ReportOutcomeResponse:
         """Records an outcome: the reward given, or computed from the run's measurement."""
-        if request.algorithm == GENETIC_ALGORITHM:
+        portfolio_ga = strategies.Portfolio.arm_name(GENETIC_ALGORITHM)
+        if request.algorithm == GENETIC_ALGORITHM and request.arm != portfolio_ga:
+            # Layer 7's operator arms; the portfolio's own GA arm is named by its arm name.
             arm_set, arm, shared = GA_ARM_SET, request.arm, GENETIC_ALGORITHM
             if arm not in ga_arms.GA_ARMS:
-                raise InvalidArgument("arm", f"must be one of the genetic algorithm's arms {ga_arms.names()}")
+                raise InvalidArgument(
+                    "arm", f"must be one of the genetic algorithm's arms {ga_arms.names()} or {portfolio_ga!r}"
+                )
         else:
             arm_set, arm, shared = PORTFOLIO, strategies.Portfolio.arm_name(request.algorithm), None
             if arm is None:
                 raise InvalidArgument(
                     "algorithm",
-                    "is not a strategy of the portfolio (CMA_ES, SNES, DIFFERENTIAL_EVOLUTION) "
-                    "or GENETIC_ALGORITHM",
+                    "is not a strategy of the portfolio (CMA_ES, SNES, DIFFERENTIAL_EVOLUTION, "
+                    "GENETIC_ALGORITHM)",
                 )
             if request.arm and request.arm != arm:
                 raise InvalidArgument("arm", f"must be empty or {arm!r} for this algorithm")
@@ -437,41 +443,59 @@ class Runs:
     def step(self, request: evolution_pb2.StepRequest) -> evolution_pb2.Population:
         record = self.get(request.run_id)
         with record.lock:
-            if record.finished or record.pending is None:
-                raise FailedPrecondition(f"run {record.run_id} is finished: {record.stop_reason}")
-            active = self._active_rows(record)
+            active = self._pending_rows(record)
             if len(request.fitness) != active:
                 raise FailedPrecondition(
                     f"run {record.run_id} asked {active} members, got {len(request.fitness)} fitness values"
                 )
-            told = np.asarray(request.fitness, np.float64)
-            engine = -told if record.spec.maximize else told
-            padded = np.full(len(record.pending), np.inf)
-            padded[:active] = engine
-            configured = record.configured
-            dtype = configured.config.space.jdtype
-            record.state = configured.strategy.tell(
-                record.state, jnp.asarray(record.pending, dtype), jnp.asarray(padded, dtype), configured.config
-            )
-            if record.generation == 0:
-                record.first_best = float(np.min(engine))
-            members = record.pending[:active]
-            record.last_summary = common_pb2.GenerationSummary(
-                generation=record.generation,
-                best_fitness=float(np.max(told) if record.spec.maximize else np.min(told)),
-                mean_fitness=float(np.mean(told)),
-                diversity=pairwise_diversity(members, _restarts(record.state)),
-                evaluations=record.evaluations,
-            )
-            record.generation += 1
-            budget = record.spec.budget
-            if budget and record.evaluations + configured.generation_cost > budget:
-                record.finished, record.pending = True, None
-                record.stop_reason = _budget_reason(record.evaluations, budget, configured.generation_cost)
-                self._outcome(record, float(record.state.best_f))
-            else:
-                self._ask(record)
-            return self._population(record)
+            return self._tell(record, np.asarray(request.fitness, np.float64))
+
+    def screen_step(self, request: evolution_pb2.ScreenStepRequest) -> tuple[evolution_pb2.Population, int]:
+        """Step with the fitness from the bin-packing twin; (next population, members screened)."""
+        record = self.get(request.run_id)
+        with record.lock:
+            if record.spec.binpacking is None:
+                raise FailedPrecondition(f"run {record.run_id}'s problem names no bin-packing workload")
+            active = self._pending_rows(record)
+            excess = self._screen.excess_pct(record.spec.binpacking, record.pending[:active])
+            return self._tell(record, excess), active
+
+    @staticmethod
+    def _pending_rows(record: RunRecord) -> int:
+        if record.finished or record.pending is None:
+            raise FailedPrecondition(f"run {record.run_id} is finished: {record.stop_reason}")
+        return Runs._active_rows(record)
+
+    def _tell(self, record: RunRecord, told: np.ndarray) -> evolution_pb2.Population:
+        """Tells the pending population its fitness (caller's or the twin's), asks the next."""
+        active = len(told)
+        engine = -told if record.spec.maximize else told
+        padded = np.full(len(record.pending), np.inf)
+        padded[:active] = engine
+        configured = record.configured
+        dtype = configured.config.space.jdtype
+        record.state = configured.strategy.tell(
+            record.state, jnp.asarray(record.pending, dtype), jnp.asarray(padded, dtype), configured.config
+        )
+        if record.generation == 0:
+            record.first_best = float(np.min(engine))
+        members = record.pending[:active]
+        record.last_summary = common_pb2.GenerationSummary(
+            generation=record.generation,
+            best_fitness=float(np.max(told) if record.spec.maximize else np.min(told)),
+            mean_fitness=float(np.mean(told)),
+            diversity=pairwise_diversity(members, _restarts(record.state)),
+            evaluations=record.evaluations,
+        )
+        record.generation += 1
+        budget = record.spec.budget
+        if budget and record.evaluations + configured.generation_cost > budget:
+            record.finished, record.pending = True, None
+            record.stop_reason = _budget_reason(record.evaluations, budget, configured.generation_cost)
+            self._outcome(record, float(record.state.best_f))
+        else:
+            self._ask(record)
+        return self._population(record)
 
     def _ask(self, record: RunRecord) -> None:
         record.key, key = jax.random.split(record.key)

@@ -29,7 +29,8 @@ class EvolutionServicer(evolution_pb2_grpc.EvolutionServiceServicer):
         self._evaluations = registry.counter(
             "evolution_evaluations_total",
             "Objective evaluations: made here for Evolve/StreamRun runs (source=server), "
-            "or made by the client and told through Step (source=client).",
+            "made by the client and told through Step (source=client), or by the bin-packing "
+            "twin for ScreenStep (source=twin).",
             ("source",),
         )
 
@@ -42,6 +43,11 @@ class EvolutionServicer(evolution_pb2_grpc.EvolutionServiceServicer):
     def Step(self, request, context) -> evolution_pb2.Population:
         population = self._runs.step(request)
         self._evaluations.labels(source="client").inc(len(request.fitness))
+        return population
+
+    def ScreenStep(self, request, context) -> evolution_pb2.Population:
+        population, screened = self._runs.screen_step(request)
+        self._evaluations.labels(source="twin").inc(screened)
         return population
 
     def Evolve(self, request, context) -> evolution_pb2.EvolveResponse:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from chimera.optim import cmaes, de, loop, snes
+from chimera.optim import cmaes, de, ga, loop, snes
 from chimera.optim.space import Space
 from chimera.v1 import evolution_pb2
 
@@ -69,16 +69,29 @@ def _de(space: Space, popsize: int | None) -> Configured:
     )
 
 
+def _ga(space: Space, popsize: int | None) -> Configured:
+    size = popsize if popsize is not None else max(16, min(8 * space.dim, 256))
+    config = ga.GAConfig(space, pop_size=size)
+    return Configured(
+        evolution_pb2.EVOLUTION_ALGORITHM_GENETIC_ALGORITHM, ga.STRATEGY, config, size, size,
+        {"population_size": size, "crossover_rate": config.crossover_rate,
+         "tournament_size": config.tournament_size},
+    )
+
+
 #: Bandit arm name -> (algorithm, factory); the order is the bandit's arm order.
 ARMS: Mapping[str, tuple[Algorithm, Callable[[Space, int | None], Configured]]] = {
     "cma_es": (evolution_pb2.EVOLUTION_ALGORITHM_CMA_ES, _cma),
     "snes": (evolution_pb2.EVOLUTION_ALGORITHM_SNES, _snes),
     "differential_evolution": (evolution_pb2.EVOLUTION_ALGORITHM_DIFFERENTIAL_EVOLUTION, _de),
+    # The engine's GA run here, ask/tell (layer 7 breeds with its own operator
+    # arms, which SelectAlgorithm(GENETIC_ALGORITHM) chooses).
+    "genetic_algorithm": (evolution_pb2.EVOLUTION_ALGORITHM_GENETIC_ALGORITHM, _ga),
 }
 _BY_ALGORITHM = {algorithm: name for name, (algorithm, _) in ARMS.items()}
 
 #: Smallest population each strategy works with (DE needs 3 partners + 1).
-MIN_POPULATION = {"cma_es": 2, "snes": 2, "differential_evolution": 4}
+MIN_POPULATION = {"cma_es": 2, "snes": 2, "differential_evolution": 4, "genetic_algorithm": 4}
 
 
 class Portfolio:
