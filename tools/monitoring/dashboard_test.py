@@ -14,6 +14,7 @@ import pytest
 
 from tools.main import stack
 from tools.monitoring import exported, grafana, panels, prometheus
+from tools.testing import optional
 
 ROOT = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera")
 BUILT = ROOT / "tools/monitoring/chimera_layers.json"
@@ -72,8 +73,8 @@ def test_every_query_names_a_metric_its_layer_exports(owners: dict[str, set[str]
 def test_every_query_parses(tmp_path: Path) -> None:
     """Prometheus's own parser (promtool check rules, offline), each query as a recording rule."""
     promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("Debian's prometheus (promtool) is not installed; CI installs it")
+    optional.require("Debian's prometheus (promtool) is not installed; CI installs it" if promtool is None else None)
+    assert promtool is not None
     rules = [{"record": f"dashboard:query{i}", "expr": expr.replace(panels.RATE_WINDOW, "1m")}
              for i, (_, expr) in enumerate(grafana.queries(grafana.dashboard()))]
     file = tmp_path / "dashboard_rules.yml"
