@@ -29,8 +29,12 @@ fi
 
 rust_status=0
 # The Rust side: every crate in the build and what it depends on, from Bazel itself.
-crates="$("$BAZEL" query 'kind("rust_", deps(kind("rust_", //...)))' --output=label 2>/dev/null)" || {
-  echo "audit: FAILED: bazel query for the Rust crates failed" >&2
+crates="$("$BAZEL" query 'kind("rust_", deps(kind("rust_", //...)))' --output=label)" || {
+  echo "audit: FAILED: bazel query for the Rust crates failed (above)" >&2
+  exit 1
+}
+[[ -n "$crates" ]] || {
+  echo "audit: FAILED: bazel query found no Rust crate, so nothing would be audited" >&2
   exit 1
 }
 external="$(grep '^@' <<<"$crates" || true)"

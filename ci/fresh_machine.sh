@@ -7,7 +7,9 @@
 #     tools/main.sh      (the main job)
 #
 # run as root in a systemd-nspawn container (a plain chroot cannot create the
-# namespaces linux-sandbox needs; the sandbox stays on). Fails with the last
+# namespaces linux-sandbox needs; the sandbox stays on). The tests that skip
+# there (no optional package) must be exactly ci/fresh_machine_skips.txt
+# (ci/skips.py --expected). Fails with the last
 # lines of the command that failed; always removes the root, also on Ctrl-C.
 #
 # Usage: ci/fresh_machine.sh [--keep-root]
@@ -52,8 +54,10 @@ debian_sources() {
         for (i = 1; i <= n; i++)
           if (words[i] == suite || words[i] == suite "-updates" || words[i] == suite "-security") { print; break }
       }
-    }' /etc/apt/sources.list.d/*.sources 2>/dev/null
+    }' /etc/apt/sources.list.d/*.sources
 }
+compgen -G "/etc/apt/sources.list.d/*.sources" >/dev/null ||
+  die "no /etc/apt/sources.list.d/*.sources (deb822) to take the Debian mirror from"
 sources="$(debian_sources)"
 mirror="$(awk -v suite="$suite" '
   BEGIN { RS = "" }
@@ -175,6 +179,17 @@ run_inside() {
 }
 
 run_inside "tools/test.sh" tools/test.sh
+
+# --- 5. the skips: exactly those of ci/fresh_machine_skips.txt ----------------------
+# No optional package is installed here and CHIMERA_REQUIRE_OPTIONAL is unset, so
+# the tests that need one skip; which ones is a reviewed list, checked both ways.
+# bazel-testlogs is an absolute link inside the root.
+phase "skips"
+testlogs="$(readlink "$root$workdir/bazel-testlogs")" || die "no bazel-testlogs in the fresh root after tools/test.sh"
+python3 "$repo/ci/skips.py" --testlogs "$root$testlogs" --expected "$repo/ci/fresh_machine_skips.txt" ||
+  { echo "fresh_machine: FAILED: the fresh root's skips are not exactly ci/fresh_machine_skips.txt" >&2; exit 1; }
+phase_done
+
 run_inside "tools/main.sh" tools/main.sh
 
 echo "fresh_machine: OK: the README's two commands passed in a fresh Debian $suite root"

@@ -17,7 +17,7 @@ if [[ "${1:-}" == "--out" ]]; then out="$2"; shift 2; fi
 build_status=0
 tools/metrics/report.sh --out "$out" "$@" || build_status=$?
 
-gate="$("$BAZEL" "${startup[@]}" info bazel-bin 2>/dev/null)/tools/metrics/gate/gate"
+gate="$("$BAZEL" "${startup[@]}" info bazel-bin)/tools/metrics/gate/gate"
 [[ -x "$gate" ]] || gate=""
 read -r -a gate_flags <<<"${METRICS_GATE_FLAGS:-}"
 gate_status=0

@@ -62,7 +62,7 @@ warm_status=0
 
 # The warm report again, with the cache's figures attached and the hit-rate verdict.
 report="$ob_warm/execroot/chimera/bazel-out/k8-fastbuild/bin/tools/metrics/report/report"
-[[ -x "$report" ]] || report="$("$BAZEL" --output_base="$ob_warm" info bazel-bin 2>/dev/null)/tools/metrics/report/report"
+[[ -x "$report" ]] || report="$("$BAZEL" --output_base="$ob_warm" info bazel-bin)/tools/metrics/report/report"
 verdict=0
 "$report" --profile "$out/warm/raw/profile.json" --bep "$out/warm/raw/bep.json" \
   --exec-log "$out/warm/raw/exec_log.json" --aspect-dir "$out/warm/raw/aspect" --out "$out/warm" \

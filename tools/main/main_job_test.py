@@ -8,7 +8,9 @@ import json
 import os
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import main_job
 import stack
@@ -17,9 +19,34 @@ import stack
 TINY_LOOP = ["--population", "8", "--generations", "1", "--train-instances", "4"]
 
 
+def health_of(layers: stack.LayerStack) -> dict[str, str]:
+    """Each layer's answer to grpc.health.v1.Health/Check for its own service."""
+    answers = {}
+    for name, server in layers.servers.items():
+        with grpc.insecure_channel(server.target) as channel:
+            request = health_pb2.HealthCheckRequest(service=server.spec.health_service)
+            reply = health_pb2_grpc.HealthStub(channel).Check(request, timeout=10)
+        answers[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return answers
+
+
 def test_main_job_runs_the_loop_and_writes_the_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Health as each layer reports it over gRPC, asked when the loop starts (after the plan).
+    health_at_loop_start: dict[str, str] = {}
+    run = main_job.run
+
+    def observing_run(args, on_loop_phase=None):  # noqa: ANN001, ANN202 (main_job.run's own)
+        def observe(phase: str, layers: stack.LayerStack) -> None:
+            if not health_at_loop_start:
+                health_at_loop_start.update(health_of(layers))
+            if on_loop_phase is not None:
+                on_loop_phase(phase, layers)
+
+        return run(args, observe)
+
+    monkeypatch.setattr(main_job, "run", observing_run)
     summary_path = tmp_path / "out" / "summary.json"
     run_dir = tmp_path / "run"
     status = main_job.main(
@@ -40,11 +67,13 @@ def test_main_job_runs_the_loop_and_writes_the_summary(
     summary = json.loads(summary_path.read_text())
     assert summary["ok"] is True and summary["reason"] == ""
 
-    # Eight layers were up once, each a process of its own that stopped cleanly on SIGTERM.
+    # Eight layers answered SERVING over the health RPC mid-run, each a process of its own
+    # that stopped cleanly on SIGTERM.
     layers = summary["layers"]
     assert sorted(layers) == sorted(layer.name for layer in stack.LAYERS)
     assert len(layers) == 8
-    assert all(info["up"] and info["exit_status"] == 0 for info in layers.values())
+    assert health_at_loop_start == {name: "SERVING" for name in layers}
+    assert all(info["exit_status"] == 0 for info in layers.values())
     assert len({info["target"] for info in layers.values()}) == 8
     assert len({info["metrics_port"] for info in layers.values()}) == 8
     assert summary["startup_s"] > 0 and summary["elapsed_s"] > summary["startup_s"]

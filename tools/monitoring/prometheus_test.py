@@ -12,10 +12,11 @@ import pytest
 from tools.main import main_job, stack
 from tools.monitoring import check
 from tools.monitoring.prometheus import HANDLED, Prometheus, find_binary
+from tools.testing import optional
 
 BINARY = find_binary()
-pytestmark = pytest.mark.skipif(
-    BINARY is None, reason="Debian's prometheus is not installed (apt-get install prometheus); CI installs it")
+_prometheus = optional.every_test_requires(
+    "Debian's prometheus is not installed (apt-get install prometheus); CI installs it" if BINARY is None else None)
 ALL = sorted(layer.name for layer in stack.LAYERS)
 
 

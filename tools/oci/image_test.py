@@ -24,12 +24,15 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tools.testing import optional
+
 ROOT = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera")
 IMAGES = sorted(p.parent for p in (ROOT / "tools/oci").glob("*/oci-layout"))
 NAME = os.environ.get("CHIMERA_IMAGE", "")
 UMOCI, SKOPEO = shutil.which("umoci"), shutil.which("skopeo")
-pytestmark = pytest.mark.skipif(
-    not (UMOCI and SKOPEO), reason="Debian's umoci and skopeo are not installed (apt-get install umoci skopeo); CI installs them")
+_umoci_and_skopeo = optional.every_test_requires(
+    None if UMOCI and SKOPEO else
+    "Debian's umoci and skopeo are not installed (apt-get install umoci skopeo); CI installs them")
 APP_ROOT = "/app/runfiles"
 # Layer 4 refuses to start without its layer-3 gate; no layer 3 runs here.
 RUN_FLAGS = {"layer4_execution": ["--trust-unvalidated-modules"]}
@@ -165,8 +168,7 @@ def test_unpacked_entrypoint_exists_and_serves(image: Path, bundle: Path) -> Non
     volumes = sorted(config["config"].get("Volumes", {}))
     for volume in volumes:
         assert (rootfs / volume.lstrip("/")).is_dir()
-    if not os.access(python, os.X_OK):
-        pytest.skip(f"{python} (the base's interpreter) is not on this machine")
+    optional.require(None if os.access(python, os.X_OK) else f"{python} (the base's interpreter) is not on this machine")
     env = {k: v.replace(APP_ROOT, f"{rootfs}{APP_ROOT}") for k, v in
            (item.split("=", 1) for item in process["env"])}
     own_args = [_under(rootfs, arg, volumes) for arg in cmd[2:]]

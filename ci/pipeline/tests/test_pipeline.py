@@ -3,6 +3,7 @@ and the local runner runs their job graph in GitHub's order."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci.pipeline import plan, workflow
+from ci.pipeline import cli, plan, workflow
 
 WORKFLOWS = Path(__file__).resolve().parents[3] / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
@@ -47,10 +48,73 @@ def test_schema_rejects_a_misspelt_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_every_step_calls_a_ci_script(path: Path) -> None:
     for name, job in yaml.safe_load(path.read_text())["jobs"].items():
-        for step in job["steps"]:
-            if "run" in step:
-                assert step["run"].startswith("ci/pipeline.sh "), (name, step["run"])
-                assert "\n" not in step["run"].strip(), f"{name}: logic belongs in ci/, not in YAML"
+        runs = [step["run"] for step in job["steps"] if "run" in step]
+        # Before actions/checkout, the container's one prerequisite (git); then only ci/ scripts.
+        assert runs[0] == cli.CONTAINER_PREREQUISITE, name
+        assert "uses" in job["steps"][1] and job["steps"][1]["uses"].startswith("actions/checkout@"), name
+        for run in runs[1:]:
+            assert run.startswith("ci/pipeline.sh "), (name, run)
+            assert "\n" not in run.strip(), f"{name}: logic belongs in ci/, not in YAML"
+
+
+SCRIPTS = ["ci/pipeline.sh", "tools/bootstrap.sh", ".ci/run", "ci/buildbarn_ci.sh"]
+
+
+def fake_tree(tmp_path: Path, missing: str = "") -> Path:
+    """The workflows, executable stand-ins for the scripts they call, and the eight layer packages."""
+    root = tmp_path / "tree"
+    (root / ".github").mkdir(parents=True)
+    shutil.copytree(WORKFLOWS, root / ".github" / "workflows", ignore=shutil.ignore_patterns("BUILD"))
+    for script in SCRIPTS + ["ci/pipeline/cli.py"]:
+        if script != missing:
+            (root / script).parent.mkdir(parents=True, exist_ok=True)
+            (root / script).write_text("#!/bin/sh\n")
+            (root / script).chmod(0o755)
+    for n, name in enumerate(("discovery", "planning", "validation", "execution", "refinement", "evolution",
+                              "genetics", "resources"), 1):
+        (root / "layers" / f"layer{n}_{name}").mkdir(parents=True)
+        (root / "layers" / f"layer{n}_{name}" / "BUILD").write_text("")
+    return root
+
+
+def known_packages(root: Path, pattern: str) -> list[str]:
+    """A stand-in for `bazel query`: a pattern's package exists, or it matches nothing."""
+    package = pattern.removeprefix("//").removesuffix("...").rstrip("/")
+    return [f"//{package}:t"] if (root / package).is_dir() else []
+
+
+def test_every_run_line_resolves_to_a_script_and_known_targets(tmp_path: Path) -> None:
+    root = fake_tree(tmp_path)
+    steps = cli.check_workflows(root, known_packages)
+    layer_steps = {s.patterns for s in steps if s.line.startswith("ci/pipeline.sh layer")}
+    assert layer_steps == {(f"//layers/{p.name}/...",) for p in (root / "layers").iterdir()}  # the matrix, rendered
+    assert {s.script for s in steps} == {"", "tools/bootstrap.sh", "ci/pipeline/cli.py", ".ci/run"}
+    assert {(s.workflow, s.job) for s in steps} == {("ci-cd.yml", "plan"), ("ci-cd.yml", "layer"), ("ci-cd.yml", "full"),
+                                                    ("layer5-ci.yml", "layer5"), ("layer7-ci.yml", "layer7")}
+
+
+@pytest.mark.parametrize("script", [".ci/run", "tools/bootstrap.sh"])
+def test_a_missing_script_fails_the_check(tmp_path: Path, script: str) -> None:
+    with pytest.raises(workflow.WorkflowError, match=f"runs {script}, which is missing"):
+        cli.check_workflows(fake_tree(tmp_path, missing=script), known_packages)
+
+
+def test_a_layer_bazel_does_not_know_fails_the_check(tmp_path: Path) -> None:
+    root = fake_tree(tmp_path)
+    with pytest.raises(workflow.WorkflowError, match="bazel query //layers/layer5_refinement/... is empty"):
+        cli.check_workflows(root, lambda r, p: [] if "layer5" in p else known_packages(r, p))
+
+
+@pytest.mark.parametrize("edit", [("image: debian:bookworm", "image: ubuntu:22.04"),
+                                  ("options: --privileged", "options: --privileged --user 1000"),
+                                  ("ci/pipeline.sh layer 7", "ci/pipeline.sh layer 9"),
+                                  ("ci/pipeline.sh layer 7", "bazel test //...")])
+def test_a_job_outside_the_container_or_a_stray_line_fails(tmp_path: Path, edit: tuple[str, str]) -> None:
+    root = fake_tree(tmp_path)
+    path = root / ".github" / "workflows" / "layer7-ci.yml"
+    path.write_text(path.read_text().replace(*edit))
+    with pytest.raises((workflow.WorkflowError, SystemExit)):
+        cli.check_workflows(root, known_packages)
 
 
 class FakeShell:

@@ -4,7 +4,8 @@ Debian's ``postgresql`` package provides ``initdb`` and ``pg_ctl``. initdb
 refuses to run as root, so a root test runs them as the ``postgres`` system
 user (or ``nobody``) through ``setpriv``; the server listens on no TCP port
 at all. Where the package or psycopg is missing the tests are skipped and
-say which.
+say which; under CHIMERA_REQUIRE_OPTIONAL=1 (CI) they fail instead
+(tools/testing/optional.py).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from tools.testing import optional
+
 PG_BIN = Path(os.environ.get("CHIMERA_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 __all__ = ["PG_BIN", "fresh_database", "postgres_url"]
 
 
-def _skip_reason() -> str | None:
+def _missing() -> str | None:
     if not (PG_BIN / "initdb").exists():
         return f"PostgreSQL is not installed ({PG_BIN}/initdb missing; apt-get install postgresql-15)"
     if importlib.util.find_spec("psycopg") is None:
@@ -46,15 +49,14 @@ def _run_as() -> tuple[list[str], int | None, int | None]:
             continue
         prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--"]
         return prefix, user.pw_uid, user.pw_gid
-    pytest.skip("running as root and neither a 'postgres' nor a 'nobody' user exists")
+    optional.require("running as root and neither a 'postgres' nor a 'nobody' user exists")
+    raise AssertionError("unreachable: optional.require skips or fails")
 
 
 @contextmanager
 def postgres_url() -> Iterator[str]:
     """Starts a server, yields a ``postgresql://`` URL of its database, stops it."""
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
+    optional.require(_missing())
     prefix, uid, gid = _run_as()
     # Under /tmp: the socket path must stay short (107 bytes) and, for the
     # unprivileged user, every directory on the way must be traversable.

@@ -11,6 +11,9 @@ Fails (exit 1) when, for any layer of the seed schema (layer1..layer8):
     python_coverage_percent or rust_coverage_percent alone, dropped by more than
     --max-coverage-drop points (each only when both sides have it: ci/coverage.sh), or
     a coverage run lacks a language the baseline measured for the layer.
+  * a layer of the baseline vanished from the report, or has fewer targets or
+    fewer tests than the baseline counts: deleting tests must show up in the
+    same change as a refreshed baseline (ci/update_metrics_baseline.sh).
 Build times are compared only when both sides executed their actions (a layer
 whose status is "cached" built nothing, so its time says nothing). A layer the
 baseline lacks ("missing") is new: it is listed, not gated. Exit 2: bad input.
@@ -31,6 +34,11 @@ LAYERS = tuple(f"layer{n}" for n in range(1, 9))
 # Both languages together, then each alone: a Rust drop must not hide behind Python's
 # larger count (tools/metrics/coverage/attach.py writes them).
 COVERAGE_METRICS = ("coverage_percent", "python_coverage_percent", "rust_coverage_percent")
+
+# Counts a layer may not lose against the baseline (tools/metrics/report/compute.py).
+COUNT_METRICS = ("targets", "tests")
+
+REFRESH = "unless intended: refresh ci/metrics_baseline.json in the same change (ci/update_metrics_baseline.sh)"
 
 
 class BadInput(Exception):
@@ -68,7 +76,8 @@ def load(path: Path) -> dict[str, Any]:
     for name, layer in data["layers"].items():
         if not isinstance(layer, dict):
             raise BadInput(f"{path}: layers.{name} is not an object")
-        for key in ("build_time_seconds", "test_time_seconds", "binary_size_mb", *COVERAGE_METRICS):
+        for key in ("build_time_seconds", "test_time_seconds", "binary_size_mb", *COVERAGE_METRICS,
+                    *COUNT_METRICS):
             value = layer.get(key, 0)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise BadInput(f"{path}: layers.{name}.{key} is not a number: {value!r}")
@@ -89,8 +98,14 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], limits: Limits) -
                 findings.append(Finding(name, "layer", 0, 0, "new layer (not in the baseline): not gated", False))
             continue
         if now.get("status", "missing") == "missing":
-            findings.append(Finding(name, "layer", 0, 0, "layer has no targets any more", False))
+            findings.append(Finding(name, "layer", 0, 0, f"layer vanished from the report ({REFRESH})", True))
             continue
+
+        for metric in COUNT_METRICS:
+            if metric in base:
+                b, c = int(base[metric]), int(now.get(metric, 0))
+                if c < b:
+                    findings.append(Finding(name, metric, b, c, f"{b - c} fewer ({REFRESH})", True))
 
         b, c = float(base.get("binary_size_mb", 0)), float(now.get("binary_size_mb", 0))
         if c > b:

@@ -1,5 +1,6 @@
 """What the browser tests share: Debian's chromium under pytest-playwright (Playwright's
-own browser download cannot be reached), the skip when it is absent, and the checks
+own browser download cannot be reached), the skip when it is absent (a failure under
+CHIMERA_REQUIRE_OPTIONAL=1: tools/testing/optional.py), and the checks
 every page gets (images load, no console error)."""
 
 from __future__ import annotations
@@ -11,14 +12,23 @@ from typing import Any
 
 import pytest
 
+from tools.testing import optional
+
 CHROMIUM = shutil.which("chromium") or shutil.which("/usr/bin/chromium")
 OUTPUTS = Path(os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR", "."))
-requires_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium); Playwright's download is unreachable")
+MISSING = (None if CHROMIUM else
+           "Debian's chromium is not installed (apt-get install chromium); Playwright's download is unreachable")
+
+
+def requires_chromium():  # noqa: ANN201 (a pytest fixture)
+    """A module's `_chromium = requires_chromium()`: each of its tests skips (or fails) without it."""
+    return optional.every_test_requires(MISSING)
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    # Session-scoped, so set up before any module's autouse fixture: no launch without chromium.
+    optional.require(MISSING)
     # Debian's chromium instead of Playwright's own build; its sandbox needs user
     # namespaces the test sandbox does not give.
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True,

@@ -17,7 +17,7 @@ from tools.metrics.report import main
 from tools.metrics.tests.chromium import browser_type_launch_args, images, record_errors, requires_chromium, screenshot
 
 SAMPLE = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera") / "tools/metrics/testdata/sample"
-pytestmark = requires_chromium
+_chromium = requires_chromium()
 __all__ = ["browser_type_launch_args"]  # the fixture, imported so pytest uses Debian's chromium
 
 

@@ -135,3 +135,35 @@ def test_committed_baseline_gates_every_layers_coverage(tmp_path: Path, capsys: 
         assert f"REGRESSION: {name}.coverage_percent" in capsys.readouterr().out
         dropped["layers"][name]["coverage_percent"] += 0.02  # -1.99 points: passes
         assert _run(tmp_path, baseline, dropped) == 0, name
+
+
+def test_a_vanished_layer_fails_until_the_baseline_drops_it(tmp_path: Path, sample_report: dict,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert sample_report["layers"]["layer1"]["status"] != "missing"
+    vanished = copy.deepcopy(sample_report)
+    del vanished["layers"]["layer1"]
+    assert _run(tmp_path, sample_report, vanished) == 1
+    assert "REGRESSION: layer1: layer vanished from the report (unless intended: refresh" in capsys.readouterr().out
+    assert _run(tmp_path, vanished, vanished) == 0  # the same change refreshed the baseline
+
+
+@pytest.mark.parametrize("metric", gate.COUNT_METRICS)
+def test_fewer_targets_or_tests_fail_until_the_baseline_counts_them(tmp_path: Path, sample_report: dict, metric: str,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    counted = sample_report["layers"]["layer1"][metric]
+    assert counted > 0
+    fewer = copy.deepcopy(sample_report)
+    fewer["layers"]["layer1"][metric] = counted - 1
+    assert _run(tmp_path, sample_report, fewer) == 1
+    assert f"REGRESSION: layer1.{metric}: {counted} -> {counted - 1} (1 fewer (unless intended" in capsys.readouterr().out
+    more = copy.deepcopy(sample_report)
+    more["layers"]["layer1"][metric] = counted + 1
+    assert _run(tmp_path, sample_report, more) == 0  # more is never a regression
+    assert _run(tmp_path, fewer, fewer) == 0  # the same change refreshed the baseline
+
+
+def test_the_committed_baseline_counts_every_layers_targets_and_tests() -> None:
+    baseline = json.loads(BASELINE.read_text())
+    for name in gate.LAYERS:
+        for metric in gate.COUNT_METRICS:
+            assert baseline["layers"][name][metric] > 0, f"{name}.{metric}"

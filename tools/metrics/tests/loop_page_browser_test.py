@@ -20,7 +20,7 @@ from tools.metrics.tests.chromium import browser_type_launch_args, images, recor
 RUNFILES = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera")
 FIXTURE = RUNFILES / "tools/metrics/testdata/loop/closed_loop_summary_fixture.json"
 SAMPLE = RUNFILES / "tools/metrics/testdata/sample/local"
-pytestmark = requires_chromium
+_chromium = requires_chromium()
 __all__ = ["browser_type_launch_args"]  # the fixture, imported so pytest uses Debian's chromium
 
 
