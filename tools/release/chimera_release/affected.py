@@ -38,7 +38,7 @@ class _Diff:
         names = sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
         flags = ", ".join(flags_lib.changed(self.base["flags"], self.head["flags"])) or "the flags"
         shown = "; ".join(names[:3]) + (f"; and {len(names) - 3} more" if len(names) > 3 else "")
-        return [f"{flags} changed in .bazelrc: reaches the {shown} action{'s' if len(names) > 1 else ''} of {label}"]
+        return [f"{flags} changed: reaches the {shown} action{'s' if len(names) > 1 else ''} of {label}"]
 
     def _repository_reasons(self, name: str, toolchain: bool) -> list[str]:
         old = self.base["repositories"].get(name, {"attrs": {}})["attrs"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 from typing import Any, Callable
 
@@ -27,9 +28,10 @@ BUILD_COMMANDS = {"common": "build", "build": "build", "test": "test"}
 
 
 def parse(read: Callable[[str], bytes | None], path: str = ".bazelrc") -> dict[str, dict[str, list[str]]]:
-    """{"build"|"test": {flag: [values in order]}} from the rc file at `path`."""
+    """{"build"|"test": {flag: [values in order]}, "workspace": {"register_toolchains": [...]}}."""
     flags: dict[str, dict[str, list[str]]] = {"build": {}, "test": {}}
     _parse_into(read, path, flags, seen=set())
+    flags["workspace"] = {"register_toolchains": registered_toolchains(read)}
     return flags
 
 
@@ -85,12 +87,22 @@ def _parse_into(read: Callable[[str], bytes | None], path: str, flags: dict[str,
             index += 1
 
 
+_REGISTER_TOOLCHAINS = re.compile(r"register_toolchains\(([^)]*)\)")
+
+
+def registered_toolchains(read: Callable[[str], bytes | None]) -> list[str]:
+    """The toolchains WORKSPACE registers, in order: like a flag, they configure every target."""
+    text = (read("WORKSPACE") or b"").decode(errors="replace")
+    text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    return [label for call in _REGISTER_TOOLCHAINS.findall(text) for label in re.findall(r'"([^"]+)"', call)]
+
+
 def changed(base: dict[str, dict[str, list[str]]], head: dict[str, dict[str, list[str]]]) -> list[str]:
     """The flags whose values differ, e.g. ["--action_env", "--test_env (test)"]."""
     names = []
-    for group in ("build", "test"):
-        old, new = base[group], head[group]
-        suffix = "" if group == "build" else " (test)"
+    for group in ("build", "test", "workspace"):
+        old, new = base.get(group, {}), head.get(group, {})
+        suffix = {"build": "", "test": " (test)", "workspace": " (WORKSPACE)"}[group]
         names += [flag + suffix for flag in sorted(set(old) | set(new)) if old.get(flag) != new.get(flag)]
     return names
 

@@ -24,7 +24,8 @@ from chimera_release.bazel import Bazel
 from chimera_release.gitrepo import GitRepo, Revision
 
 SCHEMA = 5  # bump when the snapshot format or the digest algorithm changes
-_IGNORED_ATTRIBUTES = {"generator_location", "$internal_attr_hash"}
+# Visibility only decides whether a build is allowed; it never changes an output.
+_IGNORED_ATTRIBUTES = {"generator_location", "$internal_attr_hash", "visibility"}
 _IMPLEMENTATION = "$rule_implementation_hash"
 
 

@@ -97,7 +97,7 @@ def test_action_env_reaches_the_actions_it_changes(workdir, repo, initial) -> No
     assert {"//app:gen", "//app:tooled", "//app:bin", "//app:stamp"} <= set(targets)
     assert not {"//lib:data", "//app:py_numpy", "//app:py_six", "//app:py_chain"} & set(targets)
     gen = targets["//app:gen"]["reasons"]
-    assert gen == ["--action_env changed in .bazelrc: reaches the Genrule bazel-out/k8-fastbuild/bin/app/gen.txt "
+    assert gen == ["--action_env changed: reaches the Genrule bazel-out/k8-fastbuild/bin/app/gen.txt "
                    "action of //app:gen"], gen
     assert targets["//app:stamp"]["reasons"][-1] == gen[-1]
 
@@ -116,7 +116,7 @@ def test_test_env_reaches_test_actions_only(workdir, repo, initial) -> None:
     targets = by_label(change(workdir, repo, initial,
                               lambda r: r.write(".bazelrc", r.read(".bazelrc") + "test --test_env=MODE=fast\n")))
     assert set(targets) == {"//app:bin_test", "//layers/layer9_demo:server_test"}
-    assert "--test_env (test) changed in .bazelrc: reaches the TestRunner" in targets["//app:bin_test"]["reasons"][0]
+    assert "--test_env (test) changed: reaches the TestRunner" in targets["//app:bin_test"]["reasons"][0]
 
 
 def test_pinned_toolchain_change(workdir, repo, initial) -> None:
