@@ -151,8 +151,10 @@ MUTATIONS: list[tuple[str, Edit, int]] = [
     ("Python source", _replace("layers/layer9_demo/server.py", "demo", "demo v2"), 0),
     (".proto field", _append("proto/api.proto", "message Grant { int64 id = 1; }\n"), 0),
     ("data file", _replace("lib/data.txt", "v1", "v2"), 0),
-    (".bzl rule", _replace("tools/rules.bzl", '"\\n".join', '",".join'), 0),
-    ("layer macro", _replace("tools/macros.bzl", "outs = [name + \".txt\"],", "outs = [name + \".txt\"], message = \"greeting\","), 0),
+    # The stamp has one dependency, so the separator changes no byte: the rule's
+    # implementation changed but its action did not (early cutoff, not modelled).
+    (".bzl rule", _replace("tools/rules.bzl", '"\\n".join', '",".join'), 1),
+    ("layer macro", _replace("tools/macros.bzl", 'outs = [name + ".txt"]', 'outs = [name + ".greeting.txt"]'), 0),
     ("deleted target", _replace("app/BUILD", 'py_library(name = "py_six", srcs = ["six_user.py"], deps = ["@pypi//:six"])', ""), 0),
     ("README", _append("README.md", "More words.\n"), 0),
     (".bazelrc --copt=-O1", _append(".bazelrc", "build --copt=-O1\n"), 0),
@@ -160,7 +162,7 @@ MUTATIONS: list[tuple[str, Edit, int]] = [
     ("lock: direct wheel", _both(_replace("requirements_lock.txt", "numpy==2.4.6", "numpy==2.4.7"),
                                  _replace("requirements_lock.txt", "1111", "3333")), 0),
     ("lock: wheel via two wheels", _replace("requirements_lock.txt", "chain-bottom==1.0", "chain-bottom==1.1"), 0),
-    ("select()/config_setting", _replace("platform/BUILD", '"compilation_mode": "opt"', '"compilation_mode": "fastbuild"'), 0),
+    ("select()/config_setting", _replace("platform/BUILD", '"compilation_mode": "opt"', '"compilation_mode": "fastbuild"'), 1),
     ("toolchain registration", _replace("WORKSPACE", '"//toolchains:stable"', '"//toolchains:pinned"'), 0),
     ("package_group/visibility", _replace("platform/BUILD", '"//app/..."', '"//app/...", "//lib/..."'), 0),
     ("genrule cmd", _replace("app/BUILD", 'cmd = "touch $@"', 'cmd = "echo tooled > $@"'), 0),
@@ -253,12 +255,14 @@ class Truth:
                     stack.append((current, True))
                     stack.extend((p, False) for p in pending)
                     continue
-                parts = [actions[current].get("actionKey", "")]
+                # Named by path: artifact ids are numbered anew by every aquery.
+                named = []
                 for i in ids:
                     if i in producer and producer[i] != current:
-                        parts.append(action_digest.get(producer[i], "cycle"))
+                        named.append(f"{artifacts[i]}={action_digest.get(producer[i], 'cycle')}")
                     else:
-                        parts.append(artifacts[i] + "=" + self._source(output_base, artifacts[i]))
+                        named.append(f"{artifacts[i]}={self._source(output_base, artifacts[i])}")
+                parts = [actions[current].get("actionKey", ""), *sorted(named)]
                 action_digest[current] = hashlib.sha256("\0".join(parts).encode()).hexdigest()
             return action_digest[index]
 
