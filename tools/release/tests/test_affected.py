@@ -218,3 +218,34 @@ def test_dirty_tree_needs_allow_dirty(workdir, repo, initial) -> None:
 def test_repository_outside_git(tmp_path) -> None:
     status, _, stderr = run_main(cli.main, ["affected", "--repo", str(tmp_path), "--base", "HEAD"])
     assert status == 2 and "not inside a git repository" in stderr
+
+
+def test_corrupt_cache_is_rebuilt_not_trusted(workdir, repo, initial) -> None:
+    repo.reset(initial)
+    head = repo.commit("same tree")
+    status, first, _ = run_cli(workdir, repo, "affected", "--base", initial, "--head", head)
+    assert status == 0
+    entries = list((workdir / "cache" / "snapshots").glob("*/*.marshal"))
+    assert entries
+    for entry in entries:
+        entry.write_bytes(b"\x00not marshal")
+    status, again, stderr = run_cli(workdir, repo, "affected", "--base", initial, "--head", head)
+    assert status == 0 and "is corrupt; rebuilding it" in stderr
+    assert again["timing"]["base_cached"] is False and again["affected"] == first["affected"]
+
+
+def test_explain_unknown_label_exits_2(workdir, repo, initial) -> None:
+    status, _, stderr = run_cli(workdir, repo, "affected", "--base", initial, "--head", initial,
+                                "--explain", "//no:such")
+    assert status == 2 and "no such target" in stderr and stderr.count("\n") == 1
+
+
+def test_own_output_base_and_server_shut_down(workdir, repo, initial) -> None:
+    output_base = workdir / "ob"
+    args = ["affected", "--repo", str(repo.root), "--cache-dir", str(workdir / "cache-ob"),
+            "--output-base", str(output_base), "--base", initial, "--head", initial]
+    status, _, stderr = run_main(cli.main, args)
+    assert status == 0, stderr
+    assert (output_base / "external").is_dir()  # the server lived there...
+    pid_file = output_base / "server" / "server.pid.txt"
+    assert not pid_file.exists()  # ...and was shut down, as it was this command's own
