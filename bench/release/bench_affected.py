@@ -89,7 +89,8 @@ def bench_size(scratch: pathlib.Path, targets: int) -> dict[str, object]:
     cache = scratch / f"cache{targets}"
     user_root = scratch / "bazel"
     command = [sys.executable, str(RELEASE), "affected", "--repo", str(repo), "--base", base, "--head", head,
-               "--cache-dir", str(cache), "--bazel-output-user-root", str(user_root)]
+               "--cache-dir", str(cache), "--bazel-output-user-root", str(user_root),
+               "--keep-bazel-server"]  # the warm-query anchor below reuses it; shut down at the end
     cold, out = timed(command, repo)
     document = json.loads(out)
     cached, out_cached = timed(command, repo)
