@@ -18,12 +18,15 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from bench_affected import print_table, write_document  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RELEASE = ROOT / "tools" / "release" / "release.py"
@@ -67,22 +70,9 @@ def main() -> int:
                             "meets_targets": cold <= TARGETS["cold_seconds"] and cached <= TARGETS["cached_seconds"]})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    bazel = subprocess.run(["bazel", "--version"], capture_output=True, text=True).stdout.strip()
-    document = {
-        "benchmark": "release_affected_repo",
-        "machine": {"system": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "versions": {"bazel": bazel},
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "targets": TARGETS,
-        "results": results,
-    }
-    pathlib.Path(args.out).write_text(json.dumps(document, indent=2) + "\n")
-    print(f"{'head':<13} {'files':>5} {'affected':>8} {'cold s':>7} {'cached s':>8} {'ok':>4}")
-    for r in results:
-        print(f"{r['head']:<13} {r['changed_files']:>5} {r['affected']:>8} {r['cold_seconds']:>7} "
-              f"{r['cached_seconds']:>8} {str(r['meets_targets']):>4}")
-    print(f"load average {document['load_average_before']} -> {document['load_average_after']}; wrote {args.out}")
+    document = write_document("release_affected_repo", TARGETS, results, load_before, args.out)
+    print_table([("head", "head"), ("files", "changed_files"), ("affected", "affected"), ("cold s", "cold_seconds"),
+                 ("cached s", "cached_seconds"), ("ok", "meets_targets")], document, args.out)
     return 0
 
 
