@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from chimera_release.snapshot import label_package, label_path
+from chimera_release import flags as flags_lib
+from chimera_release.gitrepo import Revision
+from chimera_release.snapshot import SnapshotStore, fill_digests, label_package, label_path
 
 SCHEMA = "chimera.release.affected/v1"
 
@@ -30,10 +33,12 @@ class _Diff:
         loaded = set(self.head["loads"].get(package, [])) | set(self.base["loads"].get(package, []))
         return [bzl for bzl in self.changed_bzl if bzl in loaded]
 
-    def _flag_reasons(self, group: str) -> list[str]:
-        old, new = self.base["flags"][group], self.head["flags"][group]
-        return [f"flag {flag} changed in .bazelrc" + ("" if group == "build" else " (test)")
-                for flag in sorted(set(old) | set(new)) if old.get(flag) != new.get(flag)]
+    def _action_reasons(self, label: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+        before, after = old.get("actions", {}), new.get("actions", {})
+        names = sorted(n for n in set(before) | set(after) if before.get(n) != after.get(n))
+        flags = ", ".join(flags_lib.changed(self.base["flags"], self.head["flags"])) or "the flags"
+        shown = "; ".join(names[:3]) + (f"; and {len(names) - 3} more" if len(names) > 3 else "")
+        return [f"{flags} changed: reaches the {shown} action{'s' if len(names) > 1 else ''} of {label}"]
 
     def _repository_reasons(self, name: str, toolchain: bool) -> list[str]:
         old = self.base["repositories"].get(name, {"attrs": {}})["attrs"]
@@ -77,8 +82,8 @@ class _Diff:
             files = self._changed_loads(label)
             where = f" ({', '.join(files)} changed)" if files else ""
             return [f"rule {new['own'].get('class')} changed{where}"]
-        if component in ("flags:build", "flags:test"):
-            return self._flag_reasons(component.split(":")[1]) or [f"{component} changed"]
+        if component == "actions":
+            return self._action_reasons(label, old, new)
         if component == "toolchains":
             names = sorted(set(self.base["toolchains"]) | set(self.head["toolchains"]))
             changed = [n for n in names if self.base["repositories"].get(n) != self.head["repositories"].get(n)]
@@ -144,8 +149,30 @@ def layer_of(label: str) -> str | None:
     return parts[1].split(":")[0] if len(parts) > 1 and parts[0] == "layers" else None
 
 
-def affected(base: dict[str, Any], head: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every main-repository rule whose digest differs, with its reason chain."""
+def with_actions(snapshot: dict[str, Any], actions: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """A copy of `snapshot` whose digests also cover each target's configured action keys."""
+    targets = {}
+    for label, node in snapshot["targets"].items():
+        node = {key: value for key, value in node.items() if key != "d"}
+        keys = actions.get(label)
+        if keys:
+            node["own"] = {**node["own"], "actions": flags_lib.digest(keys)}
+            node["actions"] = keys
+        targets[label] = node
+    fill_digests(targets)
+    return {**snapshot, "targets": targets}
+
+
+def affected(base: dict[str, Any], head: dict[str, Any],
+             actions: tuple[dict[str, Any], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every main-repository rule whose digest differs, with its reason chain.
+
+    `actions` (base's and head's action keys per label) are given when the
+    revisions' flags differ: a flag then reaches exactly the targets whose
+    actions it changes, and what depends on them.
+    """
+    if actions is not None:
+        base, head = with_actions(base, actions[0]), with_actions(head, actions[1])
     diff = _Diff(base, head)
     rules = {label for label, node in head["targets"].items() if node["k"] == "rule"}
     rules |= {label for label, node in base["targets"].items() if node["k"] == "rule"}
@@ -165,6 +192,25 @@ def affected(base: dict[str, Any], head: dict[str, Any]) -> list[dict[str, Any]]
     return result
 
 
+def between(store: SnapshotStore, base_revision: Revision, head_revision: Revision
+            ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """(base snapshot, head snapshot, affected targets, timing): the one way every command diffs revisions.
+
+    Bazel's action graph is read only when the revisions' flags differ.
+    """
+    started = time.monotonic()
+    base, base_cached = store.get(base_revision)
+    head, head_cached = store.get(head_revision)
+    changed_flags = flags_lib.changed(base["flags"], head["flags"])
+    actions = None
+    if changed_flags:
+        actions = (store.actions(base_revision, base["flags"]), store.actions(head_revision, head["flags"]))
+    targets = affected(base, head, actions)
+    timing = {"seconds": round(time.monotonic() - started, 3), "base_cached": base_cached,
+              "head_cached": head_cached, "changed_flags": changed_flags}
+    return base, head, targets, timing
+
+
 def report(base_revision: dict[str, Any], head_revision: dict[str, Any], targets: list[dict[str, Any]],
            timings: dict[str, Any]) -> dict[str, Any]:
     layers = sorted({layer for t in targets if (layer := layer_of(t["label"]))})
@@ -174,6 +220,8 @@ def report(base_revision: dict[str, Any], head_revision: dict[str, Any], targets
         "head": head_revision,
         "affected": targets,
         "count": len(targets),
+        # What is no longer built: the release's deltas and the deploy plan tear these down.
+        "removed": [t["label"] for t in targets if t["status"] == "deleted"],
         "layers": layers,
         "timing": timings,
     }

@@ -31,9 +31,8 @@ def _digests(context: Context, revision: Revision, labels: list[str]) -> dict[st
 
 
 def artifacts(context: Context, base: Revision, head: Revision) -> dict[str, Any]:
-    base_snapshot, _ = context.store.get(base)
-    head_snapshot, _ = context.store.get(head)
-    affected_labels = {t["label"] for t in affected_lib.affected(base_snapshot, head_snapshot)}
+    base_snapshot, head_snapshot, targets, _ = affected_lib.between(context.store, base, head)
+    affected_labels = {t["label"] for t in targets}
     candidates = {d.label: d for d in deliverables(head_snapshot) + deliverables(base_snapshot)
                   if d.label in affected_labels}
     in_base = sorted(label for label in candidates if label in base_snapshot["targets"])
@@ -54,4 +53,6 @@ def artifacts(context: Context, base: Revision, head: Revision) -> dict[str, Any
                         "outputs": {p: d["sha256"] for p, d in sorted((new or old or {}).items())}})
     return {"schema": SCHEMA, "base": describe(base), "head": describe(head), "artifacts": entries,
             "changed": sum(e["status"] != "identical" for e in entries),
-            "identical": sum(e["status"] == "identical" for e in entries)}
+            "identical": sum(e["status"] == "identical" for e in entries),
+            # Deliverables no longer built at head: the manifest/SBOM delta drops them, deploy tears them down.
+            "removed": [e["label"] for e in entries if e["status"] == "deleted"]}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Callable, Sequence
 
 from chimera_release import affected as affected_lib
@@ -23,13 +22,16 @@ class _Parser(argparse.ArgumentParser):
 
 def cmd_affected(args: argparse.Namespace) -> int:
     context = Context.from_args(args)
+    try:
+        return _affected(context, args)
+    finally:
+        context.close()
+
+
+def _affected(context: Context, args: argparse.Namespace) -> int:
     base_revision = context.repo.resolve(args.base)
     head_revision = context.head(args.head)
-    started = time.monotonic()
-    base, base_cached = context.store.get(base_revision)
-    head, head_cached = context.store.get(head_revision)
-    targets = affected_lib.affected(base, head)
-    timing = {"seconds": round(time.monotonic() - started, 3), "base_cached": base_cached, "head_cached": head_cached}
+    base, head, targets, timing = affected_lib.between(context.store, base_revision, head_revision)
     if args.explain:
         matches = [t for t in targets if t["label"] == args.explain]
         if args.explain not in head["targets"] and args.explain not in base["targets"]:
@@ -52,7 +54,10 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
     from chimera_release import artifacts
 
     context = Context.from_args(args)
-    document = artifacts.artifacts(context, context.repo.resolve(args.base), context.head(args.head))
+    try:
+        document = artifacts.artifacts(context, context.repo.resolve(args.base), context.head(args.head))
+    finally:
+        context.close()
     rows = [[a["label"], a["kind"], a["status"], ", ".join(a["changed_outputs"])] for a in document["artifacts"]]
     emit(document, args.format, ["target", "kind", "status", "changed outputs"], rows,
          f"{document['changed']} changed, {document['identical']} affected but byte-identical")

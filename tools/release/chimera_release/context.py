@@ -29,6 +29,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bazel", default=os.environ.get("BAZEL", "bazel"), help="the Bazel binary")
     parser.add_argument("--bazel-output-user-root", default=None,
                         help="Bazel --output_user_root for the tool's own server")
+    parser.add_argument("--output-base", default=None,
+                        help="Bazel --output_base for the tool's own server (e.g. under /tmp in CI)")
+    parser.add_argument("--keep-bazel-server", action="store_true",
+                        help="leave the Bazel server this command started running (faster next cold run)")
     parser.add_argument("--format", choices=("json", "table"), default="json")
     parser.add_argument("--allow-dirty", action="store_true",
                         help="use the working tree (uncommitted changes) as the head revision")
@@ -39,6 +43,7 @@ class Context:
     repo: GitRepo
     store: SnapshotStore
     allow_dirty: bool
+    keep_bazel_server: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Context":
@@ -47,9 +52,15 @@ class Context:
             raise UsageError(f"--repo {args.repo}: no such directory")
         repo = GitRepo(repo_path.resolve())
         root = pathlib.Path(args.bazel_output_user_root) if args.bazel_output_user_root else None
-        bazel = Bazel(binary=args.bazel, output_user_root=root)
+        output_base = pathlib.Path(args.output_base).resolve() if args.output_base else None
+        bazel = Bazel(binary=args.bazel, output_user_root=root, output_base=output_base)
         return cls(repo=repo, store=SnapshotStore(repo, bazel, pathlib.Path(args.cache_dir)),
-                   allow_dirty=args.allow_dirty)
+                   allow_dirty=args.allow_dirty, keep_bazel_server=args.keep_bazel_server)
+
+    def close(self) -> None:
+        """Shuts down the Bazel server this command started, unless asked to keep it."""
+        if not self.keep_bazel_server:
+            self.store.bazel.stop_started()
 
     def head(self, name: str | None) -> Revision:
         """The named revision, or the working tree (which must be clean unless allowed)."""
@@ -61,7 +72,6 @@ class Context:
                                  "commit them, name --head, or pass --allow-dirty")
             return self.repo.resolve(WORKING_TREE)
         return self.repo.resolve("HEAD")
-
 
     def revision(self, name: str | None) -> Revision:
         """A named revision, or (None) the working tree / HEAD as head() decides."""

@@ -1,9 +1,10 @@
 """A revision's build graph with a Merkle digest per target, cached by git tree.
 
 A target's digest covers its own inputs (rule class, every attribute value,
-the implementation hash of its Starlark rule, the build flags and toolchains of
-the default configuration; a source file's content; an external label's
-repository rule or locked wheel) and the digests of everything it depends on.
+the implementation hash of its Starlark rule, the pinned toolchains; a source
+file's content; an external label's repository rule, or a locked wheel's pin
+and the wheels it requires) and the digests of everything it depends on.
+Build flags are not in it: their reach comes from Bazel's action keys (flags.py).
 The per-component digests are kept so that a diff can say *why*.
 """
 
@@ -17,12 +18,14 @@ import pathlib
 import sys
 from typing import Any
 
-from chimera_release import bazelrc, lockfile, protowire
+from chimera_release import flags as flags_lib
+from chimera_release import lockfile, protowire
 from chimera_release.bazel import Bazel
 from chimera_release.gitrepo import GitRepo, Revision
 
-SCHEMA = 4  # bump when the snapshot format or the digest algorithm changes
-_IGNORED_ATTRIBUTES = {"generator_location", "$internal_attr_hash"}
+SCHEMA = 5  # bump when the snapshot format or the digest algorithm changes
+# Visibility only decides whether a build is allowed; it never changes an output.
+_IGNORED_ATTRIBUTES = {"generator_location", "$internal_attr_hash", "visibility"}
 _IMPLEMENTATION = "$rule_implementation_hash"
 
 
@@ -75,14 +78,14 @@ class _Builder:
             if lock_label:
                 content = self._read(label_path(lock_label)) or b""
                 pins = lockfile.parse(content.decode(errors="replace"))
-                wheels[name] = {p.name: {"version": p.version, "digest": p.digest} for p in pins.values()}
+                requires = lockfile.requirements(pins)
+                wheels[name] = {p.name: {"version": p.version, "digest": p.digest, "requires": requires[p.name]}
+                                for p in pins.values()}
         toolchains = {n: v for n, v in repo_views.items() if "toolchain" in v["class"]}
-        flags = bazelrc.parse(self._read)
-        config = {
-            "build": _digest(json.dumps(flags["build"], sort_keys=True)),
-            "test": _digest(json.dumps(flags["test"], sort_keys=True)),
-            "toolchains": _digest(json.dumps(toolchains, sort_keys=True)),
-        }
+        flags = flags_lib.parse(self._read)
+        # Flags are not hashed into every rule: their reach is measured from
+        # Bazel's action keys, and only when two revisions' flags differ (flags.py).
+        config = {"toolchains": _digest(json.dumps(toolchains, sort_keys=True))}
         loads: dict[str, list[str]] = {}
         nodes: dict[str, dict[str, Any]] = {}
         for target in self.targets:
@@ -97,13 +100,18 @@ class _Builder:
                 nodes[target.name] = {"k": "source", "own": {"source": self.files.get(path, "missing")}, "in": []}
             elif isinstance(target, protowire.GeneratedFile):
                 nodes[target.name] = {"k": "generated", "own": {}, "in": [target.generating_rule]}
-        for node in list(nodes.values()):
-            for label in node["in"]:
-                if label not in nodes:
-                    nodes[label] = self._outside_node(label, repo_views, wheels)
+        # Labels outside the main repository become leaves, except locked wheels:
+        # those depend on the wheels they require, so a bump deep in the chain
+        # reaches every target above it.
+        pending = [label for node in nodes.values() for label in node["in"]]
+        while pending:
+            label = pending.pop()
+            if label not in nodes:
+                nodes[label] = self._outside_node(label, repo_views, wheels)
+                pending.extend(nodes[label]["in"])
         bzl = {label: self.files.get(label_path(label), "missing")
                for labels in loads.values() for label in labels if not label.startswith("@")}
-        _fill_digests(nodes)
+        fill_digests(nodes)
         return {
             "schema": SCHEMA,
             "tree": self.revision.tree,
@@ -118,7 +126,7 @@ class _Builder:
 
     @staticmethod
     def _rule_node(rule: protowire.Rule, config: dict[str, str]) -> dict[str, Any]:
-        own: dict[str, str] = {"class": rule.rule_class, "flags:build": config["build"]}
+        own: dict[str, str] = {"class": rule.rule_class}
         macro = False
         for attribute in rule.attributes:
             if attribute.name in _IGNORED_ATTRIBUTES:
@@ -130,8 +138,6 @@ class _Builder:
                 own["toolchains"] = config["toolchains"]
             else:
                 own["attr:" + attribute.name] = hashlib.sha256(attribute.value).hexdigest()[:20]
-        if rule.rule_class.endswith("_test"):
-            own["flags:test"] = config["test"]
         node: dict[str, Any] = {"k": "rule", "own": own, "in": sorted(set(rule.inputs))}
         if macro:
             node["macro"] = True
@@ -144,7 +150,8 @@ class _Builder:
             name = lockfile.normalize(label.rsplit(":", 1)[-1])
             pin = wheels[repository].get(name)
             if pin is not None:
-                return {"k": "external", "own": {"wheel": pin["digest"]}, "in": [], "wheel": [repository, name]}
+                requires = [f"@{repository}//:{dep}" for dep in pin["requires"]]
+                return {"k": "external", "own": {"wheel": pin["digest"]}, "in": requires, "wheel": [repository, name]}
         if repository in repo_views:
             view = json.dumps(repo_views[repository], sort_keys=True)
             return {"k": "external", "own": {"repository": _digest(view)}, "in": [], "repository": repository}
@@ -154,7 +161,7 @@ class _Builder:
         return {"k": "external" if repository else "missing", "own": {"label": label}, "in": []}
 
 
-def _fill_digests(nodes: dict[str, dict[str, Any]]) -> None:
+def fill_digests(nodes: dict[str, dict[str, Any]]) -> None:
     """Sets node["d"] bottom-up, iteratively (dependency chains can be long)."""
     for root in nodes:
         if "d" in nodes[root]:
@@ -191,18 +198,54 @@ class SnapshotStore:
     def get(self, revision: Revision) -> tuple[dict[str, Any], bool]:
         """(snapshot, whether it came from the cache)."""
         cached = self.snapshots / f"{revision.tree}.marshal"
-        if cached.is_file():
-            # marshal: plain dicts/lists/strings, ~4x faster to load than JSON, and
-            # unlike pickle it cannot run code; its format is keyed by Python version.
-            return marshal.loads(cached.read_bytes()), True
+        snapshot = self._load(cached, revision)
+        if snapshot is not None and isinstance(snapshot.get("targets"), dict):
+            return snapshot, True
         workspace = self.export(revision)
         targets = list(protowire.read_stream(self.bazel.query_graph(workspace)))
         snapshot = _Builder(self.repo, revision, targets).build()
-        self.snapshots.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(marshal.dumps(snapshot))
-        partial.replace(cached)
+        self._store(cached, snapshot)
         return snapshot, False
+
+    def actions(self, revision: Revision, flags: dict[str, dict[str, list[str]]]) -> dict[str, str]:
+        """label -> digest of its configured action keys at `revision` (cached like snapshots).
+
+        Only called when two revisions' flags differ, so the common case never
+        analyses anything.
+        """
+        cached = self.snapshots / f"{revision.tree}.actions.marshal"
+        actions = self._load(cached, revision)
+        if actions is not None and isinstance(actions.get("actions"), dict):
+            return actions["actions"]
+        workspace = self.export(revision)
+        document = self.bazel.aquery(workspace, flags_lib.ALL_TARGETS, flags_lib.test_arguments(flags))
+        keys = flags_lib.action_keys(document)
+        actions = {"schema": SCHEMA, "tree": revision.tree, "actions": keys}
+        self._store(cached, actions)
+        return keys
+
+    @staticmethod
+    def _load(path: pathlib.Path, revision: Revision) -> dict[str, Any] | None:
+        """A cache entry, or None when it is absent or unusable (then it is rebuilt, never trusted)."""
+        try:
+            # marshal: plain dicts/lists/strings, ~4x faster to load than JSON, and
+            # unlike pickle it cannot run code; its format is keyed by Python version.
+            entry = marshal.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, EOFError, ValueError, TypeError):
+            print(f"release: cache entry {path} is corrupt; rebuilding it", file=sys.stderr)
+            return None
+        if not isinstance(entry, dict) or entry.get("schema") != SCHEMA or entry.get("tree") != revision.tree:
+            print(f"release: cache entry {path} does not match its revision; rebuilding it", file=sys.stderr)
+            return None
+        return entry
+
+    def _store(self, path: pathlib.Path, entry: dict[str, Any]) -> None:
+        self.snapshots.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(marshal.dumps(entry))
+        partial.replace(path)
 
     def export(self, revision: Revision) -> pathlib.Path:
         """The revision's files at the fixed checkout path (one Bazel server for all revisions)."""

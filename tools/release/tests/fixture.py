@@ -15,8 +15,10 @@ FILES: dict[str, str] = {
     "WORKSPACE": """\
         workspace(name = "fixture")
 
-        # Bazel 4's WORKSPACE suffix would download rules_cc; offline, a shim.
+        # Bazel 4's WORKSPACE suffix would download these; offline, shims.
         local_repository(name = "rules_cc", path = "third_party/rules_cc")
+
+        local_repository(name = "remote_coverage_tools", path = "third_party/coverage")
 
         load("//tools:repos.bzl", "fake_pip_repository", "fake_toolchain_repository")
 
@@ -32,6 +34,11 @@ FILES: dict[str, str] = {
         build --spawn_strategy=local
         test --test_output=errors
         build:metrics --noslim_profile
+        """,
+    "third_party/coverage/WORKSPACE": 'workspace(name = "remote_coverage_tools")\n',
+    "third_party/coverage/BUILD": """\
+        filegroup(name = "coverage_report_generator", visibility = ["//visibility:public"])
+        filegroup(name = "lcov_merger", visibility = ["//visibility:public"])
         """,
     "third_party/rules_cc/WORKSPACE": 'workspace(name = "rules_cc")\n',
     "third_party/rules_cc/BUILD": "",
@@ -49,6 +56,17 @@ FILES: dict[str, str] = {
             # via -r requirements.in
         six==1.16.0 \\
             --hash=sha256:2222222222222222222222222222222222222222222222222222222222222222
+        chain-top==1.0 \\
+            --hash=sha256:4444444444444444444444444444444444444444444444444444444444444444
+            # via -r requirements.in
+        chain-middle==1.0 \\
+            --hash=sha256:5555555555555555555555555555555555555555555555555555555555555555
+            # via chain-top
+        chain-bottom==1.0 \\
+            --hash=sha256:6666666666666666666666666666666666666666666666666666666666666666
+            # via
+            #   chain-middle
+            #   six
         """,
     "tools/BUILD": "",
     "tools/repos.bzl": """\
@@ -61,7 +79,34 @@ FILES: dict[str, str] = {
         )
 
         def _pip_impl(rctx):
-            rctx.file("BUILD", "")
+            # One py_library per pin of the lock, depending on the pins it
+            # requires (the inverse of pip-compile's `# via`), its one file
+            # holding the pin: what a real hub builds from the wheels.
+            pins, via, current, in_via = [], {}, None, False
+            for line in rctx.read(rctx.attr.requirements_lock).splitlines():
+                text = line.strip()
+                if "==" in text and not text.startswith("#"):
+                    current = text.split("==")[0].lower()
+                    pins.append(current)
+                    via[current] = []
+                    in_via = False
+                    rctx.file(current + "/pin.py", "PIN = %r\\n" % text)
+                elif text.startswith("--hash") and current:
+                    rctx.file(current + "/pin.py", rctx.read(current + "/pin.py") + "HASH = %r\\n" % text)
+                elif text.startswith("# via"):
+                    rest = text[len("# via"):].strip()
+                    in_via = not rest
+                    if rest and not rest.startswith("-"):
+                        via[current].append(rest)
+                elif in_via and text.startswith("#   "):
+                    name = text[len("#   "):].strip()
+                    if not name.startswith("-"):
+                        via[current].append(name)
+            build = []
+            for name in pins:
+                deps = [":" + other for other in pins if name in via[other]]
+                build.append('py_library(name = "%s", srcs = ["%s/pin.py"], deps = %r, visibility = ["//visibility:public"])' % (name, name, deps))
+            rctx.file("BUILD", "\\n".join(build) + "\\n")
 
         fake_pip_repository = repository_rule(
             implementation = _pip_impl,
@@ -125,12 +170,15 @@ FILES: dict[str, str] = {
 
         py_library(name = "py_six", srcs = ["six_user.py"], deps = ["@pypi//:six"])
 
+        py_library(name = "py_chain", srcs = ["chain_user.py"], deps = ["@pypi//:chain-top"])
+
         genrule(name = "tooled", outs = ["tooled.txt"], cmd = "touch $@", tools = ["@fake_toolchain//:bin"])
         """,
     "app/msg.txt": "hello\n",
     "app/bin.sh": "#!/bin/sh\nexit 0\n",
     "app/numpy_user.py": "",
     "app/six_user.py": "",
+    "app/chain_user.py": "",
 }
 
 
@@ -168,15 +216,15 @@ IMAGE_FILES: dict[str, str] = {
 
 
 class FixtureRepo:
-    """The fixture as a git repository; each change is one commit."""
+    """The fixture (or another set of files) as a git repository; each change is one commit."""
 
-    def __init__(self, root: pathlib.Path) -> None:
+    def __init__(self, root: pathlib.Path, files: dict[str, str] | None = None) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.git("init", "-q", "-b", "main")
         self.git("config", "user.email", "fixture@example.invalid")
         self.git("config", "user.name", "fixture")
-        for path, text in FILES.items():
+        for path, text in (FILES if files is None else files).items():
             self.write(path, textwrap.dedent(text))
         self.commit("initial")
 
@@ -223,7 +271,7 @@ def run_main(main: Callable[[Sequence[str]], int], args: Sequence[str]) -> tuple
 def release_args(workdir: pathlib.Path, repo: FixtureRepo, command: str, *args: str) -> list[str]:
     """A command against the fixture, with its cache and Bazel output root under `workdir`."""
     return [command, "--repo", str(repo.root), "--cache-dir", str(workdir / "cache"),
-            "--bazel-output-user-root", str(workdir / "bz"), *args]
+            "--bazel-output-user-root", str(workdir / "bz"), "--keep-bazel-server", *args]
 
 
 def shutdown_bazel(workdir: pathlib.Path) -> None:

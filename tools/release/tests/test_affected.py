@@ -17,7 +17,7 @@ def initial(repo: FixtureRepo) -> str:
 
 
 ALL_RULES = {"//lib:data", "//app:gen", "//app:bin", "//app:bin_test", "//app:stamp", "//app:py_numpy",
-             "//app:py_six", "//app:tooled", "//layers/layer9_demo:demo_core_module",
+             "//app:py_six", "//app:py_chain", "//app:tooled", "//layers/layer9_demo:demo_core_module",
              "//layers/layer9_demo:server", "//layers/layer9_demo:server_test"}
 
 
@@ -81,11 +81,25 @@ def test_rule_implementation_change(workdir, repo, initial) -> None:
     assert set(by_label(doc)) == {"//app:stamp"}
 
 
-def test_bazelrc_flag_change_affects_every_rule(workdir, repo, initial) -> None:
+def test_flag_that_changes_no_action_affects_nothing(workdir, repo, initial) -> None:
+    # No C++ is compiled in the target configuration: --copt reaches no action.
     doc = change(workdir, repo, initial, lambda r: r.write(".bazelrc", r.read(".bazelrc") + "build --copt=-O2\n"))
+    assert doc["affected"] == []
+    assert doc["timing"]["changed_flags"] == ["--copt"]
+
+
+def test_action_env_reaches_the_actions_it_changes(workdir, repo, initial) -> None:
+    doc = change(workdir, repo, initial,
+                 lambda r: r.write(".bazelrc", r.read(".bazelrc") + "build --action_env=CHIMERA_CHANNEL=beta\n"))
     targets = by_label(doc)
-    assert set(targets) == ALL_RULES
-    assert all(t["reasons"] == ["flag --copt changed in .bazelrc"] for t in targets.values())
+    # Genrules run with the action environment (and what consumes their
+    # outputs is affected); a py_library or a filegroup has no action to change.
+    assert {"//app:gen", "//app:tooled", "//app:bin", "//app:stamp"} <= set(targets)
+    assert not {"//lib:data", "//app:py_numpy", "//app:py_six", "//app:py_chain"} & set(targets)
+    gen = targets["//app:gen"]["reasons"]
+    assert gen == ["--action_env changed: reaches the Genrule bazel-out/k8-fastbuild/bin/app/gen.txt "
+                   "action of //app:gen"], gen
+    assert targets["//app:stamp"]["reasons"][-1] == gen[-1]
 
 
 def test_test_flag_and_named_config_change(workdir, repo, initial) -> None:
@@ -93,9 +107,16 @@ def test_test_flag_and_named_config_change(workdir, repo, initial) -> None:
         r.replace(".bazelrc", "--test_output=errors", "--test_output=all")
         r.replace(".bazelrc", "--noslim_profile", "--slim_profile")
 
-    targets = by_label(change(workdir, repo, initial, edit))
+    # --test_output changes how results are shown, no action; a named config
+    # applies only with --config.
+    assert change(workdir, repo, initial, edit)["affected"] == []
+
+
+def test_test_env_reaches_test_actions_only(workdir, repo, initial) -> None:
+    targets = by_label(change(workdir, repo, initial,
+                              lambda r: r.write(".bazelrc", r.read(".bazelrc") + "test --test_env=MODE=fast\n")))
     assert set(targets) == {"//app:bin_test", "//layers/layer9_demo:server_test"}
-    assert targets["//app:bin_test"]["reasons"] == ["flag --test_output changed in .bazelrc (test)"]
+    assert "--test_env (test) changed: reaches the TestRunner" in targets["//app:bin_test"]["reasons"][0]
 
 
 def test_pinned_toolchain_change(workdir, repo, initial) -> None:
@@ -118,13 +139,28 @@ def test_one_locked_wheel_change(workdir, repo, initial) -> None:
         "//app:py_numpy depends on @pypi//:numpy", "locked wheel numpy 2.4.6 → 2.4.7"]
 
 
+def test_wheel_reached_through_two_other_wheels(workdir, repo, initial) -> None:
+    # //app:py_chain -> chain-top -> chain-middle -> chain-bottom (pip-compile's `# via`).
+    targets = by_label(change(workdir, repo, initial,
+                              lambda r: r.replace("requirements_lock.txt", "chain-bottom==1.0", "chain-bottom==1.1")))
+    assert set(targets) == {"//app:py_chain", "//app:py_six"}
+    assert targets["//app:py_chain"]["reasons"] == [
+        "//app:py_chain depends on @pypi//:chain-top",
+        "@pypi//:chain-top depends on @pypi//:chain-middle",
+        "@pypi//:chain-middle depends on @pypi//:chain-bottom",
+        "locked wheel chain-bottom 1.0 → 1.1",
+    ]
+
+
 def test_new_and_deleted_targets(workdir, repo, initial) -> None:
     def edit(r: FixtureRepo) -> None:
         r.replace("app/BUILD", 'py_library(name = "py_six", srcs = ["six_user.py"], deps = ["@pypi//:six"])', "")
         r.write("lib/BUILD", r.read("lib/BUILD") + 'filegroup(name = "more", srcs = ["data.txt"])\n')
 
-    targets = by_label(change(workdir, repo, initial, edit))
+    doc = change(workdir, repo, initial, edit)
+    targets = by_label(doc)
     assert {label: t["status"] for label, t in targets.items()} == {"//app:py_six": "deleted", "//lib:more": "new"}
+    assert doc["removed"] == ["//app:py_six"]
     assert targets["//app:py_six"]["reasons"] == ["deleted"]
     assert targets["//lib:more"]["reasons"] == ["new target"]
 
@@ -182,3 +218,34 @@ def test_dirty_tree_needs_allow_dirty(workdir, repo, initial) -> None:
 def test_repository_outside_git(tmp_path) -> None:
     status, _, stderr = run_main(cli.main, ["affected", "--repo", str(tmp_path), "--base", "HEAD"])
     assert status == 2 and "not inside a git repository" in stderr
+
+
+def test_corrupt_cache_is_rebuilt_not_trusted(workdir, repo, initial) -> None:
+    repo.reset(initial)
+    head = repo.commit("same tree")
+    status, first, _ = run_cli(workdir, repo, "affected", "--base", initial, "--head", head)
+    assert status == 0
+    entries = list((workdir / "cache" / "snapshots").glob("*/*.marshal"))
+    assert entries
+    for entry in entries:
+        entry.write_bytes(b"\x00not marshal")
+    status, again, stderr = run_cli(workdir, repo, "affected", "--base", initial, "--head", head)
+    assert status == 0 and "is corrupt; rebuilding it" in stderr
+    assert again["timing"]["base_cached"] is False and again["affected"] == first["affected"]
+
+
+def test_explain_unknown_label_exits_2(workdir, repo, initial) -> None:
+    status, _, stderr = run_cli(workdir, repo, "affected", "--base", initial, "--head", initial,
+                                "--explain", "//no:such")
+    assert status == 2 and "no such target" in stderr and stderr.count("\n") == 1
+
+
+def test_own_output_base_and_server_shut_down(workdir, repo, initial) -> None:
+    output_base = workdir / "ob"
+    args = ["affected", "--repo", str(repo.root), "--cache-dir", str(workdir / "cache-ob"),
+            "--output-base", str(output_base), "--base", initial, "--head", initial]
+    status, _, stderr = run_main(cli.main, args)
+    assert status == 0, stderr
+    assert (output_base / "external").is_dir()  # the server lived there...
+    pid_file = output_base / "server" / "server.pid.txt"
+    assert not pid_file.exists()  # ...and was shut down, as it was this command's own
