@@ -11,7 +11,7 @@ from scipy import stats
 
 import closed_loop
 import main_job
-import stack
+from tools.main import stack
 
 #: A small budget: 3 generations of 12 genomes on 8 training instances (and a
 #: plan workload of 2 tasks per genome before the loop).
@@ -117,7 +117,8 @@ def test_losing_layer_6_mid_run_is_reported_and_a_restart_resumes_from_the_store
         if phase == "evolve":
             layers.servers["layer6_evolution"].process.kill()
 
-    args = main_job.parse_args([*SMALL, "--run-dir", str(tmp_path / "run")])
+    # Unsupervised (--max-restarts 0): the loss ends the run.
+    args = main_job.parse_args([*SMALL, "--run-dir", str(tmp_path / "run"), "--max-restarts", "0"])
     outcome = main_job.run(args, kill_evolution_when_evolving)
     job, summary = outcome.summary, outcome.summary["closed_loop"]
     # Generation 0 was scored and told to layer 7; layer 6 was gone for its operators.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import main_job
-import stack
+from tools.main import stack
 
 #: The loop's smallest sensible budget: one generation of 8 genomes on 4 instances.
 TINY_LOOP = ["--population", "8", "--generations", "1", "--train-instances", "4"]

@@ -7,7 +7,11 @@ addresses, and the state it keeps under the run directory. :func:`layer_stack`
 turns it into command lines on free loopback ports (gRPC and metrics ports are
 all picked up front, so start-up order does not matter: layer 5's KPI
 subscription reconnects with backoff until layer 4 answers). The process
-handling is :class:`chimera.framework.processes.ProcessStack`.
+handling is :class:`chimera.framework.processes.ProcessStack`; with a
+``restart`` policy it also restarts a layer that dies, on the same command
+line (same port, same state under the run directory).
+
+Import it as ``tools.main.stack`` (one module object per process).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from pathlib import Path
 from chimera.framework.processes import (
     LOOPBACK,
     ProcessStack,
+    RestartEvent,
+    RestartPolicy,
     ServerProcess,
     ServerSpec,
     StackError,
@@ -27,7 +33,16 @@ from chimera.framework.processes import (
     runfile,
 )
 
-__all__ = ["LAYERS", "Layer", "LayerStack", "StackError", "free_ports", "layer_stack"]
+__all__ = [
+    "LAYERS",
+    "Layer",
+    "LayerStack",
+    "RestartEvent",
+    "RestartPolicy",
+    "StackError",
+    "free_ports",
+    "layer_stack",
+]
 
 
 @dataclass(frozen=True)
@@ -157,12 +172,15 @@ def layer_stack(
     metrics: bool = True,
     startup_timeout: float = 90.0,
     grace: float = 10.0,
+    restart: RestartPolicy | None = None,
 ) -> Iterator[LayerStack]:
     """Every layer of :data:`LAYERS` as a subprocess (logs in ``run_dir``), SERVING; stopped on exit.
 
     ``extra_args`` adds flags per layer name (e.g. layer 4's ``--concurrency``).
     ``metrics`` gives each server a Prometheus port (also picked up front);
-    otherwise ``--metrics-port off``. StackError when a server cannot start.
+    otherwise ``--metrics-port off``. ``restart``: once all are SERVING, a
+    layer that dies is restarted under this policy (``processes.restart_events``
+    records each death). StackError when a server cannot start.
     """
     extra = dict(extra_args or {})
     names = [layer.name for layer in LAYERS]
@@ -178,4 +196,6 @@ def layer_stack(
         stack = LayerStack(processes)
         for server in processes.start(specs):
             stack.servers[server.name] = server
+        if restart is not None:
+            processes.supervise(restart)
         yield stack
