@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chimera.framework.client import ClientConfig, RetryPolicy
 from chimera.framework.processes import (
     LOOPBACK,
     ProcessStack,
@@ -40,6 +41,7 @@ __all__ = [
     "RestartEvent",
     "RestartPolicy",
     "StackError",
+    "client_config",
     "free_ports",
     "layer_stack",
 ]
@@ -54,12 +56,16 @@ class Layer:
     path) pairs, the path relative to the run directory ("." is the run
     directory itself); a restart on the same run directory finds the state
     again (layer 7's genome store, which also holds layer 6's bandit state).
+    ``repeatable``: the service's methods a client may send again when the
+    layer died under the first attempt (reads, and writes whose repetition
+    changes nothing); see :func:`client_config`.
     """
 
     name: str
     service: str
     upstreams: tuple[tuple[str, str], ...] = ()
     state: tuple[tuple[str, str], ...] = ()
+    repeatable: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -73,30 +79,44 @@ class Layer:
 
 
 LAYERS: tuple[Layer, ...] = (
-    Layer("layer1_discovery", "chimera.v1.DiscoveryService"),
+    Layer(
+        "layer1_discovery",
+        "chimera.v1.DiscoveryService",
+        repeatable=("Collect", "GetAlerts", "EvaluateThresholds"),
+    ),
     Layer(
         "layer2_planning",
         "chimera.v1.PlanningService",
         upstreams=(("--discovery-target", "layer1_discovery"),),
+        repeatable=("GetPlan",),
     ),
-    Layer("layer3_validation", "chimera.v1.ValidationService"),
+    # A repeated check records another verdict with the same finding.
+    Layer(
+        "layer3_validation",
+        "chimera.v1.ValidationService",
+        repeatable=("ValidatePlan", "ValidateModule", "GetVerdict"),
+    ),
     # The 3->4 gate stays on: layer 4 asks layer 3 for every module's verdict.
     Layer(
         "layer4_execution",
         "chimera.v1.ExecutionService",
         upstreams=(("--validation-target", "layer3_validation"),),
+        # Not EvaluateBatch: its KPI reports reach layer 5, and a repeat would count twice.
+        repeatable=("ListVersions", "GetTask", "ListDeadLetters"),
     ),
     # Layer 5's StreamKpis subscription.
     Layer(
         "layer5_refinement",
         "chimera.v1.RefinementService",
         upstreams=(("--execution-target", "layer4_execution"),),
+        repeatable=("DetectPatterns", "AnalyzeExperiment", "ShouldEvolve"),
     ),
     # The bandit's state lives in layer 7's genome store.
     Layer(
         "layer6_evolution",
         "chimera.v1.EvolutionService",
         upstreams=(("--genetics-target", "layer7_genetics"),),
+        repeatable=("SuggestOperators",),
     ),
     # DeployBest calls layer 4's DeployGenome; BeginRun asks layer 8 for the grant.
     Layer(
@@ -107,10 +127,38 @@ LAYERS: tuple[Layer, ...] = (
             ("--resources-target", "layer8_resources"),
         ),
         state=(("--run-dir", "genetics"),),
+        repeatable=("GetGenome", "ListGenomeHistory", "GetBanditState"),
     ),
     # The disk it pools is the run directory's filesystem.
-    Layer("layer8_resources", "chimera.v1.ResourcesService", state=(("--storage-path", "."),)),
+    Layer(
+        "layer8_resources",
+        "chimera.v1.ResourcesService",
+        state=(("--storage-path", "."),),
+        repeatable=(
+            "GetInventory", "ListAllocations", "EstimateCost", "GetJob", "Release", "CancelJob"
+        ),
+    ),
 )
+
+
+def client_config(**overrides: object) -> ClientConfig:
+    """The call policy for clients of the stack's layers: they ride out a restart.
+
+    Every call waits (within its deadline) for a layer that is down, so a
+    supervised restart is a pause, not an error; a call the layer's death cut
+    off is sent again (up to 5 attempts, UNAVAILABLE only) when its method is
+    ``repeatable``; any other one fails with UNAVAILABLE, as it must.
+    """
+    settings: dict[str, object] = {
+        "wait_for_ready": True,
+        "idempotent_methods": tuple(
+            f"{layer.service}/{method}" for layer in LAYERS for method in layer.repeatable
+        ),
+        "retry": RetryPolicy(max_attempts=5, initial_backoff_seconds=0.2, max_backoff_seconds=2.0),
+        "max_reconnect_backoff_seconds": 1.0,
+        **overrides,
+    }
+    return ClientConfig(**settings)  # type: ignore[arg-type]
 
 
 @dataclass
