@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chimera.framework.processes import runfile
+from chimera.framework.processes import pid_alive, runfile
 from tools.main.stack import LAYERS
 
 #: A small loop (tools/loop's test budget, which plateaus and evolves): 3
@@ -156,16 +156,6 @@ def _killer(run_dir: Path, kills: list[Kill], serving_at: float, stop: threading
             kill.error = f"killpg({kill.pid}): {exc}"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run(args: argparse.Namespace) -> Report:
     run_dir = args.run_dir or Path(
         tempfile.mkdtemp(prefix="chimera-chaos-", dir=os.environ.get("TEST_TMPDIR"))
@@ -251,7 +241,7 @@ def check(report: Report, run_dir: Path, summary_path: Path, pids: set[int]) -> 
 
     report.checks.extend(store_checks(run_dir / "stack" / "genetics" / "genomes.sqlite", loop))
 
-    alive = sorted(pid for pid in pids if _alive(pid))
+    alive = sorted(pid for pid in pids if pid_alive(pid))
     report.check("every server stopped", not alive and bool(pids),
                  f"{len(pids)} server processes seen, alive: {alive or 'none'}")
 

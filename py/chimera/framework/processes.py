@@ -51,6 +51,7 @@ __all__ = [
     "ServerSpec",
     "StackError",
     "free_ports",
+    "pid_alive",
     "runfile",
 ]
 
@@ -200,6 +201,17 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0; another user's process counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def runfile(path: str) -> Path:
