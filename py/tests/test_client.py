@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 
 import grpc
@@ -134,6 +136,38 @@ def test_breaker_fails_fast_against_a_stopped_server_and_recovers(
         assert stub.Echo(good_request()).message == "hello"
         assert breaker.state is BreakerState.CLOSED
         assert revived.calls["Echo"] == 1
+
+
+def test_wait_for_ready_rides_out_a_restart_on_the_same_port(start_server: StartServer) -> None:
+    server = start_server()
+    target, port = server.target, server.port
+    config = ClientConfig(wait_for_ready=True, max_reconnect_backoff_seconds=0.2)
+    with ChimeraClient(config) as client:
+        stub = client.stub(echo_pb2_grpc.EchoServiceStub, target)
+        assert stub.Echo(good_request(), timeout=5).message == "hello"
+        server.stop(0)
+        revived = EchoServicer()
+        # The server comes back 0.5 s after the call was made; the call waits for it.
+        restart = threading.Timer(0.5, lambda: start_server(port=port, echo=revived))
+        restart.start()
+        try:
+            assert stub.Echo(good_request(), timeout=10).message == "hello"
+        finally:
+            restart.join()
+        assert revived.calls["Echo"] == 1
+        assert client.breaker_for(target).stats.failures == 0
+    # Without it (the default), a call to a port nobody serves fails at once.
+    with ChimeraClient(ClientConfig(max_reconnect_backoff_seconds=0.2)) as client:
+        stub = client.stub(echo_pb2_grpc.EchoServiceStub, f"127.0.0.1:{_closed_port()}")
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Echo(good_request(), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # --- deadlines, retries, channels ------------------------------------------------------

@@ -36,11 +36,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import grpc
-
 import loop_phases as phases
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.workload import BAD_GENOME
+from chimera.framework.client import ChimeraClient
 from chimera.framework.entrypoints import json_safe
 from chimera.v1 import (
     evolution_pb2_grpc,
@@ -51,6 +50,7 @@ from chimera.v1 import (
     refinement_pb2_grpc,
     validation_pb2_grpc,
 )
+from tools.main import stack
 
 #: The hand-written BASELINE genome (a fixture, not a result): best fit in
 #: arrival order, no lookahead, no improvement passes.
@@ -156,8 +156,10 @@ def _phase(
         summary["phases_s"][name] = round(time.monotonic() - started, 3)
 
 
-def _stubs(targets: Mapping[str, str]) -> tuple[phases.Stubs, list[grpc.Channel]]:
-    channels = {name: grpc.insecure_channel(targets[name]) for name in CLIENT_LAYERS}
+def _stubs(targets: Mapping[str, str]) -> tuple[phases.Stubs, ChimeraClient]:
+    """Stubs on the stack's client policy: a layer's supervised restart is a pause."""
+    client = ChimeraClient(stack.client_config())
+    channels = {name: client.channel_for(targets[name]) for name in CLIENT_LAYERS}
     stubs = phases.Stubs(
         validation=validation_pb2_grpc.ValidationServiceStub(channels["layer3_validation"]),
         execution=execution_pb2_grpc.ExecutionServiceStub(channels["layer4_execution"]),
@@ -165,7 +167,7 @@ def _stubs(targets: Mapping[str, str]) -> tuple[phases.Stubs, list[grpc.Channel]
         evolution=evolution_pb2_grpc.EvolutionServiceStub(channels["layer6_evolution"]),
         genetics=genetics_pb2_grpc.GeneticsServiceStub(channels["layer7_genetics"]),
     )
-    return stubs, list(channels.values())
+    return stubs, client
 
 
 def run_loop(
@@ -340,14 +342,13 @@ def run(
     summary: dict[str, Any] = {"ok": False, "reason": "", "phases_s": {}}
     started = time.monotonic()
     reason = ""
-    stubs, channels = _stubs(targets)
+    stubs, client = _stubs(targets)
     try:
         run_loop(args, stubs, summary, on_phase)
     except phases.LoopFailed as exc:
         reason = str(exc)
     finally:
-        for channel in channels:
-            channel.close()
+        client.close()
     summary["elapsed_s"] = round(time.monotonic() - started, 3)
     summary["ok"] = not reason
     summary["reason"] = reason

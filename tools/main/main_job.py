@@ -34,6 +34,9 @@ step succeeded, every task succeeded and every task's KPI arrived (and the
 second genome improved quality), the loop ran to a decision, and (with
 ``--prometheus``) every target was up and every layer's counter moved; 1
 otherwise, with a one-line reason; 2 for bad flags; 130 when interrupted.
+A layer that dies during the run is restarted on the same port and state
+(``--max-restarts`` per layer, with backoff); the ``supervision`` key counts
+and lists every restart, and the job fails if a layer's restarts ran out.
 Server logs (and the loop's genome store: a rerun on the same ``--run-dir``
 resumes it) stay in ``--run-dir``.
 """
@@ -61,7 +64,6 @@ import grpc
 
 import closed_loop
 import scrape
-import stack as stack_mod
 import workload_run
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.framework.entrypoints import from_working_directory, json_safe
@@ -79,6 +81,7 @@ from chimera.v1 import (
     validation_pb2,
     validation_pb2_grpc,
 )
+from tools.main import stack as stack_mod
 
 DEFAULT_GOAL = "Deploy and run the packer module"
 DEFAULT_MODULE = "packer"
@@ -123,12 +126,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per genome's workload")
     p.add_argument(
+        "--max-restarts",
+        type=int,
+        default=stack_mod.RestartPolicy().max_restarts,
+        help="restarts of a layer that dies (same port and state), per layer; 0: none",
+    )
+    p.add_argument(
         "--prometheus",
         action="store_true",
         help="Debian's prometheus scrapes every layer during the run (the `monitoring` key)",
     )
     closed_loop.add_arguments(p)
     args = p.parse_args(list(argv))
+    if args.max_restarts < 0:
+        p.error(f"--max-restarts must be >= 0 (got {args.max_restarts})")
     for name in ("tasks", "jobs", "concurrency"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1 (got {getattr(args, name)})")
@@ -448,6 +459,7 @@ def run(args: argparse.Namespace, on_loop_phase: LoopObserver | None = None) -> 
             run_dir,
             extra_args={"layer4_execution": ["--concurrency", str(args.concurrency)]},
             startup_timeout=args.startup_timeout,
+            restart=stack_mod.RestartPolicy(max_restarts=args.max_restarts),
         ) as layers:
             summary["startup_s"] = round(time.monotonic() - started, 3)
             for name, server in layers.servers.items():
@@ -465,6 +477,15 @@ def run(args: argparse.Namespace, on_loop_phase: LoopObserver | None = None) -> 
             reason = run_on_stack(args, layers, summary, outcome, on_loop_phase)
             crashed = [s.name for s in layers.servers.values() if s.process.poll() is not None]
             stopped = layers.processes.stop()
+            events = layers.processes.restart_events
+            summary["supervision"] = {
+                "max_restarts": args.max_restarts,
+                "restarts": sum(s.restarts for s in layers.servers.values()),
+                "given_up": sorted(s.name for s in layers.servers.values() if s.given_up),
+                "events": [event.to_json() for event in events],
+            }
+            for name, server in layers.servers.items():
+                summary["layers"][name]["restarts"] = server.restarts
     except StackError as exc:
         reason = f"starting the layers: {exc.headline}"
         outcome.details = exc.details
@@ -492,6 +513,15 @@ def print_summary(outcome: Outcome) -> None:
     if statuses:
         clean = sum(1 for status in statuses if status == 0)
         print(f"shutdown: {clean}/{len(statuses)} servers exited 0 on SIGTERM")
+    supervision = outcome.summary.get("supervision")
+    if supervision and supervision["events"]:
+        print(f"supervision: {supervision['restarts']} restart(s)")
+        for event in supervision["events"]:
+            what = f"restart {event['restart']} SERVING" if event["serving"] else event["error"]
+            print(
+                f"  {event['name']} exited with status {event['exit_status']} at "
+                f"{event['at_s']:.1f} s: {what} after {event['downtime_s']:.1f} s"
+            )
     if outcome.workload is not None:
         print()
         for line in workload_run.format_table(outcome.workload):

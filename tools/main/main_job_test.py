@@ -13,7 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import main_job
-import stack
+from tools.main import stack
 
 #: The loop's smallest sensible budget: one generation of 8 genomes on 4 instances.
 TINY_LOOP = ["--population", "8", "--generations", "1", "--train-instances", "4"]

@@ -7,7 +7,11 @@ addresses, and the state it keeps under the run directory. :func:`layer_stack`
 turns it into command lines on free loopback ports (gRPC and metrics ports are
 all picked up front, so start-up order does not matter: layer 5's KPI
 subscription reconnects with backoff until layer 4 answers). The process
-handling is :class:`chimera.framework.processes.ProcessStack`.
+handling is :class:`chimera.framework.processes.ProcessStack`; with a
+``restart`` policy it also restarts a layer that dies, on the same command
+line (same port, same state under the run directory).
+
+Import it as ``tools.main.stack`` (one module object per process).
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chimera.framework.client import ClientConfig, RetryPolicy
 from chimera.framework.processes import (
     LOOPBACK,
     ProcessStack,
+    RestartEvent,
+    RestartPolicy,
     ServerProcess,
     ServerSpec,
     StackError,
@@ -27,7 +34,17 @@ from chimera.framework.processes import (
     runfile,
 )
 
-__all__ = ["LAYERS", "Layer", "LayerStack", "StackError", "free_ports", "layer_stack"]
+__all__ = [
+    "LAYERS",
+    "Layer",
+    "LayerStack",
+    "RestartEvent",
+    "RestartPolicy",
+    "StackError",
+    "client_config",
+    "free_ports",
+    "layer_stack",
+]
 
 
 @dataclass(frozen=True)
@@ -39,12 +56,16 @@ class Layer:
     path) pairs, the path relative to the run directory ("." is the run
     directory itself); a restart on the same run directory finds the state
     again (layer 7's genome store, which also holds layer 6's bandit state).
+    ``repeatable``: the service's methods a client may send again when the
+    layer died under the first attempt (reads, and writes whose repetition
+    changes nothing); see :func:`client_config`.
     """
 
     name: str
     service: str
     upstreams: tuple[tuple[str, str], ...] = ()
     state: tuple[tuple[str, str], ...] = ()
+    repeatable: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -58,30 +79,44 @@ class Layer:
 
 
 LAYERS: tuple[Layer, ...] = (
-    Layer("layer1_discovery", "chimera.v1.DiscoveryService"),
+    Layer(
+        "layer1_discovery",
+        "chimera.v1.DiscoveryService",
+        repeatable=("Collect", "GetAlerts", "EvaluateThresholds"),
+    ),
     Layer(
         "layer2_planning",
         "chimera.v1.PlanningService",
         upstreams=(("--discovery-target", "layer1_discovery"),),
+        repeatable=("GetPlan",),
     ),
-    Layer("layer3_validation", "chimera.v1.ValidationService"),
+    # A repeated check records another verdict with the same finding.
+    Layer(
+        "layer3_validation",
+        "chimera.v1.ValidationService",
+        repeatable=("ValidatePlan", "ValidateModule", "GetVerdict"),
+    ),
     # The 3->4 gate stays on: layer 4 asks layer 3 for every module's verdict.
     Layer(
         "layer4_execution",
         "chimera.v1.ExecutionService",
         upstreams=(("--validation-target", "layer3_validation"),),
+        # Not EvaluateBatch: its KPI reports reach layer 5, and a repeat would count twice.
+        repeatable=("ListVersions", "GetTask", "ListDeadLetters"),
     ),
     # Layer 5's StreamKpis subscription.
     Layer(
         "layer5_refinement",
         "chimera.v1.RefinementService",
         upstreams=(("--execution-target", "layer4_execution"),),
+        repeatable=("DetectPatterns", "AnalyzeExperiment", "ShouldEvolve"),
     ),
     # The bandit's state lives in layer 7's genome store.
     Layer(
         "layer6_evolution",
         "chimera.v1.EvolutionService",
         upstreams=(("--genetics-target", "layer7_genetics"),),
+        repeatable=("SuggestOperators",),
     ),
     # DeployBest calls layer 4's DeployGenome; BeginRun asks layer 8 for the grant.
     Layer(
@@ -92,10 +127,38 @@ LAYERS: tuple[Layer, ...] = (
             ("--resources-target", "layer8_resources"),
         ),
         state=(("--run-dir", "genetics"),),
+        repeatable=("GetGenome", "ListGenomeHistory", "GetBanditState"),
     ),
     # The disk it pools is the run directory's filesystem.
-    Layer("layer8_resources", "chimera.v1.ResourcesService", state=(("--storage-path", "."),)),
+    Layer(
+        "layer8_resources",
+        "chimera.v1.ResourcesService",
+        state=(("--storage-path", "."),),
+        repeatable=(
+            "GetInventory", "ListAllocations", "EstimateCost", "GetJob", "Release", "CancelJob"
+        ),
+    ),
 )
+
+
+def client_config(**overrides: object) -> ClientConfig:
+    """The call policy for clients of the stack's layers: they ride out a restart.
+
+    Every call waits (within its deadline) for a layer that is down, so a
+    supervised restart is a pause, not an error; a call the layer's death cut
+    off is sent again (up to 5 attempts, UNAVAILABLE only) when its method is
+    ``repeatable``; any other one fails with UNAVAILABLE, as it must.
+    """
+    settings: dict[str, object] = {
+        "wait_for_ready": True,
+        "idempotent_methods": tuple(
+            f"{layer.service}/{method}" for layer in LAYERS for method in layer.repeatable
+        ),
+        "retry": RetryPolicy(max_attempts=5, initial_backoff_seconds=0.2, max_backoff_seconds=2.0),
+        "max_reconnect_backoff_seconds": 1.0,
+        **overrides,
+    }
+    return ClientConfig(**settings)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -157,12 +220,15 @@ def layer_stack(
     metrics: bool = True,
     startup_timeout: float = 90.0,
     grace: float = 10.0,
+    restart: RestartPolicy | None = None,
 ) -> Iterator[LayerStack]:
     """Every layer of :data:`LAYERS` as a subprocess (logs in ``run_dir``), SERVING; stopped on exit.
 
     ``extra_args`` adds flags per layer name (e.g. layer 4's ``--concurrency``).
     ``metrics`` gives each server a Prometheus port (also picked up front);
-    otherwise ``--metrics-port off``. StackError when a server cannot start.
+    otherwise ``--metrics-port off``. ``restart``: once all are SERVING, a
+    layer that dies is restarted under this policy (``processes.restart_events``
+    records each death). StackError when a server cannot start.
     """
     extra = dict(extra_args or {})
     names = [layer.name for layer in LAYERS]
@@ -178,4 +244,6 @@ def layer_stack(
         stack = LayerStack(processes)
         for server in processes.start(specs):
             stack.servers[server.name] = server
+        if restart is not None:
+            processes.supervise(restart)
         yield stack

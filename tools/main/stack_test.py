@@ -1,15 +1,27 @@
-"""ProcessStack: a server that fails to start is named with its log's tail; all stop."""
+"""ProcessStack: a server that fails to start is named with its log's tail; all stop;
+a supervised server that dies is restarted on its port, a bounded number of times."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chimera.framework.processes import ProcessStack, ServerSpec, StackError, free_ports, runfile
+from chimera.framework.processes import (
+    ProcessStack,
+    RestartPolicy,
+    ServerSpec,
+    StackError,
+    free_ports,
+    runfile,
+)
 
 DISCOVERY = "chimera.v1.DiscoveryService"
 PLANNING = "chimera.v1.PlanningService"
@@ -87,3 +99,82 @@ def test_missing_binary_names_the_runfile() -> None:
 def test_free_ports_are_distinct() -> None:
     ports = free_ports(8)
     assert len(set(ports)) == 8 and all(0 < p < 65536 for p in ports)
+
+
+def discovery_spec(port: int) -> ServerSpec:
+    argv = (str(runfile("layers/layer1_discovery/server")), "--port", str(port), "--metrics-port", "off")
+    return ServerSpec("layer1_discovery", argv, port, DISCOVERY)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def serving(target: str) -> bool:
+    with grpc.insecure_channel(target) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=DISCOVERY), timeout=5, wait_for_ready=True
+        )
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+FAST = RestartPolicy(max_restarts=1, initial_backoff_s=0.1, poll_interval_s=0.05)
+
+
+def test_a_killed_server_is_restarted_on_its_port_then_given_up_on(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    with ProcessStack(tmp_path, startup_timeout=60, grace=10) as stack:
+        (server,) = stack.start([discovery_spec(port)])
+        stack.supervise(FAST)
+        first = server.process.pid
+        assert (tmp_path / "layer1_discovery.pid").read_text() == f"{first}\n"
+        os.killpg(first, signal.SIGKILL)
+        wait_until(lambda: len(stack.restart_events) == 1)
+        (event,) = stack.restart_events
+        assert (event.name, event.exit_status, event.restart, event.serving) == (
+            "layer1_discovery", -signal.SIGKILL, 1, True
+        )
+        assert server.process.pid != first and server.restarts == 1
+        assert (tmp_path / "layer1_discovery.pid").read_text() == f"{server.process.pid}\n"
+        assert serving(f"127.0.0.1:{port}")  # the same port, answering again
+        # The second death exceeds max_restarts=1: recorded, not restarted.
+        os.killpg(server.process.pid, signal.SIGKILL)
+        wait_until(lambda: len(stack.restart_events) == 2)
+        assert stack.restart_events[1].restart == 0 and not stack.restart_events[1].serving
+        assert stack.restart_events[1].error == "gave up after 1 restarts"
+        assert server.given_up and server.process.poll() == -signal.SIGKILL
+    log = (tmp_path / "layer1_discovery.log").read_text()
+    assert "# supervisor: exited with status -9; restart 1: " in log
+    assert "restart 1 SERVING" in log and "gave up after 1 restarts" in log
+    assert server.exit_status == -signal.SIGKILL and server.running_at_stop is False
+
+
+def test_stop_ends_a_supervised_stack_without_restarts(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    with ProcessStack(tmp_path, startup_timeout=60, grace=10) as stack:
+        (server,) = stack.start([discovery_spec(port)])
+        stack.supervise(FAST)
+        assert stack.stop() == {"layer1_discovery": 0}
+    assert stack.restart_events == [] and server.restarts == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("max_restarts", -1, "max_restarts must be >= 0"),
+        ("max_restarts", True, "max_restarts must be an integer"),
+        ("initial_backoff_s", 0, "initial_backoff_s must be > 0"),
+        ("multiplier", 0.5, "multiplier must be >= 1"),
+    ],
+)
+def test_restart_policy_rejects_bad_settings(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RestartPolicy(**{field: value})
+
+
+def test_backoff_grows_to_its_cap() -> None:
+    policy = RestartPolicy(initial_backoff_s=0.5, max_backoff_s=3.0, multiplier=2.0)
+    assert [policy.backoff(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 3.0]

@@ -86,6 +86,10 @@ class ClientConfig:
         that gRPC may retry under ``retry``.
       max_reconnect_backoff_seconds: cap on gRPC's reconnect backoff (default
         120 s), so a restarted peer is found again within a breaker cool-down.
+      wait_for_ready: calls that do not say otherwise wait (up to their
+        deadline) for a peer that is down instead of failing at once; with
+        retries, an idempotent call cut off by the peer's death waits for its
+        restart. For callers of a supervised stack.
       breaker_failure_threshold / breaker_cooldown_seconds: see CircuitBreaker.
     """
 
@@ -97,6 +101,7 @@ class ClientConfig:
     max_reconnect_backoff_seconds: float = 5.0
     breaker_failure_threshold: int = 5
     breaker_cooldown_seconds: float = 10.0
+    wait_for_ready: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -240,13 +245,17 @@ class _CallPolicy(
 
     def _call(self, continuation: Any, details: Any, request: Any, default: float | None) -> Any:
         trial = self._breaker.acquire()
-        if details.timeout is None and default is not None:
+        timeout = details.timeout if details.timeout is not None else default
+        wait_for_ready = details.wait_for_ready
+        if wait_for_ready is None and self._config.wait_for_ready:
+            wait_for_ready = True
+        if timeout != details.timeout or wait_for_ready != details.wait_for_ready:
             details = _CallDetails(
                 details.method,
-                default,
+                timeout,
                 details.metadata,
                 details.credentials,
-                details.wait_for_ready,
+                wait_for_ready,
                 details.compression,
             )
         try:

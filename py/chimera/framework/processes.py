@@ -13,6 +13,14 @@ group (the servers shut down gracefully on it), SIGKILL after a grace period.
 Linux children also get SIGTERM from the kernel if this process dies without
 cleaning up. The main job (tools/main) and tests that need another layer's
 server (which they may only reach through its contract) both use it.
+
+With a :class:`RestartPolicy`, :meth:`ProcessStack.supervise` watches the
+started servers and restarts one that dies: the same command line (so the
+same port and state directory: a layer finds its own records again), after
+an exponential backoff, at most ``max_restarts`` times per server. Every
+restart is appended to the server's log and recorded as a
+:class:`RestartEvent`. Each launch writes ``<run_dir>/<name>.pid`` (the
+server's process group), so an operator or a chaos test can find it.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,10 +45,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 __all__ = [
     "ProcessStack",
+    "RestartEvent",
+    "RestartPolicy",
     "ServerProcess",
     "ServerSpec",
     "StackError",
     "free_ports",
+    "pid_alive",
     "runfile",
 ]
 
@@ -81,9 +93,68 @@ class ServerSpec:
         return f"{LOOPBACK}:{self.port}"
 
 
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How :meth:`ProcessStack.supervise` restarts a server that died.
+
+    ``max_restarts`` per server over the stack's life (a server that keeps
+    dying is given up on, not restarted forever); the n-th restart waits
+    ``min(max_backoff_s, initial_backoff_s * multiplier ** (n - 1))`` first;
+    deaths are noticed within ``poll_interval_s``.
+    """
+
+    max_restarts: int = 3
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 5.0
+    multiplier: float = 2.0
+    poll_interval_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_restarts, bool) or not isinstance(self.max_restarts, int):
+            raise ValueError(f"RestartPolicy.max_restarts must be an integer (got {self.max_restarts!r})")
+        if self.max_restarts < 0:
+            raise ValueError(f"RestartPolicy.max_restarts must be >= 0 (got {self.max_restarts})")
+        for name in ("initial_backoff_s", "max_backoff_s", "poll_interval_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"RestartPolicy.{name} must be > 0 (got {getattr(self, name)!r})")
+        if not self.multiplier >= 1:
+            raise ValueError(f"RestartPolicy.multiplier must be >= 1 (got {self.multiplier!r})")
+
+    def backoff(self, restart: int) -> float:
+        """Seconds to wait before restart number ``restart`` (1, 2, ...)."""
+        return min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (restart - 1))
+
+
+@dataclass(frozen=True)
+class RestartEvent:
+    """One death of a supervised server and what the supervisor did about it.
+
+    ``exit_status``: the dead process's status (negative: killed by that
+    signal). ``restart``: which restart of this server (1, 2, ...), 0 when it
+    was given up on (restarts used up). ``serving``: the new process reported
+    SERVING; ``downtime_s``: from noticing the death to SERVING (or failing).
+    ``error``: why the new process did not serve ("" when it did).
+    """
+
+    name: str
+    exit_status: int
+    restart: int
+    serving: bool
+    at_s: float
+    downtime_s: float
+    error: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
 @dataclass
 class ServerProcess:
-    """A started server: its spec, process and log file."""
+    """A started server: its spec, process and log file.
+
+    ``process`` is the current process: a supervised restart replaces it (same
+    spec, same log file, appended), so holders of this object follow it.
+    """
 
     spec: ServerSpec
     process: subprocess.Popen[bytes]
@@ -91,6 +162,9 @@ class ServerProcess:
     #: Set by ProcessStack.stop: the exit status, and whether it was still running then.
     exit_status: int | None = None
     running_at_stop: bool | None = None
+    #: Supervised restarts so far, and whether the supervisor gave up on it.
+    restarts: int = 0
+    given_up: bool = False
 
     @property
     def name(self) -> str:
@@ -127,6 +201,17 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (signal 0; another user's process counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def runfile(path: str) -> Path:
@@ -171,6 +256,11 @@ class ProcessStack:
         self.startup_timeout = startup_timeout
         self.grace = grace
         self.servers: list[ServerProcess] = []
+        #: Every death the supervisor saw, in order (see :meth:`supervise`).
+        self.restart_events: list[RestartEvent] = []
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._started_at = time.monotonic()
 
     def __enter__(self) -> ProcessStack:
         return self
@@ -194,9 +284,17 @@ class ProcessStack:
         """Starts one server (without waiting for it) in its own session and process group."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.run_dir / f"{spec.name}.log"
+        process = self._popen(spec, log_path, f"# {shlex.join(spec.argv)}\n", "wb")
+        server = ServerProcess(spec, process, log_path)
+        self.servers.append(server)
+        return server
+
+    def _popen(
+        self, spec: ServerSpec, log_path: Path, header: str, mode: str
+    ) -> subprocess.Popen[bytes]:
         log: IO[bytes]
-        with open(log_path, "wb") as log:
-            log.write(f"# {shlex.join(spec.argv)}\n".encode())
+        with open(log_path, mode) as log:
+            log.write(header.encode())
             log.flush()
             try:
                 process = subprocess.Popen(
@@ -208,9 +306,86 @@ class ProcessStack:
                 )
             except OSError as exc:
                 raise StackError(f"{spec.name}: cannot run {spec.argv[0]}: {exc}") from None
-        server = ServerProcess(spec, process, log_path)
-        self.servers.append(server)
-        return server
+        # The process group id (start_new_session: the server leads its own group).
+        (self.run_dir / f"{spec.name}.pid").write_text(f"{process.pid}\n")
+        return process
+
+    def supervise(self, policy: RestartPolicy) -> None:
+        """Restarts, under ``policy``, any started server that dies before :meth:`stop`.
+
+        Runs a watcher thread until :meth:`stop`. The thread launches the new
+        processes itself and lives as long as the stack, which matters: Linux's
+        parent-death signal fires when the *thread* that forked a child exits.
+        """
+        if self._supervisor is not None:
+            raise RuntimeError("ProcessStack.supervise was already called")
+        if policy.max_restarts == 0:
+            return
+        self._supervisor = threading.Thread(
+            target=self._watch, args=(policy,), name="process-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    def _watch(self, policy: RestartPolicy) -> None:
+        while not self._stopping.wait(policy.poll_interval_s):
+            for server in list(self.servers):
+                if server.given_up or server.running_at_stop is not None:
+                    continue
+                status = server.process.poll()
+                if status is not None and not self._stopping.is_set():
+                    self._restart(server, status, policy)
+
+    def _restart(self, server: ServerProcess, status: int, policy: RestartPolicy) -> None:
+        """One death: restart with backoff until SERVING or the restarts are used up."""
+        noticed = time.monotonic()
+        while True:
+            if server.restarts >= policy.max_restarts:
+                server.given_up = True
+                self._record(server, status, 0, noticed, f"gave up after {server.restarts} restarts")
+                return
+            server.restarts += 1
+            if self._stopping.wait(policy.backoff(server.restarts)):
+                return
+            try:
+                server.process = self._popen(
+                    server.spec,
+                    server.log_path,
+                    f"# supervisor: exited with status {status}; restart {server.restarts}: "
+                    f"{shlex.join(server.spec.argv)}\n",
+                    "ab",
+                )
+                self.wait_serving(server)
+            except StackError as exc:
+                if self._stopping.is_set():
+                    return
+                self._record(server, status, server.restarts, noticed, exc.headline)
+                status = server.process.poll()
+                if status is None:  # up but not serving in time: stop it, then try again
+                    _signal_group(server.process, signal.SIGKILL)
+                    status = server.process.wait()
+                continue
+            self._record(server, status, server.restarts, noticed, "")
+            return
+
+    def _record(
+        self, server: ServerProcess, status: int, restart: int, noticed: float, error: str
+    ) -> None:
+        event = RestartEvent(
+            name=server.name,
+            exit_status=status,
+            restart=restart,
+            serving=not error,
+            at_s=round(noticed - self._started_at, 3),
+            downtime_s=round(time.monotonic() - noticed, 3),
+            error=error,
+        )
+        self.restart_events.append(event)
+        what = f"restart {restart} SERVING" if not error else error
+        with contextlib.suppress(OSError), open(server.log_path, "ab") as log:
+            log.write(
+                f"# supervisor: {server.name} exited with status {status}; {what} "
+                f"({event.downtime_s:.2f} s)\n".encode()
+            )
 
     def wait_serving(self, server: ServerProcess, deadline: float | None = None) -> None:
         """Polls Health/Check until SERVING; StackError with the log's tail otherwise."""
@@ -231,6 +406,8 @@ class ProcessStack:
                 status = server.process.poll()
                 if status is not None:
                     raise self._failure(server, f"exited with status {status} before serving")
+                if self._stopping.is_set():
+                    raise StackError(f"{server.name}: the stack is stopping")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise self._failure(
@@ -267,6 +444,11 @@ class ProcessStack:
         (negative: killed by that signal). A server that had already exited
         is marked ``running_at_stop = False``.
         """
+        self._stopping.set()
+        if self._supervisor is not None:
+            # It returns within a poll interval, or once a restart in progress
+            # sees the flag (wait_serving checks it every 50 ms).
+            self._supervisor.join()
         running = []
         for server in self.servers:
             if server.running_at_stop is None:
