@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from chimera.binpacking import twin
-from chimera.binpacking.genome import SEARCH_FIELDS, from_search
+from chimera.binpacking.genome import SEARCH_FIELDS
 from chimera.binpacking.instances import excess_pct, generate
 from chimera.evolution.main import Options, build_server, parse_args
 from chimera.framework import ServerConfig
@@ -258,7 +258,7 @@ def test_screen_step_tells_the_twins_excess_and_needs_a_workload(stub: Stub) -> 
     members = np.asarray([m.parameters for m in started.members])
     screened = stub.ScreenStep(evolution_pb2.ScreenStepRequest(run_id=started.run_id), timeout=120)
     instances = [generate("or", "training", i, items=200) for i in range(2)]
-    bins = twin.bins_used(from_search(members), instances)
+    bins = twin.bins_used(members, instances)
     expected = [excess_pct(row, [inst.l1_bound for inst in instances]) for row in bins]
     assert screened.last_generation.best_fitness == pytest.approx(min(expected))
     assert screened.last_generation.mean_fitness == pytest.approx(np.mean(expected))

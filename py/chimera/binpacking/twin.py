@@ -1,8 +1,8 @@
 """The JAX twin of the layer-4 bin-packing kernel, for screening populations.
 
 It gives exactly the kernel's bin count (a differential test holds it to
-that) for genomes without the opening-order term (``first_fit == 0``; the
-search space fixes it at 0, First Fit is only a baseline):
+that) for search genomes (``SEARCH_LEN`` values: no opening-order term, which
+only the First Fit baseline uses):
 
 - the state is the kernel's ``pack_by_room`` state, open bins counted per
   remaining room (``C + 1`` integers), so one step is a masked argmax over
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from chimera.binpacking.genome import GENOME_LEN, priority_table
+from chimera.binpacking.genome import SEARCH_LEN, priority_table
 from chimera.binpacking.instances import Instance, InvalidInstance
 from chimera.optim.sharding import shard_rows
 
@@ -40,10 +40,10 @@ def rank_tables(genomes: np.ndarray, capacity: int) -> np.ndarray:
     size) entries are ``-1``.
     """
     genomes = np.asarray(genomes, dtype=np.float64)
-    if genomes.ndim != 2 or genomes.shape[1] != GENOME_LEN:
-        raise InvalidInstance("genomes", f"expected shape [G, {GENOME_LEN}], got {genomes.shape}")
-    if np.any(genomes[:, 0] != 0.0):
-        raise InvalidInstance("genomes", "the twin packs by room: first_fit must be 0")
+    if genomes.ndim != 2 or genomes.shape[1] != SEARCH_LEN:
+        raise InvalidInstance(
+            "genomes", f"expected search genomes of shape [G, {SEARCH_LEN}] (no first_fit), got {genomes.shape}"
+        )
     table = priority_table(genomes, capacity)
     order = np.argsort(table, axis=-1, kind="stable")
     ordered = np.take_along_axis(table, order, axis=-1)

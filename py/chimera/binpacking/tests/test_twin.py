@@ -30,9 +30,8 @@ def reference_bins(params, inst):
 
 def test_twin_matches_the_reference_on_random_genomes():
     rng = np.random.default_rng(7)
-    genomes = rng.normal(0.0, 1.0, (6, genome.GENOME_LEN))
-    genomes[:, 0] = 0.0
-    genomes[0] = genome.BEST_FIT
+    genomes = rng.normal(0.0, 1.0, (6, genome.SEARCH_LEN))
+    genomes[0] = genome.BEST_FIT[: genome.SEARCH_LEN]
     insts = [generate("or", "training", i, items=120) for i in range(3)]
     got = twin.bins_used(genomes, insts)
     want = [[reference_bins(g, inst) for inst in insts] for g in genomes]
@@ -41,20 +40,21 @@ def test_twin_matches_the_reference_on_random_genomes():
 
 def test_padding_handles_instances_of_different_lengths():
     insts = [Instance(10, (6, 5, 4, 5)), Instance(10, (9,))]
-    assert twin.bins_used(np.asarray([genome.BEST_FIT]), insts).tolist() == [[2, 1]]
+    assert twin.bins_used(np.asarray([genome.BEST_FIT[: genome.SEARCH_LEN]]), insts).tolist() == [[2, 1]]
 
 
 def test_ties_break_towards_the_least_room_like_the_kernel():
     # All-zero genome: every priority ties, so the least room wins: Best Fit.
     insts = [generate("weibull", "training", 0, items=400)]
-    zero = np.zeros((1, genome.GENOME_LEN))
-    best_fit = np.asarray([genome.BEST_FIT])
+    zero = np.zeros((1, genome.SEARCH_LEN))
+    best_fit = np.asarray([genome.BEST_FIT[: genome.SEARCH_LEN]])
     assert twin.bins_used(zero, insts).tolist() == twin.bins_used(best_fit, insts).tolist()
     assert twin.rank_tables(zero, 10)[0, 3, 2] == -1  # room < size is impossible
 
 
 def test_rejects_first_fit_and_mixed_capacities():
-    with pytest.raises(InvalidInstance, match="first_fit"):
+    with pytest.raises(InvalidInstance, match="no first_fit"):
         twin.bins_used(np.asarray([genome.FIRST_FIT]), [Instance(10, (3,))])
     with pytest.raises(InvalidInstance, match="one capacity"):
-        twin.bins_used(np.asarray([genome.BEST_FIT]), [Instance(10, (3,)), Instance(12, (3,))])
+        search_best_fit = np.asarray([genome.BEST_FIT[: genome.SEARCH_LEN]])
+        twin.bins_used(search_best_fit, [Instance(10, (3,)), Instance(12, (3,))])

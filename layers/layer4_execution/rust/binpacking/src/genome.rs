@@ -1,8 +1,10 @@
 //! The genome: the parameters of the priority function.
 //!
-//! Params are exactly [`GENOME_LEN`] finite `f64` values of magnitude at most
-//! [`MAX_ABS_PARAM`] (`chimera.binpacking.genome.FIELDS` names them in
-//! Python). For an item of size `s` and a bin with remaining capacity `r >= s`,
+//! Params are [`SEARCH_LEN`] or [`GENOME_LEN`] finite `f64` values of
+//! magnitude at most [`MAX_ABS_PARAM`] (`chimera.binpacking.genome.FIELDS`
+//! names them in Python): the first [`SEARCH_LEN`] are what a search varies,
+//! and the last, `first_fit`, is 0 when left out, so the priority depends on
+//! (item, room) alone. First Fit is its only use: a baseline. For an item of size `s` and a bin with remaining capacity `r >= s`,
 //! with capacity `C`, the residual fraction after placing is `u = (r - s) / C`
 //! and the item fraction `x = s / C`:
 //!
@@ -20,11 +22,11 @@
 //!
 //! | index | name | effect |
 //! |-------|------|--------|
-//! | 0 | `first_fit` | preference for bins opened earlier |
-//! | 1 | `best_fit` | preference for a tight fit (small residual) |
-//! | 2 | `new_bin` | added to the new-bin option's priority |
-//! | 3..15 | `residual_0..residual_11` | the residual curve's values at its knots |
-//! | 15..21 | `item_residual_0..item_residual_5` | the item-scaled residual curve's values |
+//! | 0 | `best_fit` | preference for a tight fit (small residual) |
+//! | 1 | `new_bin` | added to the new-bin option's priority |
+//! | 2..14 | `residual_0..residual_11` | the residual curve's values at its knots |
+//! | 14..20 | `item_residual_0..item_residual_5` | the item-scaled residual curve's values |
+//! | 20 | `first_fit` | preference for bins opened earlier (optional, default 0) |
 //!
 //! First Fit is `first_fit = 1`, everything else 0; Best Fit is
 //! `best_fit = 1`, everything else 0 (see [`crate::pack`] for why both are exact).
@@ -33,32 +35,34 @@
 pub const RESIDUAL_KNOTS: usize = 12;
 /// Knots of the item-scaled residual curve.
 pub const ITEM_RESIDUAL_KNOTS: usize = 6;
-/// Number of params the kernel accepts.
-pub const GENOME_LEN: usize = 3 + RESIDUAL_KNOTS + ITEM_RESIDUAL_KNOTS;
+/// Params a search varies (every field but `first_fit`).
+pub const SEARCH_LEN: usize = 2 + RESIDUAL_KNOTS + ITEM_RESIDUAL_KNOTS;
+/// Params with `first_fit`.
+pub const GENOME_LEN: usize = SEARCH_LEN + 1;
 /// Largest accepted parameter magnitude (keeps every priority finite).
 pub const MAX_ABS_PARAM: f64 = 1.0e6;
 
 /// First Fit: the earliest opened bin with room.
 pub const FIRST_FIT: [f64; GENOME_LEN] = {
     let mut g = [0.0; GENOME_LEN];
-    g[0] = 1.0;
+    g[SEARCH_LEN] = 1.0;
     g
 };
 /// Best Fit: the bin left with the least room (earliest among equals).
 pub const BEST_FIT: [f64; GENOME_LEN] = {
     let mut g = [0.0; GENOME_LEN];
-    g[1] = 1.0;
+    g[0] = 1.0;
     g
 };
 
 /// Parameter names in index order.
 pub fn field_name(index: usize) -> String {
     match index {
-        0 => "first_fit".to_string(),
-        1 => "best_fit".to_string(),
-        2 => "new_bin".to_string(),
-        i if i < 3 + RESIDUAL_KNOTS => format!("residual_{}", i - 3),
-        i => format!("item_residual_{}", i - 3 - RESIDUAL_KNOTS),
+        0 => "best_fit".to_string(),
+        1 => "new_bin".to_string(),
+        i if i < 2 + RESIDUAL_KNOTS => format!("residual_{}", i - 2),
+        i if i < SEARCH_LEN => format!("item_residual_{}", i - 2 - RESIDUAL_KNOTS),
+        _ => "first_fit".to_string(),
     }
 }
 
@@ -80,9 +84,9 @@ pub struct Genome {
 impl Genome {
     /// Decodes and validates params; the error names the offending field.
     pub fn from_params(params: &[f64]) -> Result<Self, String> {
-        if params.len() != GENOME_LEN {
+        if params.len() != SEARCH_LEN && params.len() != GENOME_LEN {
             return Err(format!(
-                "params: expected {GENOME_LEN} values, got {}",
+                "params: expected {SEARCH_LEN} or {GENOME_LEN} values, got {}",
                 params.len()
             ));
         }
@@ -95,13 +99,13 @@ impl Genome {
             }
         }
         let mut residual = [0.0; RESIDUAL_KNOTS];
-        residual.copy_from_slice(&params[3..3 + RESIDUAL_KNOTS]);
+        residual.copy_from_slice(&params[2..2 + RESIDUAL_KNOTS]);
         let mut item_residual = [0.0; ITEM_RESIDUAL_KNOTS];
-        item_residual.copy_from_slice(&params[3 + RESIDUAL_KNOTS..]);
+        item_residual.copy_from_slice(&params[2 + RESIDUAL_KNOTS..SEARCH_LEN]);
         Ok(Genome {
-            first_fit: params[0],
-            best_fit: params[1],
-            new_bin: params[2],
+            first_fit: params.get(SEARCH_LEN).copied().unwrap_or(0.0),
+            best_fit: params[0],
+            new_bin: params[1],
             residual,
             item_residual,
         })
@@ -149,26 +153,29 @@ mod tests {
 
     #[test]
     fn fields_and_special_cases() {
-        assert_eq!(GENOME_LEN, 21);
-        assert_eq!(field_name(0), "first_fit");
-        assert_eq!(field_name(3), "residual_0");
-        assert_eq!(field_name(14), "residual_11");
-        assert_eq!(field_name(15), "item_residual_0");
-        assert_eq!(field_name(20), "item_residual_5");
+        assert_eq!((SEARCH_LEN, GENOME_LEN), (20, 21));
+        assert_eq!(field_name(0), "best_fit");
+        assert_eq!(field_name(2), "residual_0");
+        assert_eq!(field_name(13), "residual_11");
+        assert_eq!(field_name(14), "item_residual_0");
+        assert_eq!(field_name(19), "item_residual_5");
+        assert_eq!(field_name(20), "first_fit");
         assert_eq!(Genome::from_params(&FIRST_FIT).unwrap().first_fit, 1.0);
         assert_eq!(Genome::from_params(&BEST_FIT).unwrap().best_fit, 1.0);
+        // The search genome leaves first_fit out: it is 0.
+        let search = Genome::from_params(&BEST_FIT[..SEARCH_LEN]).unwrap();
+        assert_eq!(search, Genome::from_params(&BEST_FIT).unwrap());
     }
 
     #[test]
     fn rejects_wrong_length_and_bad_values() {
-        assert!(Genome::from_params(&[0.0; 20])
-            .unwrap_err()
-            .contains("expected 21"));
+        let short = Genome::from_params(&[0.0; 19]).unwrap_err();
+        assert!(short.contains("expected 20 or 21"), "{short}");
         let mut g = BEST_FIT;
-        g[2] = f64::INFINITY;
+        g[1] = f64::INFINITY;
         assert!(Genome::from_params(&g).unwrap_err().contains("new_bin"));
-        g[2] = 2.0e6;
-        assert!(Genome::from_params(&g).unwrap_err().contains("params[2]"));
+        g[1] = 2.0e6;
+        assert!(Genome::from_params(&g).unwrap_err().contains("params[1]"));
     }
 
     #[test]

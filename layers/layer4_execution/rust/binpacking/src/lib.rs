@@ -28,7 +28,7 @@ pub mod pack;
 
 use guest_abi::{GuestOutput, KernelError};
 
-pub use genome::{Genome, BEST_FIT, FIRST_FIT, GENOME_LEN};
+pub use genome::{Genome, BEST_FIT, FIRST_FIT, GENOME_LEN, SEARCH_LEN};
 pub use instance::Instance;
 pub use pack::{pack, Packing};
 
@@ -75,7 +75,7 @@ mod tests {
         let ok = input(10, &[3]);
         assert_eq!(run(&[1.0], &ok).unwrap_err().status, Status::InvalidParams);
         let mut nan = BEST_FIT;
-        nan[4] = f64::NAN;
+        nan[3] = f64::NAN;
         let err = run(&nan, &ok).unwrap_err();
         assert_eq!(err.status, Status::InvalidParams);
         assert!(err.message.contains("residual_1"), "{}", err.message);

@@ -156,7 +156,7 @@ impl PriorityTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::genome::{BEST_FIT, FIRST_FIT, GENOME_LEN};
+    use crate::genome::{BEST_FIT, FIRST_FIT, GENOME_LEN, SEARCH_LEN};
 
     fn genome(params: &[f64]) -> Genome {
         Genome::from_params(params).unwrap()
@@ -221,7 +221,7 @@ mod tests {
             let its = items(seed + 100, 400, 1, 100);
             let inst = Instance::new(100, its).unwrap();
             let mut params = [0.0; GENOME_LEN];
-            for (k, p) in params.iter_mut().enumerate().skip(1) {
+            for (k, p) in params.iter_mut().enumerate().take(SEARCH_LEN) {
                 *p = (items(seed * 31 + k as u64, 1, 0, 2000)[0] as f64 - 1000.0) / 500.0;
             }
             let g = genome(&params);
@@ -235,7 +235,7 @@ mod tests {
     fn new_bin_bias_opens_bins_early() {
         let inst = Instance::new(10, vec![5, 5, 5, 5]).unwrap();
         let mut eager = BEST_FIT;
-        eager[2] = 10.0;
+        eager[1] = 10.0;
         assert_eq!(pack(&inst, &genome(&BEST_FIT)).bins_used, 2);
         assert_eq!(pack(&inst, &genome(&eager)).bins_used, 4);
     }

@@ -117,7 +117,7 @@ def _binpacking(problem: evolution_pb2.Problem, dim: int, maximize: bool) -> tup
         raise InvalidArgument("problem.binpacking.family", f"must be one of {sorted(FAMILIES)}")
     if dim != len(SEARCH_FIELDS):
         raise InvalidArgument(
-            "problem.dimensions", f"a bin-packing search has {len(SEARCH_FIELDS)} dimensions (the genome less first_fit)"
+            "problem.dimensions", f"a bin-packing search genome has {len(SEARCH_FIELDS)} dimensions"
         )
     if maximize:
         raise InvalidArgument("problem.objective.direction", "a bin-packing excess is minimised")

@@ -15,7 +15,6 @@ import functools
 import numpy as np
 
 from chimera.binpacking import twin
-from chimera.binpacking.genome import from_search
 from chimera.binpacking.instances import Instance, excess_pct, generate
 
 __all__ = ["BinPackingScreen"]
@@ -33,8 +32,8 @@ class BinPackingScreen:
         return tuple(generate(family, "training", i, items=items or None) for i in range(count))
 
     def excess_pct(self, workload: Workload, points: np.ndarray) -> np.ndarray:
-        """One excess per search point (a genome less ``first_fit``), over the training instances."""
+        """One excess per search genome (no ``first_fit``), over the training instances."""
         instances = self.instances(workload)
-        bins = twin.bins_used(from_search(points), instances)
+        bins = twin.bins_used(points, instances)
         bounds = [inst.l1_bound for inst in instances]
         return np.asarray([excess_pct(row, bounds) for row in bins], np.float64)
