@@ -13,7 +13,9 @@ from chimera.refinement.core import (
     STATUS_OUT_OF_RANGE,
     CoreError,
     Decision,
+    Design,
     Direction,
+    GuardrailSeries,
     RefinementCore,
     TriggerRule,
 )
@@ -35,8 +37,8 @@ def core() -> RefinementCore:
 def analyse(core: RefinementCore, control: np.ndarray, treatment: np.ndarray, alpha: float = 0.05):
     """Welch's test on all observations (a planned size no arm reaches)."""
     verdict = core.decide(
-        list(control), list(treatment), planned_per_arm=10**9, alpha=alpha,
-        direction=Direction.MAXIMIZE,
+        list(control), list(treatment), design=Design.UNPAIRED, planned_per_arm=10**9,
+        alpha=alpha, direction=Direction.MAXIMIZE,
     )
     assert verdict.decision == Decision.PENDING and verdict.test is not None
     return verdict.test
@@ -52,6 +54,86 @@ def test_welch_matches_scipy(core: RefinementCore) -> None:
         assert test.t_statistic == pytest.approx(ref.statistic, rel=1e-11)
         assert test.degrees_of_freedom == pytest.approx(ref.df, rel=1e-11)
         assert test.p_value == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+        ci = ref.confidence_interval(0.95)
+        assert test.difference == pytest.approx(treatment.mean() - control.mean(), rel=1e-12, abs=1e-14)
+        assert (test.difference_ci_low, test.difference_ci_high) == pytest.approx((ci.low, ci.high), rel=1e-9)
+
+
+def paired(core: RefinementCore, control, treatment, design: Design = Design.PAIRED, **kw):
+    """The rule of a paired design on all pairs (a planned size no experiment reaches)."""
+    kw.setdefault("alpha", 0.05)
+    return core.decide(
+        list(control), list(treatment), design=design, planned_per_arm=10**9,
+        direction=Direction.MAXIMIZE, **kw,
+    )
+
+
+def test_paired_t_and_wilcoxon_match_scipy(core: RefinementCore) -> None:
+    rng = np.random.default_rng(17)
+    for case in range(120):
+        n = int(rng.integers(2, 120))
+        control = rng.normal(0, rng.uniform(0.5, 5), n)
+        treatment = control + rng.normal(rng.uniform(-1, 1), rng.uniform(0.1, 2), n)
+        if case % 3 == 0:  # ties and zeros, as rounded measurements give them
+            control, treatment = np.round(control, 1), np.round(treatment, 1)
+        verdict = paired(core, control, treatment, alpha=0.1)
+        test, rank = verdict.test, verdict.signed_rank
+        ref = stats.ttest_rel(treatment, control)
+        assert test.t_statistic == pytest.approx(ref.statistic, rel=1e-10)
+        assert test.degrees_of_freedom == n - 1
+        assert test.p_value == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+        ci = ref.confidence_interval(0.9)
+        assert (test.difference_ci_low, test.difference_ci_high) == pytest.approx((ci.low, ci.high), rel=1e-9, abs=1e-12)
+        d = treatment - control
+        assert test.cohen_d == pytest.approx(d.mean() / d.std(ddof=1), rel=1e-10)
+        if not np.any(d != 0):
+            assert rank.nonzero == 0 and rank.p_value == 1.0
+            continue
+        method = "exact" if rank.exact else "asymptotic"
+        ref_rank = stats.wilcoxon(d, zero_method="wilcox", correction=False, method=method)
+        nonzero = d[d != 0]
+        ranks = stats.rankdata(np.abs(nonzero))
+        assert rank.nonzero == nonzero.size and rank.w_plus == pytest.approx(ranks[nonzero > 0].sum())
+        assert rank.exact == (nonzero.size <= 50 and np.unique(np.abs(nonzero)).size == nonzero.size)
+        assert rank.p_value == pytest.approx(ref_rank.pvalue, rel=1e-9, abs=1e-300), (case, method)
+
+
+def test_the_msprt_likelihood_ratio_is_the_t_statistics_mixture_ratio(core: RefinementCore) -> None:
+    """ln Λ_n against its definition by numerical integration: the density of the paired t
+    statistic under the noncentral t, mixed over δ ~ N(0, τ²), over its density under H0."""
+    from scipy import integrate
+
+    rng = np.random.default_rng(23)
+    for n, tau, shift in ((2, 0.5, 0.3), (5, 0.5, 0.0), (12, 1.0, 0.4), (40, 0.3, 0.2)):
+        control = rng.normal(0, 1, n)
+        treatment = control + rng.normal(shift, 1, n)
+        verdict = paired(core, control, treatment, Design.PAIRED_SEQUENTIAL, alpha=1e-12, mixture_scale=tau)
+        t = verdict.test.t_statistic
+        mixed, _ = integrate.quad(
+            lambda delta: stats.nct.pdf(t, n - 1, delta * math.sqrt(n)) * stats.norm.pdf(delta, 0, tau),
+            -12 * tau, 12 * tau, epsabs=0, epsrel=1e-10, limit=200,
+        )
+        expected = math.log(mixed / stats.t.pdf(t, n - 1))
+        assert verdict.sequential is not None and not verdict.sequential.crossed
+        assert verdict.sequential.log_likelihood_ratio == pytest.approx(expected, rel=1e-6, abs=1e-9), n
+
+
+def test_guardrails_veto_only_a_winner(core: RefinementCore) -> None:
+    control, treatment = [1.0, 1.1, 0.9, 1.0], [2.0, 2.2, 1.9, 2.1]
+    fuel = lambda growth: GuardrailSeries(  # noqa: E731
+        Direction.MINIMIZE, 0.05, [100.0] * 4, [100.0 * growth] * 4
+    )
+    decide = lambda c, t, g: core.decide(  # noqa: E731
+        c, t, design=Design.PAIRED, planned_per_arm=4, alpha=0.05,
+        direction=Direction.MAXIMIZE, guardrails=[g],
+    )
+    vetoed = decide(control, treatment, fuel(1.2))
+    assert vetoed.decision == Decision.VETOED
+    check = vetoed.guardrails[0]
+    assert check.breached and check.regression == pytest.approx(0.2)
+    assert check.control_mean == 100.0 and check.treatment_mean == pytest.approx(120.0)
+    assert decide(control, treatment, fuel(1.04)).decision == Decision.PROMOTE
+    assert decide(treatment, control, fuel(1.2)).decision == Decision.ROLL_BACK
 
 
 @pytest.mark.parametrize("df", [1.0, 2.5, 7.0, 30.0, 1e3, 1e6])
@@ -118,7 +200,7 @@ def test_decisions_only_at_the_planned_size(core: RefinementCore) -> None:
     control = list(rng.normal(100, 5, 40))
     better = list(rng.normal(110, 5, 40))
     decide = lambda c, t, d=Direction.MAXIMIZE: core.decide(  # noqa: E731
-        c, t, planned_per_arm=30, alpha=0.01, direction=d
+        c, t, design=Design.UNPAIRED, planned_per_arm=30, alpha=0.01, direction=d
     )
     early = decide(control[:29], better[:40])
     assert early.decision == Decision.PENDING and early.test is not None
@@ -140,7 +222,10 @@ def test_no_peeking_keeps_the_false_positive_rate_at_alpha(core: RefinementCore)
     decided = 0
     for _ in range(runs):
         a, b = rng.normal(0, 1, (2, 20))
-        v = core.decide(list(a), list(b), planned_per_arm=20, alpha=alpha, direction=Direction.MAXIMIZE)
+        v = core.decide(
+            list(a), list(b), design=Design.UNPAIRED, planned_per_arm=20, alpha=alpha,
+            direction=Direction.MAXIMIZE,
+        )
         decided += v.decision in (Decision.PROMOTE, Decision.ROLL_BACK)
     # Binomial(400, 0.05): mean 20, sd 4.4; the bounds are ~3 sd.
     assert 7 <= decided <= 34
@@ -199,8 +284,20 @@ def test_evolution_trigger_rules(core: RefinementCore) -> None:
 
 def test_bad_values_are_refused_by_the_core(core: RefinementCore) -> None:
     with pytest.raises(CoreError) as err:
-        core.decide([1.0, math.nan], [1.0, 2.0], planned_per_arm=2, alpha=0.05, direction=Direction.MINIMIZE)
+        core.decide(
+            [1.0, math.nan], [1.0, 2.0], design=Design.UNPAIRED, planned_per_arm=2, alpha=0.05,
+            direction=Direction.MINIMIZE,
+        )
     assert err.value.status == STATUS_BAD_REQUEST and err.value.details == ("control", "1")
     with pytest.raises(CoreError) as err:
-        core.decide([1.0, 2.0], [1.0, 2.0], planned_per_arm=2, alpha=0.7, direction=Direction.MINIMIZE)
+        core.decide(
+            [1.0, 2.0], [1.0, 2.0], design=Design.UNPAIRED, planned_per_arm=2, alpha=0.7,
+            direction=Direction.MINIMIZE,
+        )
     assert err.value.details == ("alpha",)
+    with pytest.raises(CoreError) as err:
+        core.decide(
+            [1.0, 2.0], [1.0], design=Design.PAIRED, planned_per_arm=2, alpha=0.05,
+            direction=Direction.MINIMIZE,
+        )
+    assert err.value.status == STATUS_BAD_REQUEST and err.value.details == ("treatment",)

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 import grpc
 import numpy as np
 import pytest
+from scipy import stats
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -19,6 +20,9 @@ from chimera.v1 import common_pb2, refinement_pb2, refinement_pb2_grpc
 MAXIMIZE = common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE
 MINIMIZE = common_pb2.OPTIMIZATION_DIRECTION_MINIMIZE
 R = refinement_pb2
+UNPAIRED = R.EXPERIMENT_DESIGN_UNPAIRED
+PAIRED = R.EXPERIMENT_DESIGN_PAIRED
+SEQUENTIAL = R.EXPERIMENT_DESIGN_PAIRED_SEQUENTIAL
 Stub = refinement_pb2_grpc.RefinementServiceStub
 
 
@@ -34,7 +38,9 @@ def stub(server: RefinementServer) -> Iterator[Stub]:
         yield refinement_pb2_grpc.RefinementServiceStub(channel)
 
 
-def experiment(stub: Stub, n: int = 20, direction: int = MAXIMIZE, **kw: object) -> R.Experiment:
+def experiment(
+    stub: Stub, n: int = 20, direction: int = MAXIMIZE, design: int = UNPAIRED, **kw: object
+) -> R.Experiment:
     return stub.CreateExperiment(
         R.CreateExperimentRequest(
             name="genome A/B",
@@ -43,6 +49,7 @@ def experiment(stub: Stub, n: int = 20, direction: int = MAXIMIZE, **kw: object)
             treatment=R.Variant(name="treatment", genome_id="g-new"),
             min_samples_per_arm=n,
             direction=direction,
+            design=design,
             **kw,
         ),
         timeout=10,
@@ -215,17 +222,32 @@ BAD_REQUESTS = [
     ("DetectPatterns", R.DetectPatternsRequest(metric="q", module_version=3), "module_name"),
     ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q",
         control=R.Variant(name="a"), treatment=R.Variant(name="b")), "direction"),
-    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE,
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE, design=UNPAIRED,
         control=R.Variant(name="a"), treatment=R.Variant(name="a")), "treatment.name"),
-    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE, alpha=0.9,
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE, design=UNPAIRED, alpha=0.9,
         control=R.Variant(name="a"), treatment=R.Variant(name="b")), "alpha"),
-    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE,
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE, design=UNPAIRED,
         minimum_detectable_effect=0.001, control=R.Variant(name="a"), treatment=R.Variant(name="b")),
         "minimum_detectable_effect"),
-    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE,
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE, design=UNPAIRED,
         minimum_detectable_effect=1e-9, control=R.Variant(name="a"), treatment=R.Variant(name="b")),
         "minimum_detectable_effect"),
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE,
+        control=R.Variant(name="a"), treatment=R.Variant(name="b")), "design"),
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE, design=PAIRED,
+        control=R.Variant(name="a"), treatment=R.Variant(name="b"),
+        guardrails=[R.Guardrail(metric="fuel", direction=MINIMIZE, max_regression=0.1)] * 2), "guardrails[1].metric"),
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE, design=PAIRED,
+        control=R.Variant(name="a"), treatment=R.Variant(name="b"),
+        guardrails=[R.Guardrail(metric="fuel", direction=MINIMIZE, max_regression=math.nan)]), "guardrails[0].max_regression"),
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE, design=PAIRED,
+        control=R.Variant(name="a"), treatment=R.Variant(name="b"),
+        guardrails=[R.Guardrail(metric="fuel", max_regression=0.1)]), "guardrails[0].direction"),
+    ("CreateExperiment", R.CreateExperimentRequest(name="x", metric="q", direction=MAXIMIZE, design=PAIRED,
+        control=R.Variant(name="a"), treatment=R.Variant(name="b"), mixture_scale=0.5), "mixture_scale"),
     ("RecordObservation", R.RecordObservationRequest(experiment_id="e", variant_name="a", value=math.inf), "value"),
+    ("RecordObservation", R.RecordObservationRequest(experiment_id="e", variant_name="a", value=1,
+        guardrail_values={"fuel": math.nan}), "guardrail_values[\"fuel\"]"),
     ("RecordObservation", R.RecordObservationRequest(variant_name="a"), "experiment_id"),
     ("AnalyzeExperiment", R.AnalyzeExperimentRequest(), "experiment_id"),
     ("Optimize", R.OptimizeRequest(direction=MINIMIZE, bounds=[common_pb2.ParameterBounds(name="p", lower=1, upper=1)],
@@ -247,6 +269,120 @@ def test_bad_input_is_invalid_argument_naming_the_field(
         getattr(stub, method)(request_, timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
     assert err.value.details().startswith(f"field '{field}"), err.value.details()
+
+
+def fuel_guarded(stub: Stub, design: int = PAIRED, n: int = 10, **kw: object) -> R.Experiment:
+    guard = R.Guardrail(metric="fuel_per_item", direction=MINIMIZE, max_regression=0.05)
+    return experiment(stub, n=n, design=design, guardrails=[guard], **kw)
+
+
+def observe(stub: Stub, exp_id: str, arm: str, unit: str, value: float, **guardrails: float) -> R.Experiment:
+    return stub.RecordObservation(
+        R.RecordObservationRequest(
+            experiment_id=exp_id, variant_name=arm, value=value, unit_id=unit, guardrail_values=guardrails
+        ),
+        timeout=10,
+    )
+
+
+def test_observations_that_break_the_design_name_their_field(stub: Stub) -> None:
+    exp = fuel_guarded(stub)
+    observe(stub, exp.id, "control", "i-1", 0.5, fuel_per_item=10.0)
+    cases = [
+        (dict(unit=""), "unit_id"),  # a paired design needs the unit
+        (dict(unit="i-1"), "unit_id"),  # already recorded for this arm
+        (dict(unit="i-2", guardrails={}), "guardrail_values"),  # the guardrail's value is missing
+        (dict(unit="i-2", guardrails={"fuel_per_item": 1.0, "memory": 2.0}), "guardrail_values"),
+    ]
+    for case, field in cases:
+        with pytest.raises(grpc.RpcError) as err:
+            observe(stub, exp.id, "control", case["unit"], 0.5, **case.get("guardrails", {"fuel_per_item": 1.0}))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+        assert err.value.details().startswith(f"field '{field}'"), err.value.details()
+    # Nothing was lost or overwritten: one control observation, and the same unit pairs in the other arm.
+    state = observe(stub, exp.id, "treatment", "i-1", 0.6, fuel_per_item=10.0)
+    assert (state.control_count, state.treatment_count, state.pair_count) == (1, 1, 1)
+    with pytest.raises(grpc.RpcError) as err:
+        analyse(stub, exp.id)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "pairs" in err.value.details()
+
+
+def paired_units(rng: np.random.Generator, n: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """Units that differ a lot from each other; the treatment shifts each by ``shift`` ± 0.05."""
+    base = rng.uniform(0.3, 0.9, n)
+    return base, base + shift + rng.normal(0, 0.05, n)
+
+
+def test_a_paired_experiment_finds_what_welch_misses(stub: Stub) -> None:
+    rng = np.random.default_rng(4)
+    control, treatment = paired_units(rng, 20, 0.04)
+    paired = experiment(stub, n=20, design=PAIRED)
+    # Units arrive in a different order per arm; pairing is by unit id, not position.
+    for i in rng.permutation(20):
+        observe(stub, paired.id, "treatment", f"inst-{i}", treatment[i])
+    for i in range(20):
+        state = observe(stub, paired.id, "control", f"inst-{i}", control[i])
+    assert state.status == R.EXPERIMENT_STATUS_READY and state.pair_count == 20
+    result = analyse(stub, paired.id)
+    ref = stats.ttest_rel(treatment, control)
+    assert result.decision == R.EXPERIMENT_DECISION_PROMOTE and result.winner == "treatment"
+    assert result.design == PAIRED and result.samples_used_per_arm == 20
+    assert result.t_statistic == pytest.approx(ref.statistic, rel=1e-10)
+    assert result.p_value == pytest.approx(ref.pvalue, rel=1e-8)
+    ci = ref.confidence_interval(0.95)
+    assert (result.mean_difference_ci_low, result.mean_difference_ci_high) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    assert result.mean_difference == pytest.approx(np.mean(treatment - control), rel=1e-12)
+    wilcoxon = stats.wilcoxon(treatment - control, method="exact")
+    assert result.wilcoxon.p_value == pytest.approx(wilcoxon.pvalue, rel=1e-9) and result.wilcoxon.exact
+    assert result.wilcoxon.nonzero_pairs == 20 and not result.HasField("sequential")
+    # The same data as independent samples: the spread between units hides the shift.
+    unpaired = experiment(stub, n=20, design=UNPAIRED)
+    record(stub, unpaired.id, "control", control)
+    record(stub, unpaired.id, "treatment", treatment)
+    welch = analyse(stub, unpaired.id)
+    assert welch.decision == R.EXPERIMENT_DECISION_INCONCLUSIVE and welch.p_value > 0.05
+    assert not welch.HasField("wilcoxon")
+
+
+def test_a_guardrail_regression_vetoes_a_winning_candidate(stub: Stub) -> None:
+    rng = np.random.default_rng(6)
+    control, treatment = paired_units(rng, 10, 0.1)
+    for fuel_growth, decision in ((1.06, R.EXPERIMENT_DECISION_VETOED), (1.02, R.EXPERIMENT_DECISION_PROMOTE)):
+        exp = fuel_guarded(stub)
+        for i in range(10):
+            fuel = float(rng.uniform(900, 1100))
+            observe(stub, exp.id, "control", f"u{i}", control[i], fuel_per_item=fuel)
+            observe(stub, exp.id, "treatment", f"u{i}", treatment[i], fuel_per_item=fuel * fuel_growth)
+        result = analyse(stub, exp.id)
+        assert result.decision == decision and result.significant
+        (guard,) = result.guardrails
+        assert guard.metric == "fuel_per_item" and guard.max_regression == 0.05
+        assert guard.regression == pytest.approx(fuel_growth - 1, rel=1e-9)
+        assert guard.breached == (decision == R.EXPERIMENT_DECISION_VETOED)
+        assert result.winner == ("control" if guard.breached else "treatment")
+
+
+def test_a_sequential_experiment_stops_early_and_keeps_its_verdict(stub: Stub) -> None:
+    rng = np.random.default_rng(8)
+    control, treatment = paired_units(rng, 200, 0.04)
+    exp = experiment(stub, n=200, design=SEQUENTIAL, alpha=0.05)
+    assert exp.mixture_scale == 0.5  # the documented default
+    verdicts = []
+    for i in range(60):
+        observe(stub, exp.id, "control", f"u{i}", control[i])
+        observe(stub, exp.id, "treatment", f"u{i}", treatment[i])
+        if i >= 1:
+            verdicts.append(analyse(stub, exp.id))  # a look after every pair
+    decided = [v for v in verdicts if v.decision != R.EXPERIMENT_DECISION_PENDING]
+    assert decided, "a 0.8 sd effect is found well within 60 pairs"
+    first = decided[0]
+    assert first.decision == R.EXPERIMENT_DECISION_PROMOTE and first.sequential.stopped
+    assert first.sequential.always_valid_p_value <= 0.05 and first.significant
+    assert first.sequential.log_likelihood_ratio >= first.sequential.log_threshold == pytest.approx(math.log(20))
+    assert first.samples_used_per_arm < 60
+    assert all((v.decision, v.samples_used_per_arm) == (first.decision, first.samples_used_per_arm) for v in decided)
+    pending = [v for v in verdicts if v.decision == R.EXPERIMENT_DECISION_PENDING]
+    assert all(v.sequential.always_valid_p_value > 0.05 and not v.significant for v in pending)
 
 
 def test_unknown_arm_and_experiment(stub: Stub) -> None:

@@ -4,12 +4,22 @@
 //!
 //! # `refinement_decide`
 //!
-//! Request: `u32 planned_per_arm`, `f64 alpha`, `u8 dir`, control samples,
-//! treatment samples (recording order). Response: `u8 decision` (1 pending,
-//! 2 promote, 3 roll back, 4 inconclusive), `u32 samples_used`, `u8 tested`;
-//! when tested, per arm `u32 n`, `f64 mean`, `f64 variance` (control, then
-//! treatment), then `f64 t`, `f64 df`, `f64 p_value`, `f64 cohen_d`,
-//! `f64 hedges_g`, `f64 g_ci_low`, `f64 g_ci_high`.
+//! Request: `u8 design` (1 unpaired, 2 paired, 3 paired sequential),
+//! `u32 planned_per_arm`, `f64 alpha`, `u8 dir`, `f64 mixture_scale` (τ of
+//! the sequential test, in (0, 100]), control samples, treatment samples
+//! (recording order; paired designs: equally long, pair `i` at index `i` of
+//! both), `u32 guardrails`, per guardrail `u8 dir`, `f64 max_regression`
+//! (finite, ≥ 0), control values, treatment values (as long as their arm).
+//! Response: `u8 decision` (1 pending, 2 promote, 3 roll back,
+//! 4 inconclusive, 5 vetoed), `u32 samples_used`, `u8 tested`; when tested,
+//! per arm `u32 n`, `f64 mean`, `f64 variance` (control, then treatment),
+//! then `f64 t`, `f64 df`, `f64 p_value`, `f64 cohen_d`, `f64 hedges_g`,
+//! `f64 g_ci_low`, `f64 g_ci_high`, `f64 difference`,
+//! `f64 difference_ci_low`, `f64 difference_ci_high`; `u8 has_wilcoxon`,
+//! then `u32 n`, `f64 w_plus`, `f64 p_value`, `u8 exact`;
+//! `u8 has_sequential`, then `u8 crossed`, `f64 log_lr`,
+//! `f64 always_valid_p`; `u32 guardrails`, per guardrail
+//! `f64 control_mean`, `f64 treatment_mean`, `f64 regression`, `u8 breached`.
 //!
 //! # `refinement_sample_size`
 //!
@@ -41,7 +51,7 @@
 //! (details `[field]`).
 
 use crate::anomaly::{ewma, trend, zscore};
-use crate::decision::{decide, Direction};
+use crate::decision::{decide, DecisionRule, Design, Direction, Guardrail};
 use crate::trigger::{evaluate, Point, Rule, Trigger};
 use crate::welch::{sample_size_per_arm, Summary};
 use crate::wire::{ApiError, Reader, Writer, STATUS_BAD_REQUEST};
@@ -105,16 +115,80 @@ fn write_summary(w: &mut Writer, s: &Summary) {
     w.count(s.n).f64(s.mean).f64(s.variance);
 }
 
+fn design(r: &mut Reader) -> Result<Design, ApiError> {
+    match r.u8()? {
+        1 => Ok(Design::Unpaired),
+        2 => Ok(Design::Paired),
+        3 => Ok(Design::PairedSequential),
+        other => Err(bad(
+            STATUS_OUT_OF_RANGE,
+            format!("design {other} is not 1 (unpaired), 2 (paired) or 3 (paired sequential)"),
+            &["design"],
+        )),
+    }
+}
+
+fn same_length(
+    values: &[f64],
+    expected: usize,
+    field: &str,
+    at: Option<usize>,
+) -> Result<(), ApiError> {
+    if values.len() == expected {
+        return Ok(());
+    }
+    let index = at.map(|i| i.to_string());
+    let mut details = vec![field];
+    details.extend(index.as_deref());
+    Err(bad(
+        STATUS_BAD_REQUEST,
+        format!("{field} holds {} values, {expected} expected", values.len()),
+        &details,
+    ))
+}
+
 /// The A/B decision rule; see [`crate::decision`].
 pub fn decide_experiment(input: &[u8]) -> Result<Vec<u8>, ApiError> {
     let mut r = Reader::new(input);
+    let design = design(&mut r)?;
     let planned = r.u32()? as usize;
     let alpha = param(&mut r, "alpha", f64::MIN_POSITIVE, 0.5)?;
     let dir = direction(&mut r)?;
+    let mixture_scale = param(&mut r, "mixture_scale", f64::MIN_POSITIVE, 100.0)?;
     let control = samples(&mut r, "control")?;
     let treatment = samples(&mut r, "treatment")?;
+    if design != Design::Unpaired {
+        same_length(&treatment, control.len(), "treatment", None)?;
+    }
+    let guardrail_count = r.count(1 + 8 + 4 + 4)?;
+    let mut guardrail_values = Vec::with_capacity(guardrail_count);
+    for i in 0..guardrail_count {
+        let dir = direction(&mut r)?;
+        let max_regression = param(&mut r, "max_regression", 0.0, f64::MAX)?;
+        let c = samples(&mut r, "guardrail_control")?;
+        let t = samples(&mut r, "guardrail_treatment")?;
+        same_length(&c, control.len(), "guardrail_control", Some(i))?;
+        same_length(&t, treatment.len(), "guardrail_treatment", Some(i))?;
+        guardrail_values.push((dir, max_regression, c, t));
+    }
     r.finish()?;
-    let v = decide(&control, &treatment, planned, alpha, dir);
+    let guardrails: Vec<Guardrail> = guardrail_values
+        .iter()
+        .map(|(direction, max_regression, c, t)| Guardrail {
+            direction: *direction,
+            max_regression: *max_regression,
+            control: c,
+            treatment: t,
+        })
+        .collect();
+    let rule = DecisionRule {
+        design,
+        planned,
+        alpha,
+        direction: dir,
+        mixture_scale,
+    };
+    let v = decide(&rule, &control, &treatment, &guardrails);
     let mut w = Writer::new();
     w.u8(v.decision as u8).count(v.samples_used);
     match v.test {
@@ -131,8 +205,41 @@ pub fn decide_experiment(input: &[u8]) -> Result<Vec<u8>, ApiError> {
                 .f64(t.cohen_d)
                 .f64(t.hedges_g)
                 .f64(t.g_ci_low)
-                .f64(t.g_ci_high);
+                .f64(t.g_ci_high)
+                .f64(t.difference)
+                .f64(t.difference_ci_low)
+                .f64(t.difference_ci_high);
         }
+    }
+    match v.wilcoxon {
+        None => {
+            w.u8(0);
+        }
+        Some(s) => {
+            w.u8(1)
+                .count(s.n)
+                .f64(s.w_plus)
+                .f64(s.p_value)
+                .u8(u8::from(s.exact));
+        }
+    }
+    match v.sequential {
+        None => {
+            w.u8(0);
+        }
+        Some(s) => {
+            w.u8(1)
+                .u8(u8::from(s.crossed))
+                .f64(s.log_lr)
+                .f64(s.always_valid_p);
+        }
+    }
+    w.count(v.guardrails.len());
+    for g in &v.guardrails {
+        w.f64(g.control_mean)
+            .f64(g.treatment_mean)
+            .f64(g.regression)
+            .u8(u8::from(g.breached));
     }
     Ok(w.into_bytes())
 }
@@ -256,44 +363,66 @@ mod tests {
         }
     }
 
+    /// The request's head: design, planned, alpha, direction, mixture scale.
+    fn head(design: u8, alpha: f64, dir: u8) -> Writer {
+        let mut w = Writer::new();
+        w.u8(design).u32(3).f64(alpha).u8(dir).f64(0.5);
+        w
+    }
+
     #[test]
     fn decide_round_trip() {
-        let mut w = Writer::new();
-        w.u32(3).f64(0.05).u8(2);
+        let mut w = head(2, 0.05, 2);
         arms(&mut w, &[1.0, 1.1, 0.9], &[2.0, 2.1, 1.9]);
+        w.u32(1).u8(1).f64(0.05);
+        arms(&mut w, &[10.0, 10.0, 10.0], &[11.0, 11.0, 11.0]);
         let out = decide_experiment(&w.into_bytes()).unwrap();
         let mut r = Reader::new(&out);
+        // Vetoed: the treatment wins by 1.0 but burns 10 % more of the guardrail metric.
         assert_eq!(
             (r.u8().unwrap(), r.u32().unwrap(), r.u8().unwrap()),
-            (2, 3, 1)
+            (5, 3, 1)
         );
         assert_eq!(r.u32().unwrap(), 3);
     }
 
     #[test]
     fn bad_parameters_name_their_field() {
-        let mut w = Writer::new();
-        w.u32(3).f64(0.9).u8(2);
+        let mut w = head(1, 0.9, 2);
         arms(&mut w, &[], &[]);
+        w.u32(0);
         let e = decide_experiment(&w.into_bytes()).unwrap_err();
         assert_eq!(
             (e.code, e.details.clone()),
             (STATUS_OUT_OF_RANGE, vec!["alpha".to_string()])
         );
-        let mut w = Writer::new();
-        w.u32(3).f64(0.05).u8(7);
+        let w = head(1, 0.05, 7);
         assert_eq!(
             decide_experiment(&w.into_bytes()).unwrap_err().details,
             vec!["direction"]
         );
-        let mut w = Writer::new();
-        w.u32(3).f64(0.05).u8(1);
+        let w = head(4, 0.05, 1);
+        assert_eq!(
+            decide_experiment(&w.into_bytes()).unwrap_err().details,
+            vec!["design"]
+        );
+        let mut w = head(1, 0.05, 1);
         arms(&mut w, &[1.0, f64::NAN], &[]);
         let e = decide_experiment(&w.into_bytes()).unwrap_err();
         assert_eq!(
             (e.code, e.details),
             (STATUS_BAD_REQUEST, vec!["control".into(), "1".into()])
         );
+        let mut w = head(2, 0.05, 1);
+        arms(&mut w, &[1.0, 2.0], &[1.0]);
+        let e = decide_experiment(&w.into_bytes()).unwrap_err();
+        assert_eq!(e.details, vec!["treatment"]);
+        let mut w = head(2, 0.05, 1);
+        arms(&mut w, &[1.0, 2.0], &[1.0, 3.0]);
+        w.u32(1).u8(1).f64(0.1);
+        arms(&mut w, &[1.0, 2.0], &[1.0]);
+        let e = decide_experiment(&w.into_bytes()).unwrap_err();
+        assert_eq!(e.details, vec!["guardrail_treatment", "0"]);
         let mut w = Writer::new();
         w.f64(0.05).f64(0.8).f64(0.0);
         assert_eq!(

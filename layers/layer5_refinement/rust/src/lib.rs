@@ -5,8 +5,11 @@
 //! * [`welch`]: Welch's t-test (Welch–Satterthwaite df, two-sided p),
 //!   Cohen's d, Hedges' g with its confidence interval, the sample size per
 //!   arm for a target power;
-//! * [`decision`]: the A/B rule (promote / roll back / inconclusive, only at
-//!   the planned sample size);
+//! * [`paired`]: the paired t-test and the Wilcoxon signed-rank test on
+//!   per-unit differences;
+//! * [`sequential`]: the always-valid mSPRT on paired differences;
+//! * [`decision`]: the A/B rule by design (unpaired / paired at the planned
+//!   size, or sequential after every pair), with guardrail vetoes;
 //! * [`anomaly`]: z-score and EWMA anomaly rules, the least-squares trend;
 //! * [`trigger`]: when a module's KPIs call for evolution, and why.
 //!
@@ -19,6 +22,8 @@
 pub mod anomaly;
 pub mod api;
 pub mod decision;
+pub mod paired;
+pub mod sequential;
 pub mod special;
 pub mod trigger;
 pub mod welch;

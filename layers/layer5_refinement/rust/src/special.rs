@@ -1,5 +1,6 @@
 //! Special functions behind the tests: `ln Γ`, the regularized incomplete
-//! beta and gamma functions, the Student-t and normal distributions.
+//! beta and gamma functions, the Student-t (CDF and quantile) and normal
+//! distributions.
 //!
 //! Continued fractions follow Numerical Recipes (3rd ed., §6.2 and §6.4);
 //! `ln Γ` is Lanczos' approximation (g = 7, 9 terms, ~1e-15 relative). The
@@ -150,6 +151,65 @@ pub fn student_t_cdf(t: f64, df: f64) -> f64 {
     }
 }
 
+/// The density of Student's t with `df > 0` degrees of freedom.
+pub fn student_t_pdf(t: f64, df: f64) -> f64 {
+    let log_norm =
+        ln_gamma(0.5 * (df + 1.0)) - ln_gamma(0.5 * df) - 0.5 * (df * std::f64::consts::PI).ln();
+    (log_norm - 0.5 * (df + 1.0) * (t * t / df).ln_1p()).exp()
+}
+
+/// The quantile of Student's t with `df > 0` degrees of freedom, for `p` in
+/// (0, 1); ±∞ at the ends.
+///
+/// Newton's method on the upper tail from the normal quantile, kept inside
+/// a bracket that bisection falls back to, so heavy tails (small df)
+/// converge as safely as light ones.
+pub fn student_t_quantile(p: f64, df: f64) -> f64 {
+    if p.is_nan() || !(0.0..=1.0).contains(&p) || df.is_nan() || df <= 0.0 {
+        return f64::NAN;
+    }
+    if p == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p == 1.0 {
+        return f64::INFINITY;
+    }
+    if p < 0.5 {
+        return -student_t_quantile(1.0 - p, df);
+    }
+    let q = 1.0 - p;
+    let upper_tail = |t: f64| 0.5 * student_t_two_sided(t, df);
+    let (mut lo, mut hi) = (0.0, 1.0);
+    while upper_tail(hi) > q {
+        lo = hi;
+        hi *= 2.0;
+        if hi > 1e300 {
+            return f64::INFINITY;
+        }
+    }
+    let mut t = normal_quantile(p).clamp(lo, hi);
+    for _ in 0..200 {
+        let excess = upper_tail(t) - q; // decreasing in t
+        if excess == 0.0 {
+            break;
+        }
+        if excess > 0.0 {
+            lo = t;
+        } else {
+            hi = t;
+        }
+        let mut next = t + excess / student_t_pdf(t, df);
+        if !(next > lo && next < hi) {
+            next = 0.5 * (lo + hi);
+        }
+        if (next - t).abs() <= 4.0 * f64::EPSILON * t.abs() {
+            return next;
+        }
+        t = next;
+    }
+    t
+}
+
 /// The standard normal CDF `Φ(z)`, accurate in both tails.
 pub fn normal_cdf(z: f64) -> f64 {
     if z.is_nan() {
@@ -256,6 +316,29 @@ mod tests {
         }
         assert_eq!(student_t_two_sided(f64::INFINITY, 5.0), 0.0);
         assert!(close(student_t_cdf(1.0, 1.0), 0.75, 1e-13));
+    }
+
+    #[test]
+    fn t_quantile_inverts_the_cdf() {
+        // df = 1 (Cauchy): tan(pi (p - 1/2)); df = 2: (2p - 1) / sqrt(2 p (1 - p)).
+        for &p in &[0.01, 0.2, 0.5, 0.9, 0.975, 0.999] {
+            let cauchy = (std::f64::consts::PI * (p - 0.5)).tan();
+            assert!((student_t_quantile(p, 1.0) - cauchy).abs() < 1e-9 * cauchy.abs().max(1.0));
+            let df2 = (2.0 * p - 1.0) / (2.0 * p * (1.0 - p)).sqrt();
+            assert!((student_t_quantile(p, 2.0) - df2).abs() < 1e-9 * df2.abs().max(1.0));
+        }
+        // Tables: t(0.975; 10) and t(0.975; 30).
+        assert!(close(
+            student_t_quantile(0.975, 10.0),
+            2.228_138_851_986_274,
+            1e-10
+        ));
+        assert!(close(
+            student_t_quantile(0.025, 30.0),
+            -2.042_272_456_301_238,
+            1e-10
+        ));
+        assert_eq!(student_t_quantile(1.0, 3.0), f64::INFINITY);
     }
 
     #[test]

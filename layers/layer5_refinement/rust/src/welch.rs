@@ -1,6 +1,7 @@
-//! Welch's two-sample t-test, effect sizes and the sample size per arm.
+//! Welch's two-sample t-test, effect sizes and the sample size per arm, and
+//! [`MeanTest`], the result shape shared with the paired test.
 
-use crate::special::{normal_quantile, student_t_two_sided};
+use crate::special::{normal_quantile, student_t_quantile, student_t_two_sided};
 
 /// Count, mean and unbiased variance of a sample (Welford's update).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -33,20 +34,22 @@ impl Summary {
     }
 }
 
-/// Welch's t-test of treatment against control, with effect sizes.
+/// A t-test of treatment against control, with effect sizes: Welch's
+/// ([`welch`]) or the paired one ([`crate::paired::paired_t`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct WelchTest {
+pub struct MeanTest {
     /// Control arm.
     pub control: Summary,
     /// Treatment arm.
     pub treatment: Summary,
-    /// `(mean_t - mean_c) / sqrt(var_t/n_t + var_c/n_c)`.
+    /// The t statistic of `difference`.
     pub t: f64,
-    /// Welch–Satterthwaite degrees of freedom.
+    /// Degrees of freedom of `t`.
     pub df: f64,
     /// Two-sided p-value.
     pub p_value: f64,
-    /// Cohen's d: mean difference over the pooled standard deviation.
+    /// Standardized effect: Cohen's d (Welch: pooled sd; paired: d_z, the
+    /// mean difference over the sd of the differences).
     pub cohen_d: f64,
     /// Hedges' g: Cohen's d times the small-sample correction `J`.
     pub hedges_g: f64,
@@ -54,6 +57,22 @@ pub struct WelchTest {
     pub g_ci_low: f64,
     /// Upper end of the interval.
     pub g_ci_high: f64,
+    /// Treatment minus control: difference of the means (Welch), mean of the
+    /// per-unit differences (paired); equal numbers for equal data.
+    pub difference: f64,
+    /// Lower end of the `1 - alpha` t interval of `difference`.
+    pub difference_ci_low: f64,
+    /// Upper end of that interval.
+    pub difference_ci_high: f64,
+}
+
+/// `difference ± t_{1-α/2, df} · se`; a zero standard error gives a point.
+pub(crate) fn difference_interval(difference: f64, se: f64, df: f64, alpha: f64) -> (f64, f64) {
+    if se == 0.0 {
+        return (difference, difference);
+    }
+    let half = student_t_quantile(1.0 - alpha / 2.0, df) * se;
+    (difference - half, difference + half)
 }
 
 /// Welch's test; both arms need at least 2 observations (`None` otherwise).
@@ -63,7 +82,8 @@ pub struct WelchTest {
 /// freedom fall back to `n_c + n_t - 2`. The interval of g uses the normal
 /// approximation of its standard error,
 /// `sqrt((n_c + n_t) / (n_c n_t) + g² / (2 (n_c + n_t)))` (Hedges & Olkin 1985).
-pub fn welch(control: &[f64], treatment: &[f64], alpha: f64) -> Option<WelchTest> {
+/// The interval of the difference of means is Welch's, on the same df.
+pub fn welch(control: &[f64], treatment: &[f64], alpha: f64) -> Option<MeanTest> {
     let (c, t) = (Summary::of(control), Summary::of(treatment));
     if c.n < 2 || t.n < 2 {
         return None;
@@ -96,7 +116,8 @@ pub fn welch(control: &[f64], treatment: &[f64], alpha: f64) -> Option<WelchTest
     let g = cohen_d * correction;
     let se_g = ((nc + nt) / (nc * nt) + g * g / (2.0 * (nc + nt))).sqrt();
     let z = normal_quantile(1.0 - alpha / 2.0);
-    Some(WelchTest {
+    let (difference_ci_low, difference_ci_high) = difference_interval(diff, se2.sqrt(), df, alpha);
+    Some(MeanTest {
         control: c,
         treatment: t,
         t: stat,
@@ -106,6 +127,9 @@ pub fn welch(control: &[f64], treatment: &[f64], alpha: f64) -> Option<WelchTest
         hedges_g: g,
         g_ci_low: g - z * se_g,
         g_ci_high: g + z * se_g,
+        difference: diff,
+        difference_ci_low,
+        difference_ci_high,
     })
 }
 
@@ -152,6 +176,10 @@ mod tests {
         assert!((w.df - df).abs() < 1e-12);
         assert!(w.p_value > 0.0 && w.p_value < 0.05);
         assert!(w.hedges_g < w.cohen_d && w.g_ci_low < w.hedges_g && w.hedges_g < w.g_ci_high);
+        // t_{0.975}(df) * se around the difference 3 (the Python tests check it with scipy).
+        let half = crate::special::student_t_quantile(0.975, df) * (5.0f64 / 6.0).sqrt();
+        assert!((w.difference_ci_high - 3.0 - half).abs() < 1e-9);
+        assert!((3.0 - w.difference_ci_low - half).abs() < 1e-9);
     }
 
     #[test]

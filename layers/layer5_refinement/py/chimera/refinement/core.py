@@ -2,10 +2,13 @@
 
 The decision logic runs in the core (``layers/layer5_refinement/rust``):
 Welch's t-test (Welch–Satterthwaite df, p-value from the Student-t CDF via
-the regularized incomplete beta), Cohen's d and Hedges' g with its interval,
-the sample size per arm for a target power, the A/B decision rule (no
-decision before the planned size), z-score / EWMA anomalies, the trend, and
-the evolution trigger. See the core's module docs for the exact rules.
+the regularized incomplete beta), the paired t-test and the Wilcoxon
+signed-rank test, Cohen's d and Hedges' g with its interval, the always-valid
+mSPRT of a sequential paired design, the sample size per arm for a target
+power, the A/B decision rule by design (no decision before the planned size,
+or at the sequential test's first crossing) with its guardrail veto, z-score /
+EWMA anomalies, the trend, and the evolution trigger. See the core's module
+docs for the exact rules.
 """
 
 from __future__ import annotations
@@ -25,14 +28,19 @@ __all__ = [
     "ArmSummary",
     "CoreError",
     "Decision",
+    "Design",
     "Direction",
+    "GuardrailCheck",
+    "GuardrailSeries",
+    "MeanTest",
     "PatternStats",
     "RefinementCore",
+    "SequentialTest",
+    "SignedRank",
     "TrendFit",
     "TriggerRule",
     "TriggerVerdict",
     "Verdict",
-    "WelchResult",
 ]
 
 OPERATIONS = (
@@ -59,6 +67,15 @@ class Decision(enum.IntEnum):
     PROMOTE = 2
     ROLL_BACK = 3
     INCONCLUSIVE = 4
+    VETOED = 5
+
+
+class Design(enum.IntEnum):
+    """How the arms are measured (the values of ``chimera.v1.ExperimentDesign``)."""
+
+    UNPAIRED = 1
+    PAIRED = 2
+    PAIRED_SEQUENTIAL = 3
 
 
 @dataclass(frozen=True)
@@ -69,26 +86,73 @@ class ArmSummary:
 
 
 @dataclass(frozen=True)
-class WelchResult:
-    """Welch's test of treatment against control, with effect sizes."""
+class MeanTest:
+    """Welch's or the paired t-test of treatment against control, with effect sizes."""
 
     control: ArmSummary
     treatment: ArmSummary
     t_statistic: float
     degrees_of_freedom: float
     p_value: float
+    #: Cohen's d (unpaired) or d_z (paired).
     cohen_d: float
     hedges_g: float
     g_ci_low: float
     g_ci_high: float
+    #: Treatment minus control, with its (1 - alpha) t interval.
+    difference: float
+    difference_ci_low: float
+    difference_ci_high: float
+
+
+@dataclass(frozen=True)
+class SignedRank:
+    """The Wilcoxon signed-rank test of the per-unit differences."""
+
+    nonzero: int
+    w_plus: float
+    p_value: float
+    exact: bool
+
+
+@dataclass(frozen=True)
+class SequentialTest:
+    """Where the always-valid mSPRT stands (at ``Verdict.samples_used`` pairs)."""
+
+    crossed: bool
+    log_likelihood_ratio: float
+    always_valid_p: float
+
+
+@dataclass(frozen=True)
+class GuardrailSeries:
+    """A guardrail metric's values, one per observation of each arm (same order)."""
+
+    direction: Direction
+    max_regression: float
+    control: Sequence[float]
+    treatment: Sequence[float]
+
+
+@dataclass(frozen=True)
+class GuardrailCheck:
+    control_mean: float
+    treatment_mean: float
+    regression: float
+    breached: bool
 
 
 @dataclass(frozen=True)
 class Verdict:
     decision: Decision
     samples_used: int
-    #: None while an arm has fewer than 2 observations.
-    test: WelchResult | None
+    #: None while an arm has fewer than 2 observations (pairs).
+    test: MeanTest | None
+    #: Paired designs only.
+    signed_rank: SignedRank | None
+    #: The sequential design only.
+    sequential: SequentialTest | None
+    guardrails: tuple[GuardrailCheck, ...]
 
 
 @dataclass(frozen=True)
@@ -176,22 +240,37 @@ class RefinementCore:
         control: Sequence[float],
         treatment: Sequence[float],
         *,
+        design: Design,
         planned_per_arm: int,
         alpha: float,
         direction: Direction,
+        mixture_scale: float = 0.5,
+        guardrails: Sequence[GuardrailSeries] = (),
     ) -> Verdict:
-        """The A/B rule on the observations so far (recording order)."""
-        w = Writer().u32(planned_per_arm).f64(alpha).u8(int(direction))
+        """The A/B rule on the observations so far: recording order (unpaired),
+        or pair ``i`` at index ``i`` of both arms, in completion order (paired)."""
+        w = Writer().u8(int(design)).u32(planned_per_arm).f64(alpha).u8(int(direction))
+        w.f64(mixture_scale)
         _samples(w, control)
         _samples(w, treatment)
+        w.u32(len(guardrails))
+        for g in guardrails:
+            w.u8(int(g.direction)).f64(g.max_regression)
+            _samples(w, g.control)
+            _samples(w, g.treatment)
         r = Reader(self._module.call("refinement_decide", w.to_bytes()))
-        decision, used, tested = Decision(r.u8()), r.u32(), r.u8()
+        decision, used = Decision(r.u8()), r.u32()
         test = None
-        if tested:
+        if r.u8():
             c, t = _summary(r), _summary(r)
-            test = WelchResult(c, t, *(r.f64() for _ in range(7)))
+            test = MeanTest(c, t, *(r.f64() for _ in range(10)))
+        signed_rank = SignedRank(r.u32(), r.f64(), r.f64(), bool(r.u8())) if r.u8() else None
+        sequential = SequentialTest(bool(r.u8()), r.f64(), r.f64()) if r.u8() else None
+        checks = tuple(
+            GuardrailCheck(r.f64(), r.f64(), r.f64(), bool(r.u8())) for _ in range(r.u32())
+        )
         r.finish()
-        return Verdict(decision, used, test)
+        return Verdict(decision, used, test, signed_rank, sequential, checks)
 
     def sample_size(self, *, alpha: float, power: float, effect: float) -> int:
         """Observations per arm for a two-sided test to detect ``effect`` (Cohen's d)."""

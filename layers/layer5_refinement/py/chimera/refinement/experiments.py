@@ -1,15 +1,19 @@
-"""A/B experiments: their settings, observations and the decision rule's verdict.
+"""A/B experiments: their design, settings, observations and the decision rule's verdict.
 
 The planned size per arm is either given (``min_samples_per_arm``) or
 computed by the core from the minimum detectable effect, alpha and power.
-Observations are kept in recording order because the rule tests exactly
-the first ``planned`` of each arm (see ``decision.rs``): that is what makes
-repeated analysis safe.
+Unpaired observations are kept in recording order because the rule tests
+exactly the first ``planned`` of each arm (see ``decision.rs``): that is what
+makes repeated analysis safe. Paired observations are keyed by unit; a pair
+counts from the moment its second arm arrives, and the rule takes pairs in
+that completion order (the first ``planned`` for a fixed design, pair by pair
+for the sequential one). The statistics all live in the core.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,26 +25,64 @@ from chimera.refinement.core import (
     ArmSummary,
     CoreError,
     Decision,
+    Design,
     Direction,
+    GuardrailSeries,
     RefinementCore,
     Verdict,
 )
 from chimera.v1 import refinement_pb2
 
-__all__ = ["DEFAULT_ALPHA", "DEFAULT_MIN_SAMPLES", "DEFAULT_POWER", "ExperimentStore"]
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_MIN_SAMPLES",
+    "DEFAULT_MIXTURE_SCALE",
+    "DEFAULT_POWER",
+    "ExperimentStore",
+]
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_SAMPLES = 30
 DEFAULT_POWER = 0.8
+#: τ of the sequential test's mixture when neither it nor a minimum detectable
+#: effect is given: a standardized effect of 0.5 ("medium", Cohen 1988).
+DEFAULT_MIXTURE_SCALE = 0.5
 #: Observations one arm keeps; beyond it RecordObservation is refused.
 MAX_OBSERVATIONS_PER_ARM = 1_000_000
+_PAIRED = (Design.PAIRED, Design.PAIRED_SEQUENTIAL)
+
+
+@dataclass(frozen=True)
+class _Observation:
+    value: float
+    #: Guardrail values in the experiment's guardrail order.
+    guardrails: tuple[float, ...]
 
 
 @dataclass
 class _Experiment:
     proto: refinement_pb2.Experiment
-    arms: dict[str, list[float]] = field(default_factory=dict)
+    #: Per arm, every observation in recording order.
+    arms: dict[str, list[_Observation]] = field(default_factory=dict)
+    #: Paired designs: per arm, the observation of each unit.
+    units: dict[str, dict[str, _Observation]] = field(default_factory=dict)
+    #: Paired designs: units observed in both arms, in the order the pairs completed.
+    pairs: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def paired(self) -> bool:
+        return self.proto.design in _PAIRED
+
+    def series(self) -> tuple[list[_Observation], list[_Observation]]:
+        """The observations the rule sees, control then treatment."""
+        control, treatment = self.proto.control.name, self.proto.treatment.name
+        if not self.paired:
+            return list(self.arms[control]), list(self.arms[treatment])
+        return (
+            [self.units[control][u] for u in self.pairs],
+            [self.units[treatment][u] for u in self.pairs],
+        )
 
 
 class ExperimentStore:
@@ -63,6 +105,19 @@ class ExperimentStore:
         control, treatment = request.control.name, request.treatment.name
         if control == treatment:
             raise InvalidArgument("treatment.name", f"must differ from control.name ({control!r})")
+        seen: dict[str, int] = {}
+        for i, guardrail in enumerate(request.guardrails):
+            if guardrail.metric in seen:
+                raise InvalidArgument(
+                    f"guardrails[{i}].metric",
+                    f"repeats guardrails[{seen[guardrail.metric]}].metric",
+                )
+            seen[guardrail.metric] = i
+        sequential = request.design == Design.PAIRED_SEQUENTIAL
+        if request.mixture_scale and not sequential:
+            raise InvalidArgument(
+                "mixture_scale", "applies only to design EXPERIMENT_DESIGN_PAIRED_SEQUENTIAL"
+            )
         alpha = request.alpha or DEFAULT_ALPHA
         planned = request.min_samples_per_arm
         effect = request.minimum_detectable_effect
@@ -84,6 +139,9 @@ class ExperimentStore:
         else:
             effect = 0.0
         planned = max(planned, 2)
+        mixture_scale = 0.0
+        if sequential:
+            mixture_scale = request.mixture_scale or effect or DEFAULT_MIXTURE_SCALE
         created = Timestamp()
         created.GetCurrentTime()
         with self._lock:
@@ -103,8 +161,13 @@ class ExperimentStore:
                 created_at=created,
                 minimum_detectable_effect=effect,
                 power=power,
+                design=request.design,
+                guardrails=request.guardrails,
+                mixture_scale=mixture_scale,
             )
-            entry = self._experiments[exp_id] = _Experiment(proto, {control: [], treatment: []})
+            entry = self._experiments[exp_id] = _Experiment(
+                proto, {control: [], treatment: []}, {control: {}, treatment: {}}
+            )
         return self._snapshot(entry)
 
     def _get(self, experiment_id: str) -> _Experiment:
@@ -119,16 +182,38 @@ class ExperimentStore:
     ) -> refinement_pb2.Experiment:
         exp = self._get(request.experiment_id)
         with exp.lock:
-            arm = exp.arms.get(request.variant_name)
+            arm_name = request.variant_name
+            arm = exp.arms.get(arm_name)
             if arm is None:
                 raise InvalidArgument(
                     "variant_name", f"must be one of {sorted(exp.arms)} of this experiment"
                 )
+            observation = _Observation(request.value, _guardrail_values(exp.proto, request))
+            unit = request.unit_id
+            if exp.paired:
+                if not unit:
+                    raise InvalidArgument(
+                        "unit_id",
+                        "is required: the experiment's design "
+                        f"{refinement_pb2.ExperimentDesign.Name(exp.proto.design)} pairs the "
+                        "arms by unit",
+                    )
+                if unit in exp.units[arm_name]:
+                    raise InvalidArgument(
+                        "unit_id", f"unit {unit!r} is already recorded for arm {arm_name!r}"
+                    )
             if len(arm) >= MAX_OBSERVATIONS_PER_ARM:
                 raise ResourceExhausted(
-                    f"arm {request.variant_name!r} holds {len(arm)} observations (the limit)"
+                    f"arm {arm_name!r} holds {len(arm)} observations (the limit)"
                 )
-            arm.append(request.value)
+            arm.append(observation)
+            if exp.paired:
+                exp.units[arm_name][unit] = observation
+                other = exp.proto.treatment.name if arm_name == exp.proto.control.name else (
+                    exp.proto.control.name
+                )
+                if unit in exp.units[other]:
+                    exp.pairs.append(unit)
             return self._snapshot(exp)
 
     def _snapshot(self, exp: _Experiment) -> refinement_pb2.Experiment:
@@ -136,8 +221,10 @@ class ExperimentStore:
         out.CopyFrom(exp.proto)
         out.control_count = len(exp.arms[exp.proto.control.name])
         out.treatment_count = len(exp.arms[exp.proto.treatment.name])
+        out.pair_count = len(exp.pairs)
         planned = exp.proto.min_samples_per_arm
-        if min(out.control_count, out.treatment_count) >= planned:
+        reached = out.pair_count if exp.paired else min(out.control_count, out.treatment_count)
+        if reached >= planned:
             out.status = refinement_pb2.EXPERIMENT_STATUS_READY
         return out
 
@@ -145,23 +232,53 @@ class ExperimentStore:
         exp = self._get(experiment_id)
         with exp.lock:
             p = exp.proto
-            control = list(exp.arms[p.control.name])
-            treatment = list(exp.arms[p.treatment.name])
+            control, treatment = exp.series()
         if len(control) < 2 or len(treatment) < 2:
+            unit = "complete pairs" if exp.paired else "observations per arm"
             raise FailedPrecondition(
-                f"each arm needs at least 2 observations (control {len(control)}, "
+                f"the analysis needs at least 2 {unit} (control {len(control)}, "
                 f"treatment {len(treatment)})"
             )
+        guardrails = [
+            GuardrailSeries(
+                Direction(g.direction),
+                g.max_regression,
+                [o.guardrails[i] for o in control],
+                [o.guardrails[i] for o in treatment],
+            )
+            for i, g in enumerate(p.guardrails)
+        ]
         verdict = self._core.decide(
-            control,
-            treatment,
+            [o.value for o in control],
+            [o.value for o in treatment],
+            design=Design(p.design),
             planned_per_arm=p.min_samples_per_arm,
             alpha=p.alpha,
             direction=Direction(p.direction),
+            mixture_scale=p.mixture_scale or DEFAULT_MIXTURE_SCALE,
+            guardrails=guardrails,
         )
         if self._on_decision is not None:
             self._on_decision(verdict.decision)
         return _analysis(p, verdict)
+
+
+def _guardrail_values(
+    p: refinement_pb2.Experiment, request: refinement_pb2.RecordObservationRequest
+) -> tuple[float, ...]:
+    """The request's guardrail values in the experiment's guardrail order."""
+    given = request.guardrail_values
+    names = [g.metric for g in p.guardrails]
+    for name in sorted(given):
+        if name not in names:
+            # The unknown key is not quoted back: map keys have no length limit.
+            raise InvalidArgument(
+                "guardrail_values", f"names a metric that is not a guardrail of this experiment {names}"
+            )
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise InvalidArgument("guardrail_values", f"needs a value for each guardrail; missing {missing}")
+    return tuple(given[n] for n in names)
 
 
 def _arm(name: str, summary: ArmSummary) -> refinement_pb2.ArmStatistics:
@@ -170,15 +287,33 @@ def _arm(name: str, summary: ArmSummary) -> refinement_pb2.ArmStatistics:
     )
 
 
+#: The arm to run once the rule has decided.
+_KEEP = {Decision.PROMOTE: "treatment", Decision.ROLL_BACK: "control", Decision.VETOED: "control"}
+
+
 def _analysis(p: refinement_pb2.Experiment, verdict: Verdict) -> refinement_pb2.ExperimentAnalysis:
     test = verdict.test
-    assert test is not None  # both arms hold >= 2 observations
-    significant = test.p_value < p.alpha
-    winner = ""
-    if verdict.decision == Decision.PROMOTE:
-        winner = p.treatment.name
-    elif verdict.decision == Decision.ROLL_BACK:
-        winner = p.control.name
+    assert test is not None  # both arms hold >= 2 observations (pairs)
+    sequential = None
+    if verdict.sequential is not None:
+        s = verdict.sequential
+        significant = s.always_valid_p <= p.alpha
+        sequential = refinement_pb2.SequentialAnalysis(
+            always_valid_p_value=s.always_valid_p,
+            log_likelihood_ratio=s.log_likelihood_ratio,
+            log_threshold=-math.log(p.alpha),
+            stopped=s.crossed,
+            mixture_scale=p.mixture_scale,
+        )
+    else:
+        significant = test.p_value < p.alpha
+    wilcoxon = None
+    if verdict.signed_rank is not None:
+        r = verdict.signed_rank
+        wilcoxon = refinement_pb2.SignedRankTest(
+            nonzero_pairs=r.nonzero, statistic=r.w_plus, p_value=r.p_value, exact=r.exact
+        )
+    keep = _KEEP.get(verdict.decision)
     return refinement_pb2.ExperimentAnalysis(
         experiment_id=p.id,
         control=_arm(p.control.name, test.control),
@@ -188,11 +323,28 @@ def _analysis(p: refinement_pb2.Experiment, verdict: Verdict) -> refinement_pb2.
         p_value=test.p_value,
         effect_size=test.cohen_d,
         significant=significant,
-        winner=winner,
+        winner=getattr(p, keep).name if keep else "",
         alpha=p.alpha,
         decision=int(verdict.decision),
         hedges_g=test.hedges_g,
         effect_ci_low=test.g_ci_low,
         effect_ci_high=test.g_ci_high,
         samples_used_per_arm=verdict.samples_used,
+        design=p.design,
+        mean_difference=test.difference,
+        mean_difference_ci_low=test.difference_ci_low,
+        mean_difference_ci_high=test.difference_ci_high,
+        wilcoxon=wilcoxon,
+        sequential=sequential,
+        guardrails=[
+            refinement_pb2.GuardrailResult(
+                metric=g.metric,
+                control_mean=c.control_mean,
+                treatment_mean=c.treatment_mean,
+                regression=c.regression,
+                max_regression=g.max_regression,
+                breached=c.breached,
+            )
+            for g, c in zip(p.guardrails, verdict.guardrails, strict=True)
+        ],
     )
