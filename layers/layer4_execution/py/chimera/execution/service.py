@@ -73,7 +73,7 @@ from chimera.execution.deployments import (
     VersionConflict,
     VersionNotFound,
 )
-from chimera.execution.gate import ModuleGate, Unavailable
+from chimera.execution.gate import ModuleGate
 from chimera.execution.kpi import KpiHub, KpiRecord, Subscription
 from chimera.execution.runner import AttemptOutcome, TaskPayload, classify, make_executor
 from chimera.execution.sandbox import (
@@ -104,6 +104,7 @@ from chimera.framework import (
     NotFound,
     ResourceExhausted,
     ServiceError,
+    Unavailable,
 )
 from chimera.v1 import common_pb2, execution_pb2, execution_pb2_grpc
 
