@@ -127,9 +127,10 @@ check_executables() {
 }
 
 check_python() {
-  local python="${CHIMERA_PYTHON:-$(command -v "python$PYTHON_VERSION" || true)}"
+  # Debian's interpreter, as the Python toolchain takes it (never the first on PATH).
+  local python="${CHIMERA_PYTHON:-${CHIMERA_BOOTSTRAP_ROOT:-}/usr/bin/python$PYTHON_VERSION}"
   local version_tuple="${PYTHON_VERSION/./, }"
-  [[ -n "$python" ]] || die "no python$PYTHON_VERSION on PATH" "apt-get install python$PYTHON_VERSION python3-pip python$PYTHON_VERSION-venv, or set CHIMERA_PYTHON"
+  [[ -x "$python" ]] || die "$python is missing" "apt-get install python$PYTHON_VERSION python3-pip python$PYTHON_VERSION-venv, or set CHIMERA_PYTHON"
   "$python" -c "import sys, pip; assert sys.version_info[:2] == ($version_tuple)" 2>/dev/null ||
     die "$python is not a Python $PYTHON_VERSION with pip" "apt-get install python$PYTHON_VERSION python3-pip, or set CHIMERA_PYTHON"
   # tools/python/lock.sh and the CI scripts make virtual environments.

@@ -33,9 +33,10 @@ case "$package" in
   *) echo "ii  1.0" ;;
 esac
 FAKE
+# A Python 3.11 first on PATH that is not Debian's: bootstrap must not take it.
 cat >"$fakes/python3.11" <<'FAKE'
 #!/usr/bin/env bash
-exec "$REAL_PYTHON" "$@"
+exec "$REAL_PYTHON" -c 'raise SystemExit(1)'
 FAKE
 cat >"$fakes/python3.10" <<'FAKE'
 #!/usr/bin/env bash
@@ -60,6 +61,8 @@ cp "$root/usr/bin/rustc" "$root/usr/lib/llvm-14/bin/lld"
 ln -s x86_64-linux-gnu-gcc-12 "$root/usr/bin/cc"
 ln -s x86_64-linux-gnu-ld.bfd "$root/usr/bin/ld"
 ln -s ../lib/llvm-14/bin/lld "$root/usr/bin/rust-lld"
+printf '#!/usr/bin/env bash\nexec "$REAL_PYTHON" "$@"\n' >"$root/usr/bin/python3.11"
+chmod +x "$root/usr/bin/python3.11"
 export CHIMERA_BOOTSTRAP_ROOT="$root"
 export REAL_PYTHON="$pinned_python"
 export PATH="$fakes:$PATH"
@@ -88,6 +91,10 @@ expect 2 "missing Debian packages: lld-14" FAKE_VERSIONS="lld-14="
 expect 2 "is not a Python 3.11 with pip" FAKE_VERSIONS= CHIMERA_PYTHON="$fakes/python3.10"
 expect 2 "cannot create virtual environments (no ensurepip)" FAKE_VERSIONS= CHIMERA_PYTHON="$fakes/python3.9"
 expect 2 "fix: apt-get install python3.11-venv" FAKE_VERSIONS= CHIMERA_PYTHON="$fakes/python3.9"
+mv "$root/usr/bin/python3.11" "$fakes/debian_python3.11"
+expect 2 "/usr/bin/python3.11 is missing" FAKE_VERSIONS=  # the python3.11 on PATH does not stand in
+expect 0 "bootstrap: ok" FAKE_VERSIONS= CHIMERA_PYTHON="$fakes/debian_python3.11"
+mv "$fakes/debian_python3.11" "$root/usr/bin/python3.11"
 # --optional adds the opt-in checks' packages, Rust coverage's among them (LLVM 14.0.6 exactly).
 BOOTSTRAP_FLAGS=--optional expect 0 "bootstrap: ok" FAKE_VERSIONS=
 BOOTSTRAP_FLAGS=--optional expect 2 "missing Debian packages: libclang-rt-14-dev" FAKE_VERSIONS="libclang-rt-14-dev="

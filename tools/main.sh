@@ -4,6 +4,7 @@
 # the results are.
 #
 #   tools/main.sh [bazel flags...]     e.g. tools/main.sh --config=remote-cache
+#   tools/main.sh --help               this text
 #
 # 1. tools/bootstrap.sh               pinned Debian packages, versions checked
 # 2. tools/metrics/report.sh          bazel test //... with the metrics aspect ->
@@ -24,10 +25,22 @@
 # 4. bazel run //tools/metrics/report:loop_page  the summary's closed_loop ->
 #                                     dashboard/loop.html + PNGs, linked from dashboard/index.html
 #
-# Stops at the first step that fails, with that step's exit status. Bazel comes
-# from $BAZEL (default `bazel`), startup flags from $BAZEL_STARTUP_FLAGS (e.g.
-# --output_base=/tmp/ob), as for tools/metrics/report.sh.
+# Stops at the first step that fails, with that step's exit status. A failed build
+# or test leaves the last good build-metrics/build_metrics.json, history.jsonl and
+# dashboard as they were, and writes build-metrics/build_metrics.failed.json beside
+# them. Bazel comes from $BAZEL (default `bazel`), startup flags from
+# $BAZEL_STARTUP_FLAGS (e.g. --output_base=/tmp/ob), as for tools/metrics/report.sh.
 set -euo pipefail
+
+# Every other argument is a Bazel flag; help is ours, before anything runs.
+for arg in "$@"; do
+  case "$arg" in
+    -h | --help)
+      sed -n '2,/^set -euo pipefail$/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+  esac
+done
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 out="$root/build-metrics"

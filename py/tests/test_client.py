@@ -19,6 +19,7 @@ from chimera.framework import (
     CircuitOpenError,
     ClientConfig,
     RetryPolicy,
+    UpstreamError,
 )
 from chimera.testing.v1 import echo_pb2, echo_pb2_grpc
 
@@ -228,3 +229,19 @@ def test_one_channel_per_target_and_streams_pass_through(server: ChimeraServer) 
     client.close()
     with pytest.raises(RuntimeError, match="closed"):
         client.channel_for(server.target)
+
+
+# --- a failed call passed on by a handler -----------------------------------------
+def test_upstream_error_keeps_the_failed_calls_status_and_an_open_breakers() -> None:
+    with ChimeraClient(ClientConfig(breaker_failure_threshold=1)) as client:
+        stub = client.stub(echo_pb2_grpc.EchoServiceStub, "127.0.0.1:1")  # nothing listens on port 1
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Echo(echo_pb2.EchoRequest(message="x"), timeout=5)
+        error = UpstreamError.from_rpc(refused.value, "echo Echo")
+        assert error.code == grpc.StatusCode.UNAVAILABLE
+        assert error.message.startswith("echo Echo: UNAVAILABLE: ")
+        with pytest.raises(CircuitOpenError) as open_breaker:  # one failure opened it
+            stub.Echo(echo_pb2.EchoRequest(message="x"), timeout=5)
+        error = UpstreamError.from_rpc(open_breaker.value, "echo Echo")
+        assert (error.code, error.message) == (
+            grpc.StatusCode.UNAVAILABLE, f"echo Echo: UNAVAILABLE: {open_breaker.value.details()}")

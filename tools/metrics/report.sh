@@ -7,9 +7,11 @@
 #
 # Extra bazel flags (e.g. --config=remote-cache, --jobs=4) go to the build; startup
 # flags come from $BAZEL_STARTUP_FLAGS (e.g. --output_base=/tmp/ob), the binary from
-# $BAZEL. The report is written even when the build or a test fails (--keep_going);
-# the script then exits with bazel's status. --exec-log also writes the execution log
-# (large), which names the exact actions that missed the remote cache.
+# $BAZEL. The report is written even when the build or a test fails (--keep_going), but
+# then as OUT/build_metrics.failed.json: the last good OUT/build_metrics.json, the
+# history and the dashboard stay as they were; the script exits with bazel's status.
+# --exec-log also writes the execution log (large), which names the exact actions that
+# missed the remote cache.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -36,7 +38,7 @@ while (($#)); do
     --commit) commit="$2"; shift 2 ;;
     --commit=*) commit="${1#*=}"; shift ;;
     --) shift; extra+=("$@"); break ;;
-    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) extra+=("$1"); shift ;;
   esac
 done
@@ -71,10 +73,16 @@ report=("$bin/tools/metrics/report/report")
 if [[ ! -x "${report[0]}" ]]; then
   report=("$BAZEL" "${startup[@]}" run "${extra[@]}" //tools/metrics:report --)
 fi
-args=(--profile "$raw/profile.json" --bep "$raw/bep.json" --out "$out" --commit "$commit")
+args=(--profile "$raw/profile.json" --bep "$raw/bep.json" --out "$out" --commit "$commit"
+  --bazel-exit-status "$status")
 [[ -f "$raw/exec_log.json" ]] && args+=(--exec-log "$raw/exec_log.json")
 [[ -n "$history" ]] && args+=(--history "$history")
 "${report[@]}" "${args[@]}"
 
-echo "report.sh: $out/build_metrics.json, dashboard: $out/dashboard/index.html (bazel exit status $status)"
+if ((status == 0)); then
+  echo "report.sh: $out/build_metrics.json, dashboard: $out/dashboard/index.html"
+else
+  echo "report.sh: bazel exit status $status: the failed build's report is $out/build_metrics.failed.json;" \
+    "$out/build_metrics.json and the dashboard still show the last good build"
+fi
 exit "$status"

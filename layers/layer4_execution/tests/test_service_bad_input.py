@@ -252,6 +252,17 @@ CASES: list[tuple[str, str, Any, str]] = [
         ),
         "entrypoint",
     ),
+    # Every request naming a slot: the name rule is execution.proto's `pattern`, checked once.
+    ("genome-bad-name", "DeployGenome", E.DeployGenomeRequest(module_name="a/b", genome=genome()), "module_name"),
+    ("rollback-bad-name", "RollbackGenome", E.RollbackGenomeRequest(module_name=".hidden"), "module_name"),
+    ("list-bad-name", "ListVersions", E.ListVersionsRequest(module_name="with space"), "module_name"),
+    ("submit-bad-name", "SubmitTask", E.TaskSpec(module_name="-flag"), "module_name"),
+    (
+        "batch-bad-name",
+        "EvaluateBatch",
+        E.EvaluateBatchRequest(module_name="../etc", genomes=[genome()], inputs=[b"x"]),
+        "module_name",
+    ),
 ]
 
 

@@ -50,6 +50,7 @@ from chimera.framework.errors import (
     ResourceExhausted,
     ServiceError,
     Unavailable,
+    UpstreamError,
 )
 from chimera.framework.metrics import Counter, Gauge, Histogram, MetricsRegistry
 from chimera.framework.server import ChimeraServer, ServiceRegistration, StopHooks, serve
@@ -81,6 +82,7 @@ __all__ = [
     "ServiceRegistration",
     "StopHooks",
     "Unavailable",
+    "UpstreamError",
     "Validator",
     "Violation",
     "serve",

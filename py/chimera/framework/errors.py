@@ -20,6 +20,7 @@ __all__ = [
     "ResourceExhausted",
     "ServiceError",
     "Unavailable",
+    "UpstreamError",
     "abort_with",
 ]
 
@@ -73,6 +74,26 @@ class Aborted(ServiceError):
     """The operation lost a race with a concurrent one (e.g. a version changed); retry from the start."""
 
     code = grpc.StatusCode.ABORTED
+
+
+class UpstreamError(ServiceError):
+    """Another layer refused or failed a call this handler made; the caller gets that
+    layer's status (so an INVALID_ARGUMENT naming its field, or UNAVAILABLE, passes on)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # type: ignore[misc]
+
+    @classmethod
+    def from_rpc(cls, exc: grpc.RpcError, call: str) -> UpstreamError:
+        """``call`` says which call failed ("resources CancelJob"). A failed call and the
+        client's open breaker (CircuitOpenError) carry a status; any other RpcError
+        counts as UNAVAILABLE."""
+        if callable(getattr(exc, "code", None)) and callable(getattr(exc, "details", None)):
+            code, details = exc.code(), exc.details()
+        else:
+            code, details = grpc.StatusCode.UNAVAILABLE, str(exc)
+        return cls(code, f"{call}: {code.name}: {details}")
 
 
 def abort_with(context: grpc.ServicerContext, error: ServiceError) -> NoReturn:

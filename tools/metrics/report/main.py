@@ -2,6 +2,9 @@
 
 Joins a JSON profile, the BEP and the metrics aspect's files into DIR/build_metrics.json,
 appends a line to the history, and writes the dashboard (DIR/dashboard/index.html).
+With --bazel-exit-status N (N != 0: the build or a test failed) the report goes to
+DIR/build_metrics.failed.json instead, and the last good report, its history and its
+dashboard stay as they were.
 Exit status: 0 written, 1 written but not in the specification's format (or below
 --require-hit-rate), 2 bad input.
 """
@@ -16,6 +19,11 @@ import sys
 from pathlib import Path
 
 from tools.metrics.report import aspect, bep, compute, execlog, history, profile, provenance, spec_format
+
+
+GOOD_REPORT = "build_metrics.json"
+# A failed build's report, beside the last good one, never in its place.
+FAILED_REPORT = "build_metrics.failed.json"
 
 
 def _path(value: str) -> Path:
@@ -34,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="folder holding the aspect's _metrics/*.json (default: the files the BEP names)")
     p.add_argument("--exec-log", type=_path, help="execution log (--execution_log_json_file), for exact cache misses")
     p.add_argument("--out", type=_path, required=True, help="output folder")
+    p.add_argument("--bazel-exit-status", type=int, default=0, metavar="N",
+                   help="exit status of the Bazel step the profile comes from; N != 0 writes "
+                        f"OUT/{FAILED_REPORT} and leaves OUT/{GOOD_REPORT}, the history and the dashboard alone")
     p.add_argument("--history", type=_path, help="history file (default: OUT/history.jsonl)")
     p.add_argument("--no-history", action="store_true", help="do not append to the history")
     p.add_argument("--jobs", type=int, help="--jobs of the build (default: from the BEP, else nproc)")
@@ -126,7 +137,8 @@ def run(argv: list[str]) -> int:
     if verdict is not None:
         report["cache"]["required_hit_rate"] = args.require_hit_rate
         report["cache"]["hit_rate_ok"] = verdict
-    out_file = args.out / "build_metrics.json"
+    build_failed = args.bazel_exit_status != 0
+    out_file = args.out / (FAILED_REPORT if build_failed else GOOD_REPORT)
     out_file.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
     departures = spec_format.problems(report)
     if departures:
@@ -134,6 +146,11 @@ def run(argv: list[str]) -> int:
         for line in departures:
             print(f"  {line}", file=sys.stderr)
         return 1
+    if build_failed:
+        print(f"{out_file}: {report['project_status']} (bazel exit status {args.bazel_exit_status}); "
+              f"{args.out / GOOD_REPORT}, the history and the dashboard keep the last good build")
+        return 0
+    (args.out / FAILED_REPORT).unlink(missing_ok=True)  # an older failure no longer describes this tree
 
     history_file = args.history or args.out / "history.jsonl"
     if not args.no_history:

@@ -217,3 +217,33 @@ def test_bazels_test_xml_writer_is_not_counted_as_cacheable(tmp_path: Path) -> N
                    + json.dumps({**spawn, "listedOutputs": ["x/test.log"], "commandArgs": ["x/test"]}))
     writer, test = execlog.parse(log)
     assert (writer.cacheable, test.cacheable) == (False, True)
+
+
+def test_a_failed_build_never_replaces_the_last_good_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = SAMPLE / "local"
+    argv = ["--profile", str(base / "profile.json"), "--bep", str(base / "bep.json"),
+            "--aspect-dir", str(base / "aspect"), "--out", str(tmp_path), "--no-dashboard"]
+    assert main.run(argv + ["--commit", "good"]) == 0
+    good = (tmp_path / main.GOOD_REPORT).read_bytes()
+    history_before = (tmp_path / "history.jsonl").read_bytes()
+
+    assert main.run(argv + ["--commit", "bad", "--bazel-exit-status", "1"]) == 0
+    assert (tmp_path / main.GOOD_REPORT).read_bytes() == good
+    assert (tmp_path / "history.jsonl").read_bytes() == history_before
+    failed = json.loads((tmp_path / main.FAILED_REPORT).read_text())
+    assert failed["project_status"] == json.loads(good)["project_status"]  # the same build's figures
+    assert "bazel exit status 1" in capsys.readouterr().out
+
+    # The next good build replaces the good report and drops the stale failed one.
+    assert main.run(argv + ["--commit", "good2"]) == 0
+    assert not (tmp_path / main.FAILED_REPORT).exists()
+    assert [json.loads(line)["commit"] for line in (tmp_path / "history.jsonl").read_text().splitlines()] == [
+        "good", "good2"]
+
+
+def test_a_failed_build_without_an_earlier_report_writes_only_the_failed_one(tmp_path: Path) -> None:
+    base = SAMPLE / "local"
+    assert main.run(["--profile", str(base / "profile.json"), "--bep", str(base / "bep.json"),
+                     "--aspect-dir", str(base / "aspect"), "--out", str(tmp_path),
+                     "--bazel-exit-status", "3"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [main.FAILED_REPORT]  # no history, no dashboard

@@ -1,9 +1,12 @@
 """Locates a Python interpreter of the pinned version and registers it as the toolchain.
 
-Candidates, in order: $CHIMERA_PYTHON, `python<version>` on PATH, then
-/usr/bin/python<version>. The first that reports the pinned major.minor and can
-run pip wins; its resolved absolute path (not a shim) goes into the py_runtime
-and the test stubs' shebang.
+The interpreter is Debian's /usr/bin/python<version> (tools/bootstrap.sh pins its
+package), or the one $CHIMERA_PYTHON names; PATH plays no part. Its path is in the
+py_runtime and every stub's shebang, so it is part of the action keys: were it taken
+from PATH, two clones on machines with different PATHs (a pyenv shim first, say)
+would get different keys and miss each other's remote-cache entries
+(ci/action_keys_check.sh proves they do not). It must report the pinned
+major.minor and run pip; its resolved absolute path (not a shim) is used.
 """
 
 _PROBE = "import sys, pip; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])"
@@ -17,29 +20,21 @@ def _probe(rctx, candidate):
 
 def _python_repository_impl(rctx):
     version = rctx.attr.python_version
-    candidates = []
-    override = rctx.os.environ.get("CHIMERA_PYTHON")
-    if override:
-        candidates.append(override)
-    on_path = rctx.which("python" + version)
-    if on_path:
-        candidates.append(str(on_path))
-    candidates.append("/usr/bin/python" + version)
-
-    seen = []
-    for candidate in candidates:
-        found = _probe(rctx, candidate)
-        if found == None:
-            seen.append("%s (not runnable, or has no pip)" % candidate)
-            continue
-        if found.version.rsplit(".", 1)[0] != version:
-            seen.append("%s (Python %s)" % (candidate, found.version))
-            continue
+    override = rctx.os.environ.get("CHIMERA_PYTHON", "")
+    candidate = override or "/usr/bin/python" + version
+    origin = "$CHIMERA_PYTHON" if override else "Debian's pinned interpreter"
+    found = _probe(rctx, candidate)
+    if found == None:
+        problem = "not runnable, or has no pip"
+    elif found.version.rsplit(".", 1)[0] != version:
+        problem = "it is Python " + found.version
+    else:
         _write_repository(rctx, found)
         return
-    fail(("\n\nPython set-up: no Python %s interpreter with pip found. Tried: %s.\n" +
-          "Fix: install Python %s with pip (tools/bootstrap.sh checks this), or point CHIMERA_PYTHON at one.\n") %
-         (version, "; ".join(seen), version))
+    fail(("\n\nPython set-up: %s, %s, is not a Python %s with pip: %s.\n" +
+          "Fix: apt-get install python%s python3-pip (tools/bootstrap.sh checks this), " +
+          "or point CHIMERA_PYTHON at a Python %s with pip.\n") %
+         (origin, candidate, version, problem, version, version))
 
 def _write_repository(rctx, found):
     rctx.symlink(found.executable, "python")
@@ -75,7 +70,7 @@ python_repository = repository_rule(
     implementation = _python_repository_impl,
     doc = "A py_runtime for the pinned Python version, found on this machine and version-checked.",
     attrs = {"python_version": attr.string(mandatory = True, doc = "major.minor, e.g. 3.11")},
-    environ = ["CHIMERA_PYTHON", "PATH"],
+    environ = ["CHIMERA_PYTHON"],
 )
 
 def python_register_toolchains(python_version):

@@ -17,7 +17,7 @@ warning on every module it lets through.
 from __future__ import annotations
 
 import logging
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 import grpc
 
@@ -26,21 +26,15 @@ from chimera.framework import (
     CircuitOpenError,
     ClientConfig,
     FailedPrecondition,
-    ServiceError,
+    Unavailable,
 )
 from chimera.v1 import validation_pb2, validation_pb2_grpc
 
-__all__ = ["ModuleGate", "TrustingGate", "Unavailable", "VerdictGate"]
+__all__ = ["ModuleGate", "TrustingGate", "VerdictGate"]
 
 _log = logging.getLogger("chimera.execution.gate")
 
 GET_VERDICT = "chimera.v1.ValidationService/GetVerdict"
-
-
-class Unavailable(ServiceError):
-    """A dependency (the validation service) cannot be reached; retrying may help."""
-
-    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.UNAVAILABLE
 
 
 class ModuleGate(Protocol):

@@ -33,7 +33,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import re
 import threading
 import time
 import uuid
@@ -73,7 +72,7 @@ from chimera.execution.deployments import (
     VersionConflict,
     VersionNotFound,
 )
-from chimera.execution.gate import ModuleGate, Unavailable
+from chimera.execution.gate import ModuleGate
 from chimera.execution.kpi import KpiHub, KpiRecord, Subscription
 from chimera.execution.runner import AttemptOutcome, TaskPayload, classify, make_executor
 from chimera.execution.sandbox import (
@@ -104,6 +103,7 @@ from chimera.framework import (
     NotFound,
     ResourceExhausted,
     ServiceError,
+    Unavailable,
 )
 from chimera.v1 import common_pb2, execution_pb2, execution_pb2_grpc
 
@@ -113,7 +113,6 @@ _log = logging.getLogger("chimera.execution.service")
 
 SERVICE_NAME = "chimera.v1.ExecutionService"
 DEFAULT_LIST_LIMIT = 100
-_SLOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MAX_LABEL_KEY = 128
 _MAX_LABEL_VALUE = 1024
 _LATENCY_BUCKETS = (
@@ -298,7 +297,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def DeployModule(
         self, request: execution_pb2.DeployModuleRequest, context: grpc.ServicerContext
     ) -> execution_pb2.Deployment:
-        _check_slot_name(request.module_name)
         try:
             compiled = self.sandbox.compile(request.wasm)
         except InvalidModule as exc:
@@ -326,7 +324,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def DeployGenome(
         self, request: execution_pb2.DeployGenomeRequest, context: grpc.ServicerContext
     ) -> execution_pb2.Deployment:
-        _check_slot_name(request.module_name)
         genome = request.genome
         names = len(genome.parameter_names)
         if names and names != len(genome.parameters):
@@ -360,7 +357,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def RollbackGenome(
         self, request: execution_pb2.RollbackGenomeRequest, context: grpc.ServicerContext
     ) -> execution_pb2.Deployment:
-        _check_slot_name(request.module_name)
         with _store_errors():
             view = self.store.rollback(request.module_name, request.to_version)
         return self._deployed(
@@ -370,7 +366,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def ListVersions(
         self, request: execution_pb2.ListVersionsRequest, context: grpc.ServicerContext
     ) -> execution_pb2.ListVersionsResponse:
-        _check_slot_name(request.module_name)
         with _store_errors():
             views, active = self.store.list(
                 request.module_name, request.limit or DEFAULT_LIST_LIMIT
@@ -384,7 +379,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def SubmitTask(
         self, request: execution_pb2.TaskSpec, context: grpc.ServicerContext
     ) -> execution_pb2.TaskHandle:
-        _check_slot_name(request.module_name)
         _check_labels(request.labels)
         limits = self._limits(request.limits if request.HasField("limits") else None)
         max_retries = request.max_retries if request.HasField("max_retries") else None
@@ -511,7 +505,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def EvaluateBatch(
         self, request: execution_pb2.EvaluateBatchRequest, context: grpc.ServicerContext
     ) -> execution_pb2.EvaluateBatchResponse:
-        _check_slot_name(request.module_name)
         pairs = len(request.genomes) * len(request.inputs)
         if pairs > MAX_BATCH_PAIRS:
             raise InvalidArgument(
@@ -773,14 +766,6 @@ def _store_errors() -> Iterator[None]:
         raise NotFound(str(exc)) from None
     except (NoActiveDeployment, NothingToRollBack) as exc:
         raise FailedPrecondition(str(exc)) from None
-
-
-def _check_slot_name(name: str) -> None:
-    if not _SLOT_NAME.fullmatch(name):
-        raise InvalidArgument(
-            "module_name",
-            "must start with a letter or digit and contain only letters, digits, '.', '_', '-'",
-        )
 
 
 def _check_labels(labels: Any) -> None:

@@ -19,7 +19,7 @@ from typing import Protocol
 import grpc
 
 from chimera.evolution.core import ArmChoice, EvolutionCore
-from chimera.framework.errors import FailedPrecondition, ServiceError
+from chimera.framework.errors import FailedPrecondition, UpstreamError
 from chimera.optim import bandit
 from chimera.v1 import genetics_pb2, genetics_pb2_grpc
 
@@ -56,12 +56,6 @@ class InProcessMemory:
         self._states[key] = state
 
 
-class _GeneticsFailed(ServiceError):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code  # type: ignore[misc]
-
-
 class GenomeStoreMemory:
     """States in layer 7's genome store (its bandit_state table), through its contract."""
 
@@ -77,7 +71,7 @@ class GenomeStoreMemory:
         except grpc.RpcError as exc:
             if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.NOT_FOUND:
                 return None
-            raise self._failed("GetBanditState", exc) from exc
+            raise UpstreamError.from_rpc(exc, "the bandit's store, genetics GetBanditState") from exc
         return bandit.BanditState(
             arms=tuple(a.name for a in record.arms),
             pulls=tuple(int(a.pulls) for a in record.arms),
@@ -96,13 +90,7 @@ class GenomeStoreMemory:
         try:
             self._genetics.PutBanditState(request, timeout=self._timeout_s)
         except grpc.RpcError as exc:
-            raise self._failed("PutBanditState", exc) from exc
-
-    @staticmethod
-    def _failed(rpc: str, exc: grpc.RpcError) -> ServiceError:
-        code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNAVAILABLE
-        details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-        return _GeneticsFailed(code, f"the bandit's store, genetics {rpc}: {code.name}: {details}")
+            raise UpstreamError.from_rpc(exc, "the bandit's store, genetics PutBanditState") from exc
 
 
 class BanditBook:

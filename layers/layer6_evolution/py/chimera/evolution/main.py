@@ -17,18 +17,19 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import grpc
-
 from chimera.evolution.bandits import BanditBook, BanditMemory, GenomeStoreMemory, InProcessMemory
 from chimera.evolution.core import EvolutionCore
 from chimera.evolution.problems import Limits
 from chimera.evolution.runs import ARM_SETS, Runs
 from chimera.evolution.service import SERVICE_NAME, EvolutionServicer
 from chimera.framework import (
+    ChimeraClient,
     ChimeraServer,
+    ClientConfig,
     MetricsRegistry,
     ServerConfig,
     ServiceRegistration,
+    StopHooks,
     serve,
 )
 from chimera.framework.flags import add_server_flags, server_config_from_flags
@@ -38,6 +39,8 @@ __all__ = ["Options", "build_server", "main", "parse_args"]
 
 DEFAULT_PORT = 50056
 ENV_PREFIX = "LAYER6_"
+# A read: safe for gRPC to retry when layer 7 is briefly unavailable.
+GET_BANDIT_STATE = "chimera.v1.GeneticsService/GetBanditState"
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,10 @@ def build_server(
 ) -> ChimeraServer:
     """The evolution server (not started)."""
     core = core or EvolutionCore.load()
+    # Layer 7's store through the framework's client (deadlines, breaker); closed at stop.
+    client = ChimeraClient(ClientConfig(idempotent_methods=(GET_BANDIT_STATE,)))
     memory: BanditMemory = (
-        GenomeStoreMemory(genetics_pb2_grpc.GeneticsServiceStub(grpc.insecure_channel(options.genetics_target)))
+        GenomeStoreMemory(client.stub(genetics_pb2_grpc.GeneticsServiceStub, options.genetics_target))
         if options.genetics_target
         else InProcessMemory()
     )
@@ -93,6 +98,7 @@ def build_server(
             )
         ],
         metrics=metrics,
+        on_stop=StopHooks(after_drain=[client.close]),
     )
 
 

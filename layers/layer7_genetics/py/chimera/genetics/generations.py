@@ -12,15 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import jax
 import numpy as np
 
 from chimera.framework.errors import (
+    Aborted,
     FailedPrecondition,
     InvalidArgument,
     ResourceExhausted,
-    ServiceError,
 )
 from chimera.genetics.breeding import CROSSOVERS, Operators, breed, initial_population
 from chimera.genetics.convert import genome_proto
@@ -294,9 +293,3 @@ def _operators(
             "operators.elite_count", f"must be below the population size {size}"
         )
     return ops
-
-
-class Aborted(ServiceError):
-    """Two callers advanced the same agent at once; the later one must retry."""
-
-    code = grpc.StatusCode.ABORTED

@@ -19,8 +19,13 @@ from dataclasses import dataclass
 
 import grpc
 
-from chimera.framework.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
-from chimera.genetics.upstream import UpstreamError
+from chimera.framework.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    UpstreamError,
+)
 from chimera.v1 import common_pb2, genetics_pb2, resources_pb2, resources_pb2_grpc
 
 __all__ = ["DEFAULT_WAIT_SECONDS", "Held", "RunGrants"]
@@ -165,6 +170,4 @@ class RunGrants:
         try:
             return rpc(request, timeout=self._timeout_s)
         except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNAVAILABLE
-            details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-            raise UpstreamError(code, f"resources {name}: {code.name}: {details}") from exc
+            raise UpstreamError.from_rpc(exc, f"resources {name}") from exc

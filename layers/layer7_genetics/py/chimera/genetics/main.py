@@ -20,9 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-
 from chimera.framework import (
+    ChimeraClient,
     ChimeraServer,
     MetricsRegistry,
     ServerConfig,
@@ -91,13 +90,15 @@ def build_server(
     """The genetics server (not started); an unreachable or newer store fails here."""
     core = core or GeneticsCore.load()
     store = GenomeStore.open(options.store_target)
+    # One client for the calls to layers 4 and 8: the framework's deadlines and breaker.
+    client = ChimeraClient()
     execution = (
-        execution_pb2_grpc.ExecutionServiceStub(grpc.insecure_channel(options.execution_target))
+        client.stub(execution_pb2_grpc.ExecutionServiceStub, options.execution_target)
         if options.execution_target
         else None
     )
     grants = (
-        RunGrants(resources_pb2_grpc.ResourcesServiceStub(grpc.insecure_channel(options.resources_target)))
+        RunGrants(client.stub(resources_pb2_grpc.ResourcesServiceStub, options.resources_target))
         if options.resources_target
         else None
     )
@@ -112,8 +113,8 @@ def build_server(
             )
         ],
         metrics=metrics,
-        # The store is closed once no handler uses it any more.
-        on_stop=StopHooks(after_drain=[store.close]),
+        # The channels and the store are closed once no handler uses them any more.
+        on_stop=StopHooks(after_drain=[client.close, store.close]),
     )
 
 

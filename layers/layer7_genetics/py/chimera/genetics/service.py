@@ -9,13 +9,12 @@ import time
 import grpc
 
 from chimera.framework import MetricsRegistry
-from chimera.framework.errors import FailedPrecondition, NotFound
+from chimera.framework.errors import Aborted, FailedPrecondition, NotFound, UpstreamError
 from chimera.genetics.convert import bandit_proto, bandit_state, genome_proto
 from chimera.genetics.generations import Breeder
 from chimera.genetics.grants import RunGrants
 from chimera.optim.bandit import BanditState
 from chimera.genetics.store import Deployment, GenomeStore, StoreConflict
-from chimera.genetics.upstream import UpstreamError
 from chimera.v1 import execution_pb2, execution_pb2_grpc, genetics_pb2, genetics_pb2_grpc
 
 __all__ = ["DEFAULT_HISTORY_LIMIT", "SERVICE_NAME", "GeneticsServicer"]
@@ -122,8 +121,7 @@ class GeneticsServicer(genetics_pb2_grpc.GeneticsServiceServicer):
                 timeout=self._deploy_timeout_s,
             )
         except grpc.RpcError as exc:
-            code = exc.code()  # type: ignore[attr-defined]
-            raise UpstreamError(code, f"execution refused DeployGenome: {exc.details()}") from exc  # type: ignore[attr-defined]
+            raise UpstreamError.from_rpc(exc, "execution refused DeployGenome") from exc
         try:
             self._store.record_deployment(
                 Deployment(
@@ -136,9 +134,7 @@ class GeneticsServicer(genetics_pb2_grpc.GeneticsServiceServicer):
                 )
             )
         except StoreConflict as exc:
-            raise UpstreamError(
-                grpc.StatusCode.ABORTED, f"deployment {deployment.version} already recorded: {exc}"
-            ) from exc
+            raise Aborted(f"deployment {deployment.version} already recorded: {exc}") from exc
         self._deploys.inc()
         return genetics_pb2.DeployBestResponse(genome=genome, deployment=deployment)
 
