@@ -12,11 +12,15 @@
 # 3. bazel run //tools/main:main_job  layers 1-8 started once as subprocesses; on that
 #                                     stack: the plan over gRPC (discovery -> planning ->
 #                                     validation -> the module through the 3->4 gate ->
-#                                     the workload), then the closed loop (baseline KPIs ->
+#                                     the workload), then the closed loop on online bin
+#                                     packing, per generator family (Best Fit's KPIs ->
 #                                     refinement's trigger -> resources' grant -> evolution's
-#                                     choice -> genetics' GA with fitness from layer-4
-#                                     batches -> canary -> A/B test on held-out instances ->
-#                                     promote or roll back); with `prometheus` on PATH
+#                                     portfolio choice -> generations scored by layer-4
+#                                     batches -> canary -> paired A/B test on held-out
+#                                     instances -> promote or roll back), then the published
+#                                     table (First Fit, Best Fit, evolved, FunSearch's
+#                                     published figure) -> build-metrics/binpacking_scoreboard.md;
+#                                     with `prometheus` on PATH
 #                                     (tools/bootstrap.sh --optional installs it) also
 #                                     --prometheus: Debian's prometheus scrapes all eight
 #                                     layers -> build-metrics/main_job_summary.json (keys
@@ -65,11 +69,11 @@ step() {
 
 step "set-up (tools/bootstrap.sh)" tools/bootstrap.sh
 # A stale summary must not pass for this run's.
-rm -f "$summary" "$out/dashboard/loop.html"
+rm -f "$summary" "$out/dashboard/loop.html" "$out/binpacking_scoreboard.md"
 rm -rf "$run_dir"  # the loop resumes from a run dir's genome store: start it fresh
 step "build and test //... with metrics (tools/metrics/report.sh)" \
   tools/metrics/report.sh --out "$out" -- "$@"
-main_job_flags=(--summary-out "$summary" --run-dir "$run_dir")
+main_job_flags=(--summary-out "$summary" --run-dir "$run_dir" --scoreboard-out "$out/binpacking_scoreboard.md")
 if command -v prometheus >/dev/null; then
   main_job_flags+=(--prometheus)
 else
@@ -83,7 +87,7 @@ step "closed loop page (//tools/metrics/report:loop_page)" \
   --summary "$summary" --out "$out/dashboard"
 
 for file in "$out/build_metrics.json" "$out/dashboard/index.html" "$summary" \
-  "$out/dashboard/loop.html"; do
+  "$out/dashboard/loop.html" "$out/binpacking_scoreboard.md"; do
   if [[ ! -s "$file" ]]; then
     echo "main.sh: FAILED: $file was not written" >&2
     exit 1
@@ -95,4 +99,6 @@ echo "  build metrics report: $out/build_metrics.json"
 echo "  dashboard:            $out/dashboard/index.html"
 echo "  main job summary:     $summary (the closed loop: its closed_loop key)"
 echo "  closed loop page:     $out/dashboard/loop.html"
+echo "  bin-packing table:    $out/binpacking_scoreboard.md"
+cat "$out/binpacking_scoreboard.md"
 echo "  layer server logs:    $run_dir/"

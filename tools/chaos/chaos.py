@@ -48,7 +48,7 @@ from tools.main.stack import LAYERS
 #: tasks per genome.
 SMALL_BUDGET = (
     "--population", "12", "--generations", "3", "--train-instances", "8", "--jobs", "30",
-    "--tasks", "2", "--loop-module-name", "chaos-loop",
+    "--tasks", "2", "--loop-module-prefix", "chaos-loop",
 )
 LOOP_AGENT = "chaos-loop-agent"  # closed_loop: "<loop module>-agent"
 LAYER_NAMES = tuple(layer.name for layer in LAYERS)

@@ -110,6 +110,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="main_job", description=__doc__.splitlines()[0])
     p.add_argument("--summary-out", type=Path, help="write the summary as JSON here")
     p.add_argument(
+        "--scoreboard-out", type=Path, help="write the loop's bin-packing table (Markdown) here"
+    )
+    p.add_argument(
         "--run-dir",
         type=Path,
         help="servers' logs and state, the loop's genome store (default: a new temporary directory)",
@@ -118,7 +121,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--module-name", default=DEFAULT_MODULE, help="the plan's kernel module slot")
     p.add_argument("--tasks", type=int, default=24, help="tasks per genome (one instance each)")
     p.add_argument(
-        "--jobs", type=int, default=30, help="jobs per packing instance (workload and loop)"
+        "--jobs", type=int, default=30, help="jobs per packing instance of the plan's workload"
     )
     p.add_argument("--concurrency", type=int, default=2, help="layer 4's tasks run at once")
     p.add_argument(
@@ -151,15 +154,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if not args.module_name.strip():
         p.error("--module-name must not be empty")
     closed_loop.check_arguments(args, p)
-    if args.loop_module_name == args.module_name:
-        p.error("--loop-module-name must differ from --module-name (the plan's KPIs would mix in)")
+    if args.module_name.startswith(f"{args.loop_module_prefix}-"):
+        p.error("--module-name must not start with --loop-module-prefix (the plan's KPIs would mix in)")
     args.prometheus_binary = scrape.find_binary() if args.prometheus else None
     if args.prometheus and args.prometheus_binary is None:
         p.error(
             "--prometheus: no `prometheus` on PATH or in /usr/bin "
             "(Debian's: apt-get install prometheus, or tools/bootstrap.sh --optional)"
         )
-    from_working_directory(args, ("summary_out", "run_dir"))
+    from_working_directory(args, ("summary_out", "scoreboard_out", "run_dir"))
     return args
 
 
@@ -572,6 +575,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.summary_out.parent.mkdir(parents=True, exist_ok=True)
         args.summary_out.write_text(json.dumps(outcome.summary, indent=2, sort_keys=True) + "\n")
         print(f"\nSummary JSON: {args.summary_out}")
+    table = outcome.summary.get("closed_loop", {}).get("scoreboard")
+    if args.scoreboard_out is not None and table is not None:
+        args.scoreboard_out.parent.mkdir(parents=True, exist_ok=True)
+        args.scoreboard_out.write_text(closed_loop.scoreboard_markdown(table))
+        print(f"Scoreboard: {args.scoreboard_out}")
     sys.stdout.flush()
     if outcome.status == 0:
         print(f"main_job: OK ({outcome.summary['elapsed_s']:.1f} s)")

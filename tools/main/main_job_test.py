@@ -15,8 +15,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import main_job
 from tools.main import stack
 
-#: The loop's smallest sensible budget: one generation of 8 genomes on 4 instances.
-TINY_LOOP = ["--population", "8", "--generations", "1", "--train-instances", "4"]
+#: The loop's smallest sensible budget: OR-like instances of 200 items, one generation of
+#: 8 genomes on 4 instances, and the bad fixture as the canary, so the verdict is pinned.
+TINY_LOOP = [
+    "--families", "or", "--items", "200", "--population", "8", "--generations", "1",
+    "--train-instances", "4", "--window", "8", "--generalisation-instances", "0",
+    "--force-candidate", "bad-fixture",
+]
 
 
 def health_of(layers: stack.LayerStack) -> dict[str, str]:
@@ -100,25 +105,29 @@ def test_main_job_runs_the_loop_and_writes_the_summary(
 
     # The workload: every task succeeded on its genome, every KPI arrived, quality improved.
     workload = summary["workload"]
-    assert [g["genome_id"] for g in workload["genomes"]] == ["default-best-fit", "evolved-good"]
+    assert [g["genome_id"] for g in workload["genomes"]] == ["default-best-fit", "reference-good"]
     for genome in workload["genomes"]:
         assert genome["statuses"] == {"SUCCEEDED": 6}
         assert genome["kpi_reports"] == 6 and genome["mean_fuel"] > 0
     assert workload["kpi_received"] == workload["kpi_expected"] == 12
-    assert [s["genome_id"] for s in workload["swaps"]] == ["default-best-fit", "evolved-good"]
+    assert [s["genome_id"] for s in workload["swaps"]] == ["default-best-fit", "reference-good"]
     assert workload["quality_improvement"] > 0
     assert workload["failures"] == []
 
     # Then the closed loop on the same stack: its summary keeps the loop's own shape.
     loop = summary["closed_loop"]
     assert loop["ok"] is True and loop["reason"] == "", loop
+    assert {"families", "scoreboard", "phases_s", "elapsed_s", "ok", "reason"} <= set(loop)
+    family = loop["families"]["or"]
     assert {
         "baseline", "trigger", "resources", "strategy", "evolution", "canary", "ab_test",
-        "outcome", "evaluations", "phases_s", "elapsed_s", "ok", "reason",
-    } <= set(loop)
-    assert [g["generation"] for g in loop["evolution"]["generations"]] == [0]
-    assert loop["evolution"]["population"] == 8
-    assert loop["outcome"]["decision"] in ("PROMOTE", "ROLL_BACK", "INCONCLUSIVE")
+        "outcome", "evaluations", "phases_s", "elapsed_s",
+    } <= set(family)
+    assert [g["generation"] for g in family["evolution"]["generations"]] == [0]
+    assert family["evolution"]["population"] == 8
+    # The forced bad fixture loses the paired A/B test and is rolled back.
+    assert family["outcome"]["decision"] == "ROLL_BACK"
+    assert [row["set"] for row in loop["scoreboard"]["rows"]] == ["or3", "weibull_5k"]
     assert loop["elapsed_s"] < summary["elapsed_s"]
     assert "monitoring" not in summary  # only with --prometheus (tools/monitoring's test)
 
@@ -131,7 +140,8 @@ def test_main_job_runs_the_loop_and_writes_the_summary(
         "KPI reports received: 12/12",
         "Layers 1-8 SERVING",
         "closed loop (",
-        "A/B        held-out",
+        "A/B        paired",
+        "FunSearch (published)",
         "main_job: OK",
     ):
         assert text in out

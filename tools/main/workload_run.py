@@ -48,9 +48,12 @@ __all__ = [
 #: Best fit in arrival order: a reasonable hand-written starting point.
 DEFAULT_GENOME = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 #: (genome id, parameters) in deployment order: the default, then the better one.
+#: ``reference-good`` is a fixed reference genome (a hand-picked fixture the
+#: plan hot-swaps to), not something the loop evolved: the loop's own results
+#: are under the summary's ``closed_loop``.
 GENOMES: tuple[tuple[str, tuple[float, ...]], ...] = (
     ("default-best-fit", DEFAULT_GENOME),
-    ("evolved-good", GOOD_GENOME),
+    ("reference-good", GOOD_GENOME),
 )
 TERMINAL = frozenset(
     {

@@ -114,6 +114,10 @@ class Family:
     items: int
     #: The published set this family imitates (its held-out counterpart).
     published_set: str
+    #: Generated training instances a fitness averages over by default: a
+    #: 5,000-item Weibull instance is long enough that two generalise; 500-item
+    #: OR-like ones need more.
+    training_instances: int
 
     def sizes(self, rng: np.random.Generator, count: int) -> np.ndarray:
         if self.name == "weibull":
@@ -124,8 +128,8 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "weibull": Family("weibull", capacity=100, items=5_000, published_set="weibull_5k"),
-    "or": Family("or", capacity=150, items=500, published_set="or3"),
+    "weibull": Family("weibull", capacity=100, items=5_000, published_set="weibull_5k", training_instances=2),
+    "or": Family("or", capacity=150, items=500, published_set="or3", training_instances=16),
 }
 
 

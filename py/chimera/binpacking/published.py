@@ -16,15 +16,20 @@ from typing import Any
 from chimera.binpacking.instances import Instance
 from chimera.wasm.artifacts import Artifact, locate
 
-__all__ = ["SETS", "PublishedSet", "figures", "load"]
+__all__ = ["SETS", "PublishedSet", "env_var", "figures", "load"]
 
 _DIR = "data/binpacking"
 #: The published sets by name, with the file each lives in.
 SETS = {"or3": "or3.json", "weibull_5k": "weibull_5k.json"}
 
 
+def env_var(name: str) -> str:
+    """The environment variable that overrides where file ``name`` is found."""
+    return "CHIMERA_BINPACKING_" + name.upper().replace(".", "_")
+
+
 def _artifact(name: str) -> Artifact:
-    return Artifact(f"{_DIR}/{name}", "CHIMERA_BINPACKING_" + name.upper().replace(".", "_"))
+    return Artifact(f"{_DIR}/{name}", env_var(name))
 
 
 @dataclass(frozen=True)

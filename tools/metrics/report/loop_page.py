@@ -19,11 +19,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from chimera.binpacking.instances import FAMILIES
 from tools.metrics.report import loop_plots, pages
 from tools.metrics.report.loop_summary import SummaryError, load
 
 PAGE = "loop.html"
-TITLE = "Chimera closed loop: last run"
+TITLE = "Chimera closed loop on online bin packing: last run"
 
 
 def _fields(section: dict[str, Any], prefix: str, labels: list[tuple[str, str]]) -> list[list[str]]:
@@ -43,36 +44,42 @@ def _pair(*blocks: str) -> str:
     return '<div class="pair">' + "".join(blocks) + "</div>"
 
 
-def _generations_table(summary: dict[str, Any], prefix: str) -> str:
-    columns = [("generation", "generation"), ("best_fitness", "best (quality)"), ("mean_fitness", "mean (quality)"),
-               ("diversity", "diversity"), ("mutation_rate", "mutation rate"), ("mutation_sigma", "mutation σ"),
-               ("evaluations", "evaluations so far"), ("batch_wall_ms", "batch wall time (ms)")]
+def _generations_table(summary: dict[str, Any], prefix: str, family: str) -> str:
+    columns = [("generation", "generation"), ("source", "fitness from"), ("best_excess_pct", "best (excess %)"),
+               ("mean_excess_pct", "mean (excess %)"), ("diversity", "diversity"),
+               ("evaluations", "layer-4 evaluations so far"), ("wall_ms", "wall time (ms)")]
     gens = summary["evolution"]["generations"]
     present = [(k, label) for k, label in columns if all(k in g for g in gens)]
     rows = [[pages.cell(g[k], f"{prefix}evolution.generations.{i}.{k}") for k, _ in present]
             for i, g in enumerate(gens)]
-    return pages.table([label for _, label in present], rows, "generations")
+    return pages.table([label for _, label in present], rows, f"generations-{family}")
 
 
 def _ab_rows(ab: dict[str, Any], prefix: str) -> list[list[str]]:
     rows = _fields(ab, f"{prefix}ab_test", [
         ("decision", "decision"),
+        ("design", "design"),
         ("planned_samples_per_arm", "planned held-out instances per arm"),
-        ("samples_used_per_arm", "observations used per arm"),
-        ("baseline_mean_quality", "baseline mean quality"),
-        ("candidate_mean_quality", "candidate mean quality"),
-        ("relative_improvement", "relative improvement (fraction)"),
-        ("t_statistic", "Welch's t"),
-        ("p_value", "p-value"),
+        ("samples_used_per_arm", "pairs used"),
+        ("baseline_mean_excess_pct", "Best Fit mean excess (%)"),
+        ("candidate_mean_excess_pct", "candidate mean excess (%)"),
+        ("mean_difference", "mean paired difference (%)"),
+        ("t_statistic", "paired t"),
+        ("p_value", "paired t p-value"),
+        ("wilcoxon_p_value", "Wilcoxon signed-rank p-value"),
+        ("always_valid_p_value", "always-valid p-value (mSPRT)"),
         ("alpha", "α (significance level)"),
-        ("effect_size_cohens_d", "Cohen's d"),
+        ("effect_size", "effect size (d_z)"),
         ("hedges_g", "Hedges' g"),
     ])
     low, high = ab["hedges_g_ci"]
     rows.append(["Hedges' g, 95% CI low", pages.cell(low, f"{prefix}ab_test.hedges_g_ci.0")])
     rows.append(["Hedges' g, 95% CI high", pages.cell(high, f"{prefix}ab_test.hedges_g_ci.1")])
-    rows += _fields(ab, f"{prefix}ab_test", [("holdout_seeds", "held-out seeds (first, last)"),
+    rows += _fields(ab, f"{prefix}ab_test", [("holdout", "held-out instances"),
                                              ("evaluations", "evaluations"), ("failed_pairs", "failed pairs")])
+    for i, guard in enumerate(ab.get("guardrails", [])):
+        rows.append([f"guardrail {guard['metric']}: regression (max)",
+                     pages.cell(guard["regression"], f"{prefix}ab_test.guardrails.{i}.regression")])
     return rows
 
 
@@ -82,10 +89,9 @@ def _headline(summary: dict[str, Any]) -> str:
     if ab:
         low, high = ab["hedges_g_ci"]
         figures += [
-            ("held-out quality, baseline → candidate",
-             f"{ab['baseline_mean_quality']:.3f} → {ab['candidate_mean_quality']:.3f}"),
-            ("relative improvement", pages.percent(ab.get("relative_improvement"), signed=True)),
-            (f"p-value (α = {ab['alpha']:g})", f"{ab['p_value']:.2g}"),
+            ("held-out excess, Best Fit → candidate",
+             f"{ab['baseline_mean_excess_pct']:.3f} % → {ab['candidate_mean_excess_pct']:.3f} %"),
+            (f"paired p-value (α = {ab['alpha']:g})", f"{ab['p_value']:.2g}"),
             ("Hedges' g, 95% CI", f"{ab['hedges_g']:.2f} [{low:.2f}, {high:.2f}]"),
         ]
     if "total" in summary.get("evaluations", {}):
@@ -96,9 +102,7 @@ def _headline(summary: dict[str, Any]) -> str:
 
 
 def _outcome_rows(summary: dict[str, Any], p: str) -> list[list[str]]:
-    rows = [["run ok", pages.cell(summary["ok"], f"{p}ok")]]
-    if summary["reason"]:
-        rows.append(["reason it failed", pages.cell(summary["reason"], f"{p}reason")])
+    rows = []
     rows += _fields(summary.get("outcome", {}), f"{p}outcome", [
         ("decision", "decision"), ("action", "action"), ("reason", "why"),
         ("active_version", "active version"), ("canary_version", "canary version"),
@@ -108,64 +112,101 @@ def _outcome_rows(summary: dict[str, Any], p: str) -> list[list[str]]:
     return rows
 
 
-def _body(summary: dict[str, Any], prefix: str, images: dict[str, str], source: str) -> str:
-    p = prefix
-    decision = summary.get("outcome", {}).get("decision", "FAILED" if not summary["ok"] else "-")
+def _family_body(family: str, summary: dict[str, Any], p: str, images: dict[str, str]) -> str:
+    decision = summary.get("outcome", {}).get("decision", "NOT DECIDED")
     parts = [
-        f'<p class="muted">{source} Quality is a placement\'s accepted priority × utilization '
-        f'(0–1, higher is better); times in seconds (s).</p>',
-        f'<h2 id="outcome">Outcome <span class="badge {html.escape(decision)}">{html.escape(decision)}</span></h2>',
+        f'<h2 id="outcome-{family}">{html.escape(family)}: outcome '
+        f'<span class="badge {html.escape(decision)}">{html.escape(decision)}</span></h2>',
         _headline(summary),
     ]
     if "ab_test" not in summary:
-        parts.append(_kv("Run", _outcome_rows(summary, p), "outcome"))
+        parts.append(_kv("Run", _outcome_rows(summary, p), f"outcome-{family}"))
     else:
         parts.append(f'<img src="{images["ab"]}" alt="A/B test on held-out instances">')
-        parts.append(_pair(_kv("A/B test on held-out instances (layer 5)", _ab_rows(summary["ab_test"], p), "ab-test"),
-                           _kv("Run", _outcome_rows(summary, p), "outcome")))
+        parts.append(_pair(_kv("A/B test on held-out instances (layer 5)", _ab_rows(summary["ab_test"], p), f"ab-test-{family}"),
+                           _kv("Run", _outcome_rows(summary, p), f"outcome-{family}")))
     if "evolution" in summary:
         evolution = summary["evolution"]
-        parts.append('<h2 id="generations-section">Quality per generation (layer 7, fitness from layer 4)</h2>')
+        parts.append(f'<h2 id="generations-{family}">{html.escape(family)}: excess per generation</h2>')
         if evolution["generations"]:
             parts.append(f'<img src="{images["generations"]}" alt="Quality per generation">')
-            parts.append(_generations_table(summary, p))
+            parts.append(_generations_table(summary, p, family))
         parts.append(_kv("Evolution", _fields(evolution, f"{p}evolution", [
-            ("population", "population"), ("training_instances", "training instances"),
+            ("population", "population"), ("training", "training instances"),
+            ("items_per_instance", "items per instance"), ("screened_by_twin", "genomes screened by the twin"),
             ("stop_reason", "stopped because"), ("best_genome_id", "best genome"),
-            ("best_training_fitness", "best training fitness (quality)"),
+            ("best_training_excess_pct", "candidate's training excess (%, layer 4)"),
             ("resumed_from_generation", "resumed from generation"), ("failed_pairs", "failed pairs")]),
-            "evolution"))
-    parts.append('<h2 id="phases-section">Wall time and evaluations per phase</h2>')
+            f"evolution-{family}"))
+    parts.append(f'<h2 id="phases-{family}">{html.escape(family)}: wall time and evaluations per phase</h2>')
     parts.append(f'<img src="{images["phases"]}" alt="Wall time and evaluations per phase">')
     evaluations = summary.get("evaluations", {})
     parts.append(_pair(
-        _kv("Wall time", [[name, pages.cell(s, f"{p}phases_s.{name}")] for name, s in loop_plots.phases(summary)], "phases",
+        _kv("Wall time", [[name, pages.cell(s, f"{p}phases_s.{name}")] for name, s in loop_plots.phases(summary)], f"phases-{family}",
             ("phase", "wall time (s)")),
         _kv("Layer-4 evaluations (genome × instance)",
             [[k, pages.cell(v, f"{p}evaluations.{k}")] for k, v in loop_plots.in_order(evaluations, (*loop_plots.EVALUATION_ORDER, "total"))],
-            "evaluations", ("phase", "evaluations"))))
-    parts.append('<h2 id="inputs">Trigger, grant and strategy</h2>')
+            f"evaluations-{family}", ("phase", f"evaluations-{family}"))))
+    parts.append(f'<h2 id="inputs-{family}">{html.escape(family)}: trigger, grant and strategy</h2>')
     parts.append(_pair(
         _kv("Trigger (layer 5)", _fields(summary.get("trigger", {}), f"{p}trigger", [
-            ("trigger", "trigger"), ("should_evolve", "evolve"), ("reason", "reason"),
-            ("current_mean", "current mean quality"), ("baseline_mean", "earlier mean quality"),
-            ("p_value", "p-value"), ("sample_count", "samples")]), "trigger"),
+            (f"trigger-{family}", f"trigger-{family}"), ("should_evolve", "evolve"), ("reason", "reason"),
+            ("current_mean", "current mean excess (%)"), ("baseline_mean", "earlier mean excess (%)"),
+            ("p_value", "p-value"), ("sample_count", "samples")]), f"trigger-{family}"),
         _kv("Grant (layer 8)", _fields(summary.get("resources", {}), f"{p}resources", [
             ("job_id", "job"), ("allocation_id", "allocation"), ("cpu_cores", "CPU cores"),
             ("device_ids", "accelerators"), ("requested_population", "population asked"),
             ("max_population", "population granted"), ("wall_time_seconds", "wall time granted (s)"),
-            ("cost_usd", "cost (USD)"), ("released", "released as")]), "grant"),
+            ("cost_usd", "cost (USD)"), ("released", "released as")]), f"grant-{family}"),
         _kv("Strategy (layer 6)", _fields(summary.get("strategy", {}), f"{p}strategy", [
-            ("algorithm", "algorithm chosen"), ("reason", "reason"), ("exploration", "exploration"),
-            ("problem_class", "problem class"), ("hyperparameters", "hyperparameters"), ("ran", "ran")]), "strategy"),
+            ("algorithm", "algorithm chosen"), ("runner", "run by"), ("reason", "reason"),
+            ("exploration", "exploration"), ("problem_class", "problem class"),
+            ("hyperparameters", "hyperparameters")]), f"strategy-{family}"),
         _kv("Baseline (layers 3, 4)", _fields(summary.get("baseline", {}), f"{p}baseline", [
             ("genome_id", "genome"), ("version", "version"), ("stream_instances", "stream instances"),
-            ("stream_mean_quality", "mean quality on the stream"),
-            ("kpi_reports_at_layer5", "KPI reports at layer 5"), ("failed_pairs", "failed pairs")]), "baseline"),
-        _kv("Canary (layer 7 → 4)", _fields(summary.get("canary", {}), f"{p}canary", [
+            ("stream_excess_pct", "excess on the stream (%)"),
+            ("kpi_reports_at_layer5", "KPI reports at layer 5"), ("failed_pairs", "failed pairs")]), f"baseline-{family}"),
+        _kv("Canary (layer 4)", _fields(summary.get("canary", {}), f"{p}canary", [
             ("source", "source"), ("genome_id", "genome"), ("version", "version"),
-            ("previous_version", "previous version"), ("parameters", "parameters")]), "canary"),
+            ("previous_version", "previous version"), ("parameters", "parameters")]), f"canary-{family}"),
     ))
+    return "\n".join(part for part in parts if part)
+
+
+def _scoreboard(summary: dict[str, Any], p: str) -> str:
+    board = summary.get("scoreboard")
+    if not board:
+        return ""
+    rows = []
+    for i, row in enumerate(board["rows"]):
+        at = f"{p}scoreboard.rows.{i}"
+        evolved = "not run" if row.get("evolved") is None else pages.cell(row["evolved"], f"{at}.evolved")
+        rows.append([html.escape(row["set"]), pages.cell(row["first_fit"], f"{at}.first_fit"),
+                     pages.cell(row["best_fit"], f"{at}.best_fit"), evolved,
+                     pages.cell(row["published"]["funsearch"], f"{at}.published.funsearch")])
+    table = pages.table(["set", "First Fit (%)", "Best Fit (%)", "evolved (%)", "FunSearch, published (%)"],
+                        rows, "scoreboard")
+    note = (f'<p class="muted">Excess of the bins used over the L1 bound on the published sets (held out). '
+            f'First Fit, Best Fit and evolved: measured by {html.escape(board["measured_by"])} after the loop '
+            f'decided; FunSearch: the published figure ({html.escape(board["published_source"])}).</p>')
+    return '<h2 id="scoreboard-section">The published table</h2>' + table + note
+
+
+def _body(summary: dict[str, Any], prefix: str, images: dict[str, str], source: str) -> str:
+    parts = [f'<p class="muted">{source} Excess is the bins used over the L1 bound, in % '
+             f'(lower is better); times in seconds (s).</p>', _scoreboard(summary, prefix)]
+    if not summary["ok"]:
+        parts.append(f'<p>The loop failed: {html.escape(summary["reason"])}</p>')
+    for family, family_summary in summary["families"].items():
+        if f"{family}/priority" in images:
+            parts.append(f'<img src="{images[family + "/priority"]}" alt="{html.escape(family)}: evolved priority">')
+        family_images = {k.split("/", 1)[1]: v for k, v in images.items() if k.startswith(family + "/")}
+        parts.append(_family_body(family, family_summary, f"{prefix}families.{family}.", family_images))
+    for i, row in enumerate(summary.get("generalisation", [])):
+        parts.append(_kv(f"Generalisation: {row['family']}, {row['items']} items", _fields(
+            row, f"{prefix}generalisation.{i}", [("instances", "fresh instances"), ("best_fit", "Best Fit (%)"),
+                                                 ("evolved", "evolved (%)"), ("beats_best_fit", "beats Best Fit")]),
+            f"generalisation-{i}"))
     return "\n".join(part for part in parts if part)
 
 
@@ -174,11 +215,19 @@ def write(summary: dict[str, Any], out: Path, prefix: str = "", source: str = ""
     that exists); returns the files written. `prefix` is where the loop summary
     sits in its file ("closed_loop" or "")."""
     out.mkdir(parents=True, exist_ok=True)
-    images = {"phases": loop_plots.plot_phases(summary, out / "loop_phases.png")}
-    if summary.get("evolution", {}).get("generations"):
-        images["generations"] = loop_plots.plot_generations(summary, out / "loop_generations.png")
-    if "ab_test" in summary:
-        images["ab"] = loop_plots.plot_ab_test(summary, out / "loop_ab_test.png")
+    images = {}
+    for family, fam in summary["families"].items():
+        images[f"{family}/phases"] = loop_plots.plot_phases(fam, out / f"loop_{family}_phases.png")
+        if fam.get("evolution", {}).get("generations"):
+            images[f"{family}/generations"] = loop_plots.plot_generations(fam, out / f"loop_{family}_generations.png")
+        if fam.get("evolution", {}).get("best_parameters"):
+            capacity = FAMILIES[family].capacity
+            images[f"{family}/priority"] = loop_plots.plot_priority(
+                fam["evolution"]["best_parameters"], capacity,
+                f"{family}: the evolved priority over (item, remaining capacity), capacity {capacity}",
+                out / f"loop_{family}_priority.png")
+        if "ab_test" in fam:
+            images[f"{family}/ab"] = loop_plots.plot_ab_test(fam, out / f"loop_{family}_ab_test.png")
     key_prefix = f"{prefix}." if prefix else ""
     nav = pages.link("index.html", "Build dashboard") if (out / "index.html").is_file() else ""
     page = out / PAGE

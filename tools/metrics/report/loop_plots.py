@@ -1,5 +1,6 @@
-"""The loop page's PNG plots (matplotlib, Agg backend): quality per generation, the
-A/B test's held-out distributions, wall time and evaluations per phase."""
+"""The loop page's PNG plots (matplotlib, Agg backend): excess per generation, the
+A/B test's held-out distributions, wall time and evaluations per phase, and the
+evolved priority function over (item, remaining capacity)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from chimera.binpacking.genome import SEARCH_LEN, priority_table
 from tools.metrics.report import pages
 
-QUALITY = "quality (accepted priority × utilization, 0–1)"
+EXCESS = "excess of bins over the L1 bound (%, lower is better)"
 #: The loop's phases in the order they run (tools/loop/closed_loop.py).
-PHASE_ORDER = ("startup", "baseline", "trigger", "grant", "strategy", "evolve", "canary", "ab_test")
+PHASE_ORDER = ("startup", "baseline", "trigger", "grant", "strategy", "evolve", "canary", "ab_test",
+               "scoreboard", "generalisation")
 #: The phases that spend layer-4 evaluations, in the same order.
 EVALUATION_ORDER = ("baseline_stream", "evolution", "ab_test")
 
@@ -24,15 +27,20 @@ def plot_generations(summary: dict[str, Any], path: Path) -> str:
     xs = [g["generation"] for g in gens]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1.4]})
-    top.plot(xs, [g["best_fitness"] for g in gens], marker="o", color=pages.BLUE, label="best of the generation")
-    top.plot(xs, [g["mean_fitness"] for g in gens], marker="s", color=pages.ORANGE, label="population mean")
+    top.plot(xs, [g["best_excess_pct"] for g in gens], marker="o", color=pages.BLUE, label="best of the generation")
+    top.plot(xs, [g["mean_excess_pct"] for g in gens], marker="s", color=pages.ORANGE, label="population mean")
+    screened = [g["generation"] for g in gens if g.get("source", "").startswith("twin")]
+    if screened:
+        top.axvspan(min(screened) - 0.5, max(screened) + 0.5, color=pages.GREY, alpha=0.15,
+                    label="screened by layer 6's twin")
     if "baseline" in summary:
-        top.axhline(summary["baseline"]["stream_mean_quality"], color=pages.GREY, linestyle="--",
-                    label="baseline genome (mean on its stream instances)")
-    top.set_ylabel(f"mean {QUALITY}")
+        top.axhline(summary["baseline"]["stream_excess_pct"], color=pages.GREY, linestyle="--",
+                    label="Best Fit (on its stream instances)")
+    top.set_ylabel(EXCESS, fontsize=8)
+    top.set_yscale("log")
     evolution = summary["evolution"]
-    top.set_title(f"Training fitness per generation: population {evolution.get('population', '?')}, "
-                  f"{evolution.get('training_instances', '?')} training instances each")
+    top.set_title(f"Training excess per generation: population {evolution.get('population', '?')}, "
+                  f"instances {evolution.get('training', '?')}")
     top.legend(fontsize=8, loc="best")
     top.grid(alpha=0.3)
     if all("diversity" in g for g in gens):
@@ -45,7 +53,6 @@ def plot_generations(summary: dict[str, Any], path: Path) -> str:
         operators.set_ylabel("layer 6's operators\n(rate per gene, σ)", fontsize=8)
         operators.legend(fontsize=7, loc="upper center", ncol=2)
     bottom.set_xlabel("generation")
-    bottom.set_xticks(xs)
     bottom.grid(alpha=0.3)
     return pages.save_png(fig, path)
 
@@ -70,20 +77,34 @@ def plot_ab_test(summary: dict[str, Any], path: Path) -> str:
     left.set_xticks([1, 2])
     left.set_xticklabels([f"baseline\n{summary.get('baseline', {}).get('genome_id', '')}".strip(),
                           f"candidate\n{summary.get('canary', {}).get('genome_id', '')}".strip()], fontsize=8)
-    left.set_ylabel(f"held-out {QUALITY}")
+    left.set_ylabel(f"held-out {EXCESS}", fontsize=8)
     left.set_title(f"Per instance, n = {len(base)} per arm (red: mean ± 95% CI)", fontsize=10)
     left.grid(alpha=0.3, axis="y")
     diffs = [c - b for b, c in zip(base, cand)]
     right.hist(diffs, bins=min(30, max(5, len(diffs) // 3)), color=pages.BLUE, alpha=0.8)
     right.axvline(0.0, color=pages.GREY, linestyle="--")
     right.axvline(float(np.mean(diffs)), color=pages.RED, label=f"mean {np.mean(diffs):+.4f}")
-    right.set_xlabel("candidate − baseline, same held-out instance (quality)")
+    right.set_xlabel("candidate − baseline, same held-out instance (excess, %)")
     right.set_ylabel("instances")
     right.set_title("Paired differences", fontsize=10)
     right.legend(fontsize=8)
     low, high = ab["hedges_g_ci"]
-    fig.suptitle(f"A/B on held-out instances: {ab['decision']} (p = {ab['p_value']:.3g}, α = {ab['alpha']:g}; "
-                 f"Hedges' g = {ab['hedges_g']:.2f} [{low:.2f}, {high:.2f}])")
+    fig.suptitle(f"Paired A/B on held-out instances: {ab['decision']} (paired t p = {ab['p_value']:.3g}, "
+                 f"α = {ab['alpha']:g}; Hedges' g = {ab['hedges_g']:.2f} [{low:.2f}, {high:.2f}])")
+    return pages.save_png(fig, path)
+
+
+def plot_priority(parameters: list[float], capacity: int, title: str, path: Path) -> str:
+    """The evolved priority over (item size, remaining capacity); the bin with the highest wins."""
+    table = priority_table(np.asarray([parameters[:SEARCH_LEN]], np.float64), capacity)[0]
+    shown = np.where(np.isfinite(table), table, np.nan)[1:, :]  # sizes 1..C
+    fig, ax = plt.subplots(figsize=(8, 6))
+    image = ax.imshow(shown.T, origin="lower", aspect="auto", cmap="viridis",
+                      extent=(0.5, capacity + 0.5, -0.5, capacity + 0.5))
+    fig.colorbar(image, ax=ax, label="priority (only the order within a column matters)")
+    ax.set_xlabel("item size")
+    ax.set_ylabel("remaining capacity of the bin (top row: a new bin, its bias included)")
+    ax.set_title(title, fontsize=10)
     return pages.save_png(fig, path)
 
 

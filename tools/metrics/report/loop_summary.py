@@ -38,19 +38,15 @@ def _numbers(value: Any, where: str) -> list[float]:
     return [float(v) for v in value]
 
 
-def check(summary: Any, where: str = "summary") -> dict[str, Any]:
-    """The summary if every section the page draws has the fields it needs."""
+def check_family(summary: Any, where: str) -> dict[str, Any]:
+    """One family's loop summary, if every section the page draws has the fields it needs."""
     if not isinstance(summary, dict):
         raise SummaryError(f"{where}: expected a JSON object")
-    if not isinstance(summary.get("ok"), bool):
-        raise SummaryError(f"{where}.ok: expected true or false, got {summary.get('ok')!r}")
-    if not isinstance(summary.get("reason"), str):
-        raise SummaryError(f"{where}.reason: expected a string")
     phases = _object(summary, "phases_s", where)
     for name in phases:
         _number(phases, name, f"{where}.phases_s")
     if "baseline" in summary:
-        _number(_object(summary, "baseline", where), "stream_mean_quality", f"{where}.baseline")
+        _number(_object(summary, "baseline", where), "stream_excess_pct", f"{where}.baseline")
     if "evolution" in summary:
         evolution = _object(summary, "evolution", where)
         generations = evolution.get("generations")
@@ -59,13 +55,15 @@ def check(summary: Any, where: str = "summary") -> dict[str, Any]:
         for i, gen in enumerate(generations):
             if not isinstance(gen, dict):
                 raise SummaryError(f"{where}.evolution.generations[{i}]: expected an object")
-            for key in ("generation", "best_fitness", "mean_fitness", "evaluations"):
+            for key in ("generation", "best_excess_pct", "mean_excess_pct", "evaluations"):
                 _number(gen, key, f"{where}.evolution.generations[{i}]")
+        if evolution.get("best_parameters"):
+            _numbers(evolution["best_parameters"], f"{where}.evolution.best_parameters")
     if "ab_test" in summary:
         ab = _object(summary, "ab_test", where)
         at = f"{where}.ab_test"
-        for key in ("baseline_mean_quality", "candidate_mean_quality", "p_value", "alpha",
-                    "effect_size_cohens_d", "hedges_g", "samples_used_per_arm"):
+        for key in ("baseline_mean_excess_pct", "candidate_mean_excess_pct", "p_value", "alpha",
+                    "effect_size", "hedges_g", "samples_used_per_arm"):
             _number(ab, key, at)
         if not isinstance(ab.get("decision"), str):
             raise SummaryError(f"{at}.decision: expected a string")
@@ -83,6 +81,33 @@ def check(summary: Any, where: str = "summary") -> dict[str, Any]:
     return summary
 
 
+def check(summary: Any, where: str = "summary") -> dict[str, Any]:
+    """The loop's summary (every family, the scoreboard) if the page can draw it."""
+    if not isinstance(summary, dict):
+        raise SummaryError(f"{where}: expected a JSON object")
+    if not isinstance(summary.get("ok"), bool):
+        raise SummaryError(f"{where}.ok: expected true or false, got {summary.get('ok')!r}")
+    if not isinstance(summary.get("reason"), str):
+        raise SummaryError(f"{where}.reason: expected a string")
+    families = _object(summary, "families", where)
+    for name, family in families.items():
+        check_family(family, f"{where}.families.{name}")
+    if "scoreboard" in summary:
+        rows = _object(summary, "scoreboard", where).get("rows")
+        if not isinstance(rows, list) or not rows:
+            raise SummaryError(f"{where}.scoreboard.rows: expected a non-empty list")
+        for i, row in enumerate(rows):
+            at = f"{where}.scoreboard.rows[{i}]"
+            if not isinstance(row, dict) or not isinstance(row.get("set"), str):
+                raise SummaryError(f"{at}.set: expected a string")
+            for key in ("first_fit", "best_fit"):
+                _number(row, key, at)
+            if row.get("evolved") is not None:
+                _number(row, "evolved", at)
+            _number(_object(row, "published", at), "funsearch", f"{at}.published")
+    return summary
+
+
 def load(path: Path) -> tuple[dict[str, Any], str]:
     """(the loop summary, where in the file it was): the file's top level, or its `closed_loop`."""
     try:
@@ -93,7 +118,7 @@ def load(path: Path) -> tuple[dict[str, Any], str]:
         raise SummaryError(f"{path}: not JSON ({err})") from None
     if isinstance(data, dict) and "closed_loop" in data:
         return check(data["closed_loop"], "closed_loop"), "closed_loop"
-    if isinstance(data, dict) and "phases_s" not in data and "ok" not in data:
-        raise SummaryError(f"{path}: neither a closed-loop summary (ok, reason, phases_s) "
+    if isinstance(data, dict) and "families" not in data and "ok" not in data:
+        raise SummaryError(f"{path}: neither a closed-loop summary (ok, reason, families) "
                            f"nor a file with a closed_loop object")
     return check(data), ""

@@ -70,7 +70,10 @@ def test_loop_page_renders_with_the_summarys_numbers(page: Any, pages_on_disk: t
     assert page.url.endswith("/" + loop_page.PAGE)
 
     shown_images = images(page)
-    assert {i["src"] for i in shown_images} == {"loop_generations.png", "loop_ab_test.png", "loop_phases.png"}
+    assert {i["src"] for i in shown_images} == {
+        f"loop_{family}_{plot}.png" for family in summary["families"]
+        for plot in ("generations", "ab_test", "phases", "priority")
+    }
     assert [i["src"] for i in shown_images if not i["ok"]] == []
 
     cells = page.eval_on_selector_all("td[data-key]", "tds => tds.map(td => [td.dataset.key, td.textContent])")
@@ -78,14 +81,19 @@ def test_loop_page_renders_with_the_summarys_numbers(page: Any, pages_on_disk: t
     assert len(keyed) == len(cells) > 40  # each figure once
     for key, text in keyed.items():
         assert _matches(text, _lookup(data, key)), (key, text)
-    ab = summary["ab_test"]
-    for key in ("p_value", "baseline_mean_quality", "candidate_mean_quality", "hedges_g", "alpha"):
-        assert f"closed_loop.ab_test.{key}" in keyed
-    assert keyed["closed_loop.ab_test.decision"] == ab["decision"]
-    generations = page.eval_on_selector_all("#generations tbody tr", "trs => trs.length")
-    assert generations == len(summary["evolution"]["generations"])
-    assert set(summary["phases_s"]) == {k.split(".")[-1] for k in keyed if k.startswith("closed_loop.phases_s.")}
-    assert page.inner_text(".badge") == summary["outcome"]["decision"]
+    weibull = summary["families"]["weibull"]
+    ab = weibull["ab_test"]
+    w = "closed_loop.families.weibull."
+    for key in ("p_value", "baseline_mean_excess_pct", "candidate_mean_excess_pct", "hedges_g", "alpha"):
+        assert f"{w}ab_test.{key}" in keyed
+    assert keyed[f"{w}ab_test.decision"] == ab["decision"]
+    generations = page.eval_on_selector_all("#generations-weibull tbody tr", "trs => trs.length")
+    assert generations == len(weibull["evolution"]["generations"])
+    assert set(weibull["phases_s"]) == {k.split(".")[-1] for k in keyed if k.startswith(f"{w}phases_s.")}
+    badges = page.eval_on_selector_all(".badge", "bs => bs.map(b => b.textContent)")
+    assert badges == [s["outcome"]["decision"] for s in summary["families"].values()]
+    rows = page.eval_on_selector_all("#scoreboard tbody tr", "trs => trs.length")
+    assert rows == len(summary["scoreboard"]["rows"])
 
     assert errors == []
     assert screenshot(page, "loop_page.png").stat().st_size > 10_000

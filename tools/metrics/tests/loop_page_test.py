@@ -18,7 +18,8 @@ TESTDATA = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKS
 FIXTURE = TESTDATA / "closed_loop_summary_fixture.json"
 ROLLBACK_FIXTURE = TESTDATA / "closed_loop_rollback_summary_fixture.json"
 PNG = b"\x89PNG\r\n\x1a\n"
-PLOTS = {"loop_generations.png", "loop_ab_test.png", "loop_phases.png"}
+PLOTS = {f"loop_{family}_{plot}.png" for family in ("weibull", "or")
+         for plot in ("generations", "ab_test", "phases", "priority")}
 
 
 def _summary(path: Path = FIXTURE) -> dict[str, Any]:
@@ -63,23 +64,30 @@ def test_page_from_the_loop_summary(drawn: Path) -> None:
     assert "http" not in page
     summary = _summary()
     keyed = _keyed_cells(page, summary)
-    for key in ("ab_test.p_value", "ab_test.baseline_mean_quality", "ab_test.candidate_mean_quality",
-                "ab_test.hedges_g_ci.0", "ab_test.decision", "resources.cpu_cores", "strategy.algorithm",
-                "phases_s.evolve", "evaluations.total", "evolution.generations.0.best_fitness"):
+    w = "families.weibull."
+    for key in (w + "ab_test.p_value", w + "ab_test.baseline_mean_excess_pct", w + "ab_test.candidate_mean_excess_pct",
+                w + "ab_test.hedges_g_ci.0", w + "ab_test.decision", w + "resources.cpu_cores",
+                w + "strategy.algorithm", w + "phases_s.evolve", w + "evaluations.total",
+                w + "evolution.generations.0.best_excess_pct", "scoreboard.rows.1.evolved",
+                "scoreboard.rows.0.best_fit", "scoreboard.rows.1.published.funsearch"):
         assert key in keyed, key
-    generations = summary["evolution"]["generations"]
-    assert sum(k.endswith(".best_fitness") for k in keyed) == len(generations) > 1
+    generations = summary["families"]["weibull"]["evolution"]["generations"]
+    assert sum(k.startswith(w) and k.endswith(".best_excess_pct") for k in keyed) == len(generations) > 1
+    # This fixture's pinned verdicts: Weibull promoted, OR-like inconclusive (rolled back).
     assert '<span class="badge PROMOTE">PROMOTE</span>' in page
+    assert '<span class="badge INCONCLUSIVE">INCONCLUSIVE</span>' in page
+    assert keyed["scoreboard.rows.1.published.funsearch"] == "0.68"
 
 
 def test_a_rolled_back_candidate(tmp_path: Path) -> None:
     assert loop_page.run(["--summary", str(ROLLBACK_FIXTURE), "--out", str(tmp_path)]) == 0
     page = (tmp_path / "loop.html").read_text()
     keyed = _keyed_cells(page, _summary(ROLLBACK_FIXTURE))
-    assert keyed["ab_test.decision"] == "ROLL_BACK" and keyed["outcome.action"] == "rolled back to the baseline"
-    assert float(keyed["ab_test.candidate_mean_quality"]) < float(keyed["ab_test.baseline_mean_quality"])
+    w = "families.weibull."
+    assert keyed[w + "ab_test.decision"] == "ROLL_BACK" and keyed[w + "outcome.action"] == "rolled back to the baseline"
+    assert float(keyed[w + "ab_test.candidate_mean_excess_pct"]) > float(keyed[w + "ab_test.baseline_mean_excess_pct"])
     assert '<span class="badge ROLL_BACK">ROLL_BACK</span>' in page
-    assert {p.name for p in tmp_path.glob("*.png")} == PLOTS
+    assert "not run" in page  # no OR-like run: the OR3 row has no evolved figure
 
 
 def test_the_main_jobs_summary_with_closed_loop(tmp_path: Path) -> None:
@@ -87,7 +95,7 @@ def test_the_main_jobs_summary_with_closed_loop(tmp_path: Path) -> None:
     out = tmp_path / "board"
     assert loop_page.run(["--summary", str(wrapped), "--out", str(out)]) == 0
     page = (out / "loop.html").read_text()
-    assert 'data-key="closed_loop.ab_test.p_value"' in page
+    assert 'data-key="closed_loop.families.weibull.ab_test.p_value"' in page
     assert 'data-key="phases_s.' not in page  # the loop's figures, not the main job's
 
 
@@ -100,23 +108,27 @@ def test_the_dashboard_beside_it_gets_a_link_once(drawn: Path) -> None:
 
 
 def test_a_failed_run_still_gets_its_page(tmp_path: Path) -> None:
-    failed = {"ok": False, "reason": "starting the layers: layer6_evolution exited", "phases_s": {"startup": 3.5}}
+    failed = {"ok": False, "reason": "Execution EvaluateBatch: UNAVAILABLE", "phases_s": {},
+              "families": {"weibull": {"phases_s": {"baseline": 3.5}}}}
     assert loop_page.run(["--summary", str(_write(tmp_path, failed)), "--out", str(tmp_path / "b")]) == 0
     page = (tmp_path / "b" / "loop.html").read_text()
-    assert "layer6_evolution exited" in page and "FAILED" in page
-    assert {p.name for p in (tmp_path / "b").glob("*.png")} == {"loop_phases.png"}
+    assert "EvaluateBatch: UNAVAILABLE" in page and "NOT DECIDED" in page
+    assert {p.name for p in (tmp_path / "b").glob("*.png")} == {"loop_weibull_phases.png"}
 
 
 def _broken(name: str) -> Any:
     summary = _summary()
+    weibull = summary["families"]["weibull"]
     if name == "p_value":
-        summary["ab_test"]["p_value"] = "tiny"
+        weibull["ab_test"]["p_value"] = "tiny"
     elif name == "observations":
-        summary["ab_test"]["observations"]["candidate"].pop()
+        weibull["ab_test"]["observations"]["candidate"].pop()
     elif name == "generations":
-        summary["evolution"]["generations"][2] = {"generation": 2}
+        weibull["evolution"]["generations"][2] = {"generation": 2}
     elif name == "phases":
-        summary["phases_s"]["evolve"] = None
+        weibull["phases_s"]["evolve"] = None
+    elif name == "scoreboard":
+        summary["scoreboard"]["rows"][0]["best_fit"] = None
     elif name == "ok":
         del summary["ok"]
     elif name == "wrapped":
@@ -129,8 +141,9 @@ def _broken(name: str) -> Any:
 
 
 @pytest.mark.parametrize("case, named", [
-    ("p_value", "ab_test.p_value"), ("observations", "ab_test.observations"),
-    ("generations", "evolution.generations[2].best_fitness"), ("phases", "phases_s.evolve"),
+    ("p_value", "families.weibull.ab_test.p_value"), ("observations", "families.weibull.ab_test.observations"),
+    ("generations", "families.weibull.evolution.generations[2].best_excess_pct"),
+    ("phases", "families.weibull.phases_s.evolve"), ("scoreboard", "scoreboard.rows[0].best_fit"),
     ("ok", "summary.ok"), ("wrapped", "closed_loop: expected a JSON object"),
     ("other", "neither a closed-loop summary"), ("list", "summary: expected a JSON object"),
 ])

@@ -38,8 +38,9 @@ pub const FIELDS: [&str; GENOME_LEN] = [
     "effort",
 ];
 
-/// A genome that packs well (found by hill climbing on generated instances):
-/// duration-aware, big jobs first, opens machines readily, full effort.
+/// A fixed reference genome that packs well on generated instances (a
+/// hand-picked fixture, not a loop result): duration-aware, big jobs first,
+/// opens machines readily, full effort.
 pub const GOOD_GENOME: [f64; GENOME_LEN] = [-0.3, 1.4, -1.6, 0.0, 4.4, 4.0, 0.6, 1.0];
 /// A genome that packs badly: worst fit, mixes long and short jobs, no
 /// lookahead and no improvement passes.
