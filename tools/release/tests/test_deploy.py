@@ -17,8 +17,8 @@ import pytest
 import yaml
 from runfiles import Runfiles
 
-from chimera_release import cli, kubernetes
-from chimera_release.digests import file_sha256, runfiles_digest
+from chimera_release import cli, deploy
+from chimera_release.documents import file_sha256, runfiles_digest
 
 LAYERS = ["layer1_discovery", "layer2_planning", "layer3_validation", "layer4_execution"]
 
@@ -66,16 +66,16 @@ def run_cli(*args: str) -> tuple[int, Any, str]:
 def test_local_deploy_brings_every_layer_up_and_validate_reports_them(tmp_path) -> None:
     manifest = release(tmp_path, LAYERS, "a")
     cache = tmp_path / "cache"
-    deploy = subprocess.Popen(
+    command = subprocess.Popen(
         [sys.executable, "-c", "import sys; from chimera_release.cli import main; sys.exit(main(sys.argv[1:]))",
          "deploy", "--environment", "local", "--manifest", str(manifest), "--validate", "--cache-dir", str(cache)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     state = cache / "deployments" / "local.json"
     try:
         deadline = time.monotonic() + 150
-        while not state.is_file() and deploy.poll() is None and time.monotonic() < deadline:
+        while not state.is_file() and command.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert state.is_file(), deploy.stderr.read() if deploy.poll() is not None else "no state in time"
+        assert state.is_file(), command.stderr.read() if command.poll() is not None else "no state in time"
         status, report, stderr = run_cli("validate", "--check-health", "--generate-report", "--cache-dir", str(cache),
                                          "--report-dir", str(tmp_path / "report"))
         assert status == 0, (stderr, report)
@@ -88,11 +88,11 @@ def test_local_deploy_brings_every_layer_up_and_validate_reports_them(tmp_path) 
         discovery = next(l["target"] for l in report["layers"] if l["layer"] == "layer1_discovery")
         assert f"--discovery-target {discovery}" in planning_log.splitlines()[0]
     finally:
-        os.killpg(deploy.pid, signal.SIGTERM)
-        out, _ = deploy.communicate(timeout=60)
+        os.killpg(command.pid, signal.SIGTERM)
+        out, _ = command.communicate(timeout=60)
     document = json.loads(out)
     assert document["validation"]["healthy"] is True
-    assert deploy.returncode == 0 and not state.exists()
+    assert command.returncode == 0 and not state.exists()
     status, _, stderr = run_cli("validate", "--check-health", "--cache-dir", str(cache))
     assert status == 2 and "no running deployment" in stderr
 
@@ -166,11 +166,11 @@ def test_kubernetes_manifests_render_and_validate_offline(tmp_path, proto_repo) 
 
 
 def test_kubernetes_validation_reports_a_bad_object() -> None:
-    spec = kubernetes.LayerSpec("layer1_discovery", "chimera.v1.DiscoveryService", {}, "0" * 64)
-    files = kubernetes.render([spec], kubernetes.ENVIRONMENTS["staging"], "0" * 40, "registry.invalid/x", 0)
-    assert kubernetes.validate(files) == []
+    spec = deploy.LayerSpec("layer1_discovery", "chimera.v1.DiscoveryService", {}, "0" * 64)
+    files = deploy.render_kubernetes([spec], deploy.ENVIRONMENTS["staging"], "0" * 40, "registry.invalid/x", 0)
+    assert deploy.validate_kubernetes(files) == []
     files["layer1_discovery.yaml"][2]["spec"]["replicas"] = "two"
-    assert kubernetes.validate(files) == [
+    assert deploy.validate_kubernetes(files) == [
         "layer1_discovery.yaml: Deployment/chimera-layer1-discovery: 'two' is not of type 'integer', 'null'"]
 
 
