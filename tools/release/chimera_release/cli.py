@@ -266,6 +266,25 @@ def _release(args: argparse.Namespace) -> dict[str, Any]:
     return documents.manifest(context.store, context.revision(args.rev))
 
 
+def _removed_layers(args: argparse.Namespace, release: dict[str, Any]) -> dict[str, str]:
+    """Layer -> removed server label, from --delta: the release's `affected` or `artifacts` document."""
+    from chimera_release import deploy
+
+    if not args.delta:
+        return {}
+    delta = _load_json(args.delta, "--delta")
+    source = f"--delta {args.delta}"
+    removed = deploy.removed_layers(delta, source)
+    head_tree = (delta.get("head") or {}).get("tree")
+    if head_tree != release["revision"]["tree"]:
+        raise UsageError(f"{source}: its head tree {str(head_tree)[:12]} is not the manifest's revision "
+                         f"{release['revision']['tree'][:12]}")
+    still_listed = sorted(set(removed) & {b.layer for b in deploy.layer_binaries(release)})
+    if still_listed:
+        raise UsageError(f"{source}: removes {', '.join(still_listed)}, which the manifest still deploys")
+    return removed
+
+
 def _state_path(args: argparse.Namespace) -> pathlib.Path:
     return pathlib.Path(args.state or pathlib.Path(args.cache_dir) / "deployments" / "local.json")
 
@@ -290,6 +309,7 @@ def _deploy_local(args: argparse.Namespace, release: dict[str, Any]) -> int:
         raise UsageError("the manifest lists no layer servers")
     if args.canary is not None and not args.baseline_manifest:
         raise UsageError("--canary on --environment local needs --baseline-manifest (the stable release)")
+    removed = _removed_layers(args, release)
     state_path = _state_path(args)
     deployment = deploy.LocalDeployment(state_path.parent / "local-run")
     revision = release["revision"].get("commit") or release["revision"]["tree"]
@@ -301,10 +321,16 @@ def _deploy_local(args: argparse.Namespace, release: dict[str, Any]) -> int:
                 baseline = _load_json(args.baseline_manifest, "--baseline-manifest")
                 deployment.start(deploy.layer_binaries(baseline),
                                  baseline["revision"].get("commit") or baseline["revision"]["tree"])
+                # The new builds are never wired to a removed layer; its stable
+                # instance serves the old ones until the rollout completes.
+                deployment.forget(list(removed))
                 canary = deployment.canary(binaries, revision, args.canary, args.probes, args.max_error_rate)
                 status = 1 if any(c["result"] == "rolled_back" for c in canary) else 0
             else:
                 deployment.start(binaries, revision)
+            # After a rollback the stable layers still use the removed ones: they stay.
+            teardown = deployment.tear_down(removed) if status == 0 else [
+                {"layer": layer, "label": label, "result": "kept_after_rollback"} for layer, label in removed.items()]
         except deploy.DeployError as error:
             print(f"release: deploy failed: {error}", file=sys.stderr)
             return 1
@@ -313,12 +339,15 @@ def _deploy_local(args: argparse.Namespace, release: dict[str, Any]) -> int:
                                     **deployment.state()}
         if canary:
             document["canary"] = canary
+        if args.delta:
+            document["teardown"] = teardown
         if args.validate:
             document["validation"] = deploy.check_deployment(json.loads(state_path.read_text()))
             status = status or (0 if document["validation"]["healthy"] else 1)
         rows = [[l["layer"], l["target"], l["revision"][:12], l["sha256"][:16]] for l in document["layers"]]
         emit(document, args.format, ["layer", "target", "revision", "sha256"], rows,
-             f"state: {state_path}" + (f"; canary: {[c['result'] for c in canary]}" if canary else ""))
+             f"state: {state_path}" + (f"; canary: {[c['result'] for c in canary]}" if canary else "")
+             + (f"; teardown: {[(t['layer'], t['result']) for t in teardown]}" if args.delta else ""))
         sys.stdout.flush()
         if status == 0:
             _hold(args.hold)
@@ -340,6 +369,8 @@ def _deploy_kubernetes(args: argparse.Namespace, release: dict[str, Any]) -> int
     binaries = deploy.layer_binaries(release)
     if not binaries:
         raise UsageError("the manifest lists no layer servers")
+    teardown = [{"layer": layer, "label": label, "objects": deploy.teardown_objects(layer)}
+                for layer, label in _removed_layers(args, release).items()]
     short_names = {b.short_name: b.layer for b in binaries}
     specs = []
     for binary in binaries:
@@ -352,16 +383,19 @@ def _deploy_kubernetes(args: argparse.Namespace, release: dict[str, Any]) -> int
                                      args.canary or 0)
     problems = deploy.validate_kubernetes(files)
     output = pathlib.Path(args.output_dir or pathlib.Path.cwd() / f"k8s-{args.environment}")
-    written = deploy.write_kubernetes(files, output) if not problems else []
+    written = deploy.write_kubernetes(files, output, teardown) if not problems else []
     document = {"schema": DEPLOY_SCHEMA, "environment": args.environment, "output_dir": str(output),
                 "kubernetes_version": deploy.KUBERNETES_VERSION, "files": written,
                 "objects": [{"file": name, "kind": o["kind"], "name": o["metadata"]["name"]}
                             for name, objects in files.items() for o in objects],
                 "valid": not problems, "problems": problems, "applied": False}
+    if args.delta:
+        document["teardown"] = teardown
     emit(document, args.format, ["file", "kind", "name"],
          [[o["file"], o["kind"], o["name"]] for o in document["objects"]],
          f"{'valid' if not problems else 'INVALID'} against Kubernetes {deploy.KUBERNETES_VERSION}; "
-         f"written to {output}; not applied")
+         f"written to {output}; not applied"
+         + (f"; teardown.json: {sum(len(t['objects']) for t in teardown)} objects to delete" if args.delta else ""))
     return 0 if not problems else 1
 
 
@@ -403,6 +437,8 @@ def add_deploy_parsers(commands: Any) -> None:
     deploy.add_argument("--validate", action="store_true", help="check every layer after bring-up")
     deploy.add_argument("--canary", type=float, default=None, metavar="PERCENT",
                         help="move one layer at a time, PERCENT of traffic to the new build first")
+    deploy.add_argument("--delta", default=None, metavar="FILE",
+                        help="the release's `affected` report or `artifacts` document: its removed layers are torn down")
     deploy.add_argument("--baseline-manifest", default=None, help="local canary: the stable release's manifest")
     deploy.add_argument("--max-error-rate", type=float, default=0.0, help="canary error budget (fraction)")
     deploy.add_argument("--probes", type=int, default=40, help="local canary: probe requests per layer")

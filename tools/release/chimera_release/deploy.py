@@ -4,7 +4,9 @@
 - `deploy --environment local`: every layer server from the manifest's binaries,
   with a canary that moves one layer at a time;
 - `deploy --environment staging|production`: Kubernetes manifests, validated offline;
-- `validate --check-health`: health and version of every layer, as JSON and HTML.
+- `validate --check-health`: health and version of every layer, as JSON and HTML;
+- teardown: the layers a release removes (its `affected` or `artifacts`
+  document's `removed`) are stopped locally, or listed for deletion from Kubernetes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 import signal
 import subprocess
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import grpc
 import kubernetes_validate
@@ -29,7 +31,36 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from chimera.framework.processes import LOOPBACK, ProcessStack, ServerProcess, ServerSpec, free_ports, pid_alive
-from chimera_release.documents import file_sha256, runfiles_digest
+from chimera_release.documents import ARTIFACTS_SCHEMA, file_sha256, runfiles_digest
+from chimera_release.errors import UsageError
+from chimera_release.graph import AFFECTED_SCHEMA, classify, layer_of
+
+# ---------------------------------------------------------------------------
+# Removed layers: what the deploy plan tears down
+
+
+def removed_layers(delta: dict[str, Any], source: str) -> dict[str, str]:
+    """Layer -> its removed server label, from an `affected` report or an `artifacts` document.
+
+    Only a layer's server runs; the other removed targets (libraries, tests,
+    images) stop with the build and have nothing to tear down.
+    """
+    if delta.get("schema") == AFFECTED_SCHEMA:
+        rule_classes = {t.get("label"): t.get("kind", "") for t in delta.get("affected", [])}
+    elif delta.get("schema") == ARTIFACTS_SCHEMA:
+        rule_classes = {a.get("label"): a.get("rule_class", "") for a in delta.get("artifacts", [])}
+    else:
+        raise UsageError(f"{source}: not a {AFFECTED_SCHEMA} or {ARTIFACTS_SCHEMA} document")
+    removed = delta.get("removed")
+    if not isinstance(removed, list) or not all(isinstance(label, str) for label in removed):
+        raise UsageError(f"{source}: removed: expected a list of target labels")
+    layers = {}
+    for label in removed:
+        layer = layer_of(label)
+        if layer is not None and classify(label, rule_classes.get(label, "")) == "service":
+            layers[layer] = label
+    return dict(sorted(layers.items()))
+
 
 # ---------------------------------------------------------------------------
 # Probes
@@ -233,6 +264,25 @@ class LocalDeployment:
             results.append(outcome)
         return results
 
+    def forget(self, layers: list[str]) -> None:
+        """Wires no new server to `layers` (removed from the release); their running instances stay."""
+        for layer in layers:
+            self.layers.pop(layer, None)
+
+    def tear_down(self, layers: dict[str, str]) -> list[dict[str, Any]]:
+        """Stops the running instances of removed layers (layer -> removed label)."""
+        results = []
+        for layer, label in layers.items():
+            instance = self.instances.pop(layer, None)
+            self.layers.pop(layer, None)
+            if instance is None:
+                results.append({"layer": layer, "label": label, "result": "not_running"})
+                continue
+            _stop_one(instance.server)
+            self.events.append({"event": "torn_down", "layer": layer, "target": instance.server.target})
+            results.append({"layer": layer, "label": label, "result": "stopped", "target": instance.server.target})
+        return results
+
     def state(self) -> dict[str, Any]:
         return {"schema": "chimera.release.deployment/v1", "environment": "local",
                 "layers": [i.as_json() for _, i in sorted(self.instances.items())], "events": self.events}
@@ -320,7 +370,30 @@ class LayerSpec:
 
     @property
     def app(self) -> str:
-        return "chimera-" + self.layer.replace("_", "-")
+        return app_name(self.layer)
+
+
+TRACKS = ("stable", "canary")
+
+
+def app_name(layer: str) -> str:
+    return "chimera-" + layer.replace("_", "-")
+
+
+def _config_name(app: str) -> str:
+    return app + "-config"
+
+
+def _deployment_name(app: str, track: str) -> str:
+    return app if track == "stable" else f"{app}-{track}"
+
+
+def teardown_objects(layer: str) -> list[dict[str, str]]:
+    """Every object `render_kubernetes` can create for a layer: what removing the layer deletes."""
+    app = app_name(layer)
+    return [{"apiVersion": "v1", "kind": "ConfigMap", "name": _config_name(app)},
+            {"apiVersion": "v1", "kind": "Service", "name": app},
+            *({"apiVersion": "apps/v1", "kind": "Deployment", "name": _deployment_name(app, track)} for track in TRACKS)]
 
 
 def proto_services(proto_texts: list[str]) -> list[str]:
@@ -358,7 +431,7 @@ def _container(spec: LayerSpec, env: Environment, image: str) -> dict[str, Any]:
         "image": image,
         "args": args,
         "ports": [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "metrics", "containerPort": METRICS_PORT}],
-        "envFrom": [{"configMapRef": {"name": spec.app + "-config"}}],
+        "envFrom": [{"configMapRef": {"name": _config_name(spec.app)}}],
         "resources": {"requests": {"cpu": env.cpu, "memory": env.memory},
                       "limits": {"cpu": env.cpu_limit, "memory": env.memory_limit}},
         "readinessProbe": {**probe(), "periodSeconds": 5, "failureThreshold": 3},
@@ -370,7 +443,7 @@ def _container(spec: LayerSpec, env: Environment, image: str) -> dict[str, Any]:
 
 def _deployment(spec: LayerSpec, env: Environment, image: str, track: str, replicas: int,
                 weight: int) -> dict[str, Any]:
-    name = spec.app if track == "stable" else f"{spec.app}-{track}"
+    name = _deployment_name(spec.app, track)
     labels = _labels(spec, track)
     return {
         "apiVersion": "apps/v1",
@@ -403,7 +476,7 @@ def render_kubernetes(specs: list[LayerSpec], env: Environment, revision: str, r
         weight = round(100 * canary_replicas / env.replicas) if canary_replicas else 0
         objects: list[dict[str, Any]] = [
             {"apiVersion": "v1", "kind": "ConfigMap",
-             "metadata": {"name": spec.app + "-config", "labels": _labels(spec, "stable")},
+             "metadata": {"name": _config_name(spec.app), "labels": _labels(spec, "stable")},
              "data": {"CHIMERA_ENVIRONMENT": env.name, "CHIMERA_REVISION": revision,
                       "CHIMERA_BINARY_SHA256": spec.sha256, "CHIMERA_HEALTH_SERVICE": spec.service}},
             {"apiVersion": "v1", "kind": "Service",
@@ -431,7 +504,13 @@ def validate_kubernetes(files: dict[str, list[dict[str, Any]]]) -> list[str]:
     return problems
 
 
-def write_kubernetes(files: dict[str, list[dict[str, Any]]], directory: pathlib.Path) -> list[str]:
+def write_kubernetes(files: dict[str, list[dict[str, Any]]], directory: pathlib.Path,
+                     teardown: Sequence[dict[str, Any]] = ()) -> list[str]:
+    """Writes one file per layer, weights.json and teardown.json (the objects of removed layers, to delete).
+
+    A removed layer's file left from an earlier render is deleted, so that
+    applying the directory never brings the layer back.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, objects in sorted(files.items()):
@@ -440,6 +519,9 @@ def write_kubernetes(files: dict[str, list[dict[str, Any]]], directory: pathlib.
     (directory / "weights.json").write_text(json.dumps(
         {name: {o["metadata"]["name"]: int(o["metadata"]["annotations"]["chimera.dev/traffic-weight"])
                 for o in objects if o["kind"] == "Deployment"} for name, objects in files.items()}, indent=2))
+    for entry in teardown:
+        (directory / f"{entry['layer']}.yaml").unlink(missing_ok=True)
+    (directory / "teardown.json").write_text(json.dumps({"delete": list(teardown)}, indent=2))
     return written
 
 
