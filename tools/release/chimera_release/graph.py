@@ -239,7 +239,7 @@ def read_query_stream(data: bytes) -> Iterator[Target]:
 # Build flags are not in it: their reach comes from Bazel's action keys (with_actions).
 # The per-component digests are kept so that a diff can say *why*.
 
-SNAPSHOT_SCHEMA = 5  # bump when the snapshot format or the digest algorithm changes
+SNAPSHOT_SCHEMA = 6  # bump when the snapshot format or the digest algorithm changes
 # Visibility only decides whether a build is allowed; it never changes an output.
 _IGNORED_ATTRIBUTES = {"generator_location", "$internal_attr_hash", "visibility"}
 _IMPLEMENTATION = "$rule_implementation_hash"
@@ -400,10 +400,20 @@ def fill_digests(nodes: dict[str, dict[str, Any]]) -> None:
             stack.extend((i, False) for i in node["in"] if "d" not in nodes[i] and i not in on_path)
 
 
+_CHECKSUM_BYTES = 32  # a cache entry starts with the sha256 of the rest
+
+
+def _rebuilding(path: pathlib.Path, problem: str) -> None:
+    print(f"release: cache entry {path} {problem}; rebuilding it", file=sys.stderr)
+    return None
+
+
 class SnapshotStore:
     """Computes snapshots with Bazel and caches them by tree hash."""
 
     def __init__(self, repo: GitRepo, bazel: Bazel, cache_dir: pathlib.Path) -> None:
+        if cache_dir.exists() and not cache_dir.is_dir():
+            raise UsageError(f"--cache-dir {cache_dir}: not a directory")
         self.repo = repo
         self.bazel = bazel
         self.cache_dir = cache_dir
@@ -414,8 +424,8 @@ class SnapshotStore:
     def get(self, revision: Revision) -> tuple[dict[str, Any], bool]:
         """(snapshot, whether it came from the cache)."""
         cached = self.snapshots / f"{revision.tree}.marshal"
-        snapshot = self._load(cached, revision)
-        if snapshot is not None and isinstance(snapshot.get("targets"), dict):
+        snapshot = self._load(cached, revision, "targets")
+        if snapshot is not None:
             return snapshot, True
         workspace = self.export(revision)
         targets = list(read_query_stream(self.bazel.query_graph(workspace)))
@@ -430,8 +440,8 @@ class SnapshotStore:
         analyses anything.
         """
         cached = self.snapshots / f"{revision.tree}.actions.marshal"
-        actions = self._load(cached, revision)
-        if actions is not None and isinstance(actions.get("actions"), dict):
+        actions = self._load(cached, revision, "actions")
+        if actions is not None:
             return actions["actions"]
         workspace = self.export(revision)
         document = self.bazel.aquery(workspace, ACTION_GRAPH_QUERY, test_arguments(flags))
@@ -441,32 +451,50 @@ class SnapshotStore:
         return keys
 
     @staticmethod
-    def _load(path: pathlib.Path, revision: Revision) -> dict[str, Any] | None:
-        """A cache entry, or None when it is absent or unusable (then it is rebuilt, never trusted)."""
+    def _load(path: pathlib.Path, revision: Revision, content: str) -> dict[str, Any] | None:
+        """A cache entry, or None when it is absent or unusable (then it is rebuilt, never trusted).
+
+        An entry is the sha256 of its payload, then the payload: a byte flipped
+        anywhere is caught even where the payload would still unmarshal.
+        """
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            return _rebuilding(path, f"cannot be read ({error.strerror})")
+        checksum, payload = data[:_CHECKSUM_BYTES], data[_CHECKSUM_BYTES:]
+        if hashlib.sha256(payload).digest() != checksum:
+            return _rebuilding(path, "is corrupt")
         try:
             # marshal: plain dicts/lists/strings, ~4x faster to load than JSON, and
             # unlike pickle it cannot run code; its format is keyed by Python version.
-            entry = marshal.loads(path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except (OSError, EOFError, ValueError, TypeError):
-            print(f"release: cache entry {path} is corrupt; rebuilding it", file=sys.stderr)
-            return None
-        if not isinstance(entry, dict) or entry.get("schema") != SNAPSHOT_SCHEMA or entry.get("tree") != revision.tree:
-            print(f"release: cache entry {path} does not match its revision; rebuilding it", file=sys.stderr)
-            return None
+            entry = marshal.loads(payload)
+        except (EOFError, ValueError, TypeError):
+            return _rebuilding(path, "is corrupt")
+        if not isinstance(entry, dict) or not isinstance(entry.get(content), dict):
+            return _rebuilding(path, "is corrupt")
+        if entry.get("schema") != SNAPSHOT_SCHEMA or entry.get("tree") != revision.tree:
+            return _rebuilding(path, "does not match its revision")
         return entry
 
     def _store(self, path: pathlib.Path, entry: dict[str, Any]) -> None:
-        self.snapshots.mkdir(parents=True, exist_ok=True)
+        payload = marshal.dumps(entry)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(marshal.dumps(entry))
-        partial.replace(path)
+        try:
+            self.snapshots.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(hashlib.sha256(payload).digest() + payload)
+            partial.replace(path)  # atomic: a reader sees the old entry or the new one, never a part
+        except OSError as error:
+            raise UsageError(f"--cache-dir {self.cache_dir}: cannot write {path.name}: {error.strerror}") from None
 
     def export(self, revision: Revision) -> pathlib.Path:
         """The revision's files at the fixed checkout path (one Bazel server for all revisions)."""
         workspace = self.checkout / "src"
-        self.checkout.mkdir(parents=True, exist_ok=True)
+        try:
+            self.checkout.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"--cache-dir {self.cache_dir}: cannot create {self.checkout}: {error.strerror}") from None
         self.repo.export(revision.tree, workspace, self.checkout / "index")
         return workspace
 
