@@ -1,19 +1,129 @@
-"""`release <command>`: the release tool's command line (exit 2 on bad input)."""
+"""`release <command>`: the release tool's command line (exit 2 and one line on bad input).
+
+The graph commands need only the standard library (CI runs `affected` as a
+plain script), so the documents and deploy modules, which need cyclonedx,
+jsonschema, grpc and kubernetes-validate, are imported by the commands that use them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import pathlib
+import signal
 import sys
-from typing import Callable, Sequence
+import time
+from typing import Any, Sequence
 
-from chimera_release import affected as affected_lib
-from chimera_release.context import Context, add_common_arguments, describe
+from chimera_release import graph
 from chimera_release.errors import UsageError
-from chimera_release.output import emit
+from chimera_release.graph import SnapshotStore
+from chimera_release.workspace import WORKING_TREE, Bazel, GitRepo, Revision
 
-Command = Callable[[argparse.Namespace], int]
+# ---------------------------------------------------------------------------
+# Output: JSON (the stable, documented form) or a human table on stdout
 
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def emit(document: dict[str, Any], fmt: str, headers: Sequence[str], rows: Sequence[Sequence[Any]],
+         footer: str = "") -> None:
+    if fmt == "json":
+        # One write: json.dump would issue a write per token (slow on big reports).
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        return
+    sys.stdout.write(table(headers, rows) + "\n")
+    if footer:
+        sys.stdout.write(footer + "\n")
+
+
+# ---------------------------------------------------------------------------
+# What every command needs: the repository, Bazel and the snapshot cache
+
+def default_repo() -> str:
+    # `bazel run` starts the tool inside its runfiles; the caller's tree is here.
+    return os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd())
+
+
+def default_cache() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get("CHIMERA_RELEASE_CACHE", os.path.join(base, "chimera-release"))
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", default=default_repo(), help="the git repository (default: the workspace)")
+    parser.add_argument("--cache-dir", default=default_cache(), help="per-revision hash cache")
+    parser.add_argument("--bazel", default=os.environ.get("BAZEL", "bazel"), help="the Bazel binary")
+    parser.add_argument("--bazel-output-user-root", default=None,
+                        help="Bazel --output_user_root for the tool's own server")
+    parser.add_argument("--output-base", default=None,
+                        help="Bazel --output_base for the tool's own server (e.g. under /tmp in CI)")
+    parser.add_argument("--keep-bazel-server", action="store_true",
+                        help="leave the Bazel server this command started running (faster next cold run)")
+    parser.add_argument("--format", choices=("json", "table"), default="json")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="use the working tree (uncommitted changes) as the head revision")
+
+
+@dataclasses.dataclass
+class Context:
+    store: SnapshotStore
+    allow_dirty: bool
+    keep_bazel_server: bool = False
+
+    @property
+    def repo(self) -> GitRepo:
+        return self.store.repo
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Context":
+        repo_path = pathlib.Path(args.repo)
+        if not repo_path.exists():
+            raise UsageError(f"--repo {args.repo}: no such directory")
+        repo = GitRepo(repo_path.resolve())
+        root = pathlib.Path(args.bazel_output_user_root) if args.bazel_output_user_root else None
+        output_base = pathlib.Path(args.output_base).resolve() if args.output_base else None
+        bazel = Bazel(binary=args.bazel, output_user_root=root, output_base=output_base)
+        return cls(store=SnapshotStore(repo, bazel, pathlib.Path(args.cache_dir)),
+                   allow_dirty=args.allow_dirty, keep_bazel_server=args.keep_bazel_server)
+
+    def close(self) -> None:
+        """Shuts down the Bazel server this command started, unless asked to keep it."""
+        if not self.keep_bazel_server:
+            self.store.bazel.stop_started()
+
+    def head(self, name: str | None) -> Revision:
+        """The named revision, or the working tree (which must be clean unless allowed)."""
+        if name is not None:
+            return self.repo.resolve(name)
+        if self.repo.is_dirty():
+            if not self.allow_dirty:
+                raise UsageError(f"the working tree of {self.repo.root} has uncommitted changes; "
+                                 "commit them, name --head, or pass --allow-dirty")
+            return self.repo.resolve(WORKING_TREE)
+        return self.repo.resolve("HEAD")
+
+    def revision(self, name: str | None) -> Revision:
+        """A named revision, or (None) the working tree / HEAD as head() decides."""
+        return self.head(None) if name is None else self.repo.resolve(name)
+
+
+def _load_json(path: str, flag: str) -> dict[str, Any]:
+    try:
+        return json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{flag} {path}: {error}") from None
+
+
+# ---------------------------------------------------------------------------
+# The graph and document commands
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
@@ -31,7 +141,7 @@ def cmd_affected(args: argparse.Namespace) -> int:
 def _affected(context: Context, args: argparse.Namespace) -> int:
     base_revision = context.repo.resolve(args.base)
     head_revision = context.head(args.head)
-    base, head, targets, timing = affected_lib.between(context.store, base_revision, head_revision)
+    base, head, targets, timing = graph.between(context.store, base_revision, head_revision)
     if args.explain:
         matches = [t for t in targets if t["label"] == args.explain]
         if args.explain not in head["targets"] and args.explain not in base["targets"]:
@@ -43,7 +153,7 @@ def _affected(context: Context, args: argparse.Namespace) -> int:
         footer = "" if matches else f"{args.explain} is not affected"
         emit(document, args.format, ["#", "reason"], rows, footer)
         return 0
-    document = affected_lib.report(describe(base_revision), describe(head_revision), targets, timing)
+    document = graph.affected_report(base_revision.as_json(), head_revision.as_json(), targets, timing)
     rows = [[t["label"], t["status"], t["kind"], t["reasons"][-1] if t["reasons"] else ""] for t in targets]
     emit(document, args.format, ["target", "status", "kind", "root cause"], rows,
          f"{len(targets)} affected; layers: {', '.join(document['layers']) or 'none'}")
@@ -51,11 +161,11 @@ def _affected(context: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_artifacts(args: argparse.Namespace) -> int:
-    from chimera_release import artifacts
+    from chimera_release import documents
 
     context = Context.from_args(args)
     try:
-        document = artifacts.artifacts(context, context.repo.resolve(args.base), context.head(args.head))
+        document = documents.artifacts(context.store, context.repo.resolve(args.base), context.head(args.head))
     finally:
         context.close()
     rows = [[a["label"], a["kind"], a["status"], ", ".join(a["changed_outputs"])] for a in document["artifacts"]]
@@ -65,12 +175,10 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from chimera_release import graphq
-
     context = Context.from_args(args)
     revision = context.revision(args.rev)
     snapshot, _ = context.store.get(revision)
-    document = {**graphq.query(snapshot, args.query, args.label), "revision": describe(revision)}
+    document = {**graph.graph_query(snapshot, args.query, args.label), "revision": revision.as_json()}
     if args.query == "deliverables":
         rows = [[layer, d["label"], d["kind"]] for layer, items in document["layers"].items() for d in items]
         emit(document, args.format, ["layer", "target", "kind"], rows)
@@ -81,10 +189,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from chimera_release import manifest
+    from chimera_release import documents
 
     context = Context.from_args(args)
-    document = manifest.manifest(context, context.revision(args.rev))
+    document = documents.manifest(context.store, context.revision(args.rev))
     rows = [[d["label"], d["kind"], d["layer"], o["sha256"][:16], o["size"], o["path"]]
             for d in document["deliverables"] for o in d["outputs"]]
     emit(document, args.format, ["target", "kind", "layer", "sha256", "size", "path"], rows,
@@ -94,21 +202,16 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_sbom(args: argparse.Namespace) -> int:
-    import pathlib
-
-    from chimera_release import manifest, sbom
+    from chimera_release import documents
 
     context = Context.from_args(args)
     if args.manifest:
-        try:
-            release = json.loads(pathlib.Path(args.manifest).read_text())
-        except (OSError, ValueError) as error:
-            raise UsageError(f"--manifest {args.manifest}: {error}") from None
+        release = _load_json(args.manifest, "--manifest")
     else:
-        release = manifest.manifest(context, context.revision(args.rev))
+        release = documents.manifest(context.store, context.revision(args.rev))
     lock = (context.repo.read(release["revision"]["tree"], release["lock"]["path"]) or b"").decode()
-    site = pathlib.Path(args.site_packages) if args.site_packages else sbom.locate_site_packages(context)
-    text = sbom.render(sbom.build_bom(release, lock, site))
+    site = pathlib.Path(args.site_packages) if args.site_packages else documents.locate_site_packages(context.store)
+    text = documents.render_bom(documents.build_bom(release, lock, site))
     if args.format == "json":
         sys.stdout.write(text + "\n")
     else:
@@ -118,14 +221,12 @@ def cmd_sbom(args: argparse.Namespace) -> int:
                            for l in c.get("licenses", []))]
                 for c in document.get("components", [])]
         emit(document, "table", ["type", "name", "version", "licences"], rows,
-             f"CycloneDX {sbom.SPEC_VERSION}, {len(rows)} components")
+             f"CycloneDX {documents.SBOM_SPEC_VERSION}, {len(rows)} components")
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    import pathlib
-
-    from chimera_release import check_documents
+    from chimera_release import documents
 
     problems: list[str] = []
     checked = []
@@ -137,14 +238,225 @@ def cmd_check(args: argparse.Namespace) -> int:
             document = json.loads(text)
         except (OSError, ValueError) as error:
             raise UsageError(f"--{check} {path}: {error}") from None
-        problems += check_documents.manifest_problems(document) if check == "manifest" else \
-            check_documents.sbom_problems(text)
+        problems += documents.manifest_problems(document) if check == "manifest" else \
+            documents.sbom_problems(text)
         checked.append(path)
     if not checked:
         raise UsageError("nothing to check: pass --manifest and/or --sbom")
     emit({"schema": "chimera.release.check/v1", "checked": checked, "valid": not problems, "problems": problems},
          args.format, ["problem"], [[p] for p in problems], "valid" if not problems else "INVALID")
     return 0 if not problems else 1
+
+
+# ---------------------------------------------------------------------------
+# deploy and validate (the specification's deploy_chimera.py / validate_deployment.py)
+
+DEPLOY_SCHEMA = "chimera.release.deploy/v1"
+
+
+def _release(args: argparse.Namespace) -> dict[str, Any]:
+    from chimera_release import documents
+
+    if args.manifest:
+        release = _load_json(args.manifest, "--manifest")
+        if release.get("schema") != documents.MANIFEST_SCHEMA:
+            raise UsageError(f"--manifest {args.manifest}: not a {documents.MANIFEST_SCHEMA} document")
+        return release
+    context = Context.from_args(args)
+    return documents.manifest(context.store, context.revision(args.rev))
+
+
+def _removed_layers(args: argparse.Namespace, release: dict[str, Any]) -> dict[str, str]:
+    """Layer -> removed server label, from --delta: the release's `affected` or `artifacts` document."""
+    from chimera_release import deploy
+
+    if not args.delta:
+        return {}
+    delta = _load_json(args.delta, "--delta")
+    source = f"--delta {args.delta}"
+    removed = deploy.removed_layers(delta, source)
+    head_tree = (delta.get("head") or {}).get("tree")
+    if head_tree != release["revision"]["tree"]:
+        raise UsageError(f"{source}: its head tree {str(head_tree)[:12]} is not the manifest's revision "
+                         f"{release['revision']['tree'][:12]}")
+    still_listed = sorted(set(removed) & {b.layer for b in deploy.layer_binaries(release)})
+    if still_listed:
+        raise UsageError(f"{source}: removes {', '.join(still_listed)}, which the manifest still deploys")
+    return removed
+
+
+def _state_path(args: argparse.Namespace) -> pathlib.Path:
+    return pathlib.Path(args.state or pathlib.Path(args.cache_dir) / "deployments" / "local.json")
+
+
+def _hold(seconds: float) -> None:
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if seconds < 0:
+        while True:
+            signal.pause()
+    time.sleep(seconds)
+
+
+def _deploy_local(args: argparse.Namespace, release: dict[str, Any]) -> int:
+    from chimera_release import deploy
+
+    binaries = deploy.layer_binaries(release)
+    if not binaries:
+        raise UsageError("the manifest lists no layer servers")
+    if args.canary is not None and not args.baseline_manifest:
+        raise UsageError("--canary on --environment local needs --baseline-manifest (the stable release)")
+    removed = _removed_layers(args, release)
+    state_path = _state_path(args)
+    deployment = deploy.LocalDeployment(state_path.parent / "local-run")
+    revision = release["revision"].get("commit") or release["revision"]["tree"]
+    status = 0
+    try:
+        canary: list[dict[str, Any]] = []
+        try:
+            if args.canary is not None:
+                baseline = _load_json(args.baseline_manifest, "--baseline-manifest")
+                deployment.start(deploy.layer_binaries(baseline),
+                                 baseline["revision"].get("commit") or baseline["revision"]["tree"])
+                # The new builds are never wired to a removed layer; its stable
+                # instance serves the old ones until the rollout completes.
+                deployment.forget(list(removed))
+                canary = deployment.canary(binaries, revision, args.canary, args.probes, args.max_error_rate)
+                status = 1 if any(c["result"] == "rolled_back" for c in canary) else 0
+            else:
+                deployment.start(binaries, revision)
+            # After a rollback the stable layers still use the removed ones: they stay.
+            teardown = deployment.tear_down(removed) if status == 0 else [
+                {"layer": layer, "label": label, "result": "kept_after_rollback"} for layer, label in removed.items()]
+        except deploy.DeployError as error:
+            print(f"release: deploy failed: {error}", file=sys.stderr)
+            return 1
+        deployment.write_state(state_path)
+        document: dict[str, Any] = {"schema": DEPLOY_SCHEMA, "environment": "local", "state": str(state_path),
+                                    **deployment.state()}
+        if canary:
+            document["canary"] = canary
+        if args.delta:
+            document["teardown"] = teardown
+        if args.validate:
+            document["validation"] = deploy.check_deployment(json.loads(state_path.read_text()))
+            status = status or (0 if document["validation"]["healthy"] else 1)
+        rows = [[l["layer"], l["target"], l["revision"][:12], l["sha256"][:16]] for l in document["layers"]]
+        emit(document, args.format, ["layer", "target", "revision", "sha256"], rows,
+             f"state: {state_path}" + (f"; canary: {[c['result'] for c in canary]}" if canary else "")
+             + (f"; teardown: {[(t['layer'], t['result']) for t in teardown]}" if args.delta else ""))
+        sys.stdout.flush()
+        if status == 0:
+            _hold(args.hold)
+        return status
+    finally:
+        deployment.stop()
+        if state_path.is_file():
+            state_path.unlink()
+
+
+def _deploy_kubernetes(args: argparse.Namespace, release: dict[str, Any]) -> int:
+    from chimera_release import deploy
+
+    context = Context.from_args(args)
+    tree = release["revision"]["tree"]
+    protos = [(context.repo.read(tree, path) or b"").decode(errors="replace")
+              for path in context.repo.file_digests(tree) if path.endswith(".proto")]
+    services = deploy.proto_services(protos)
+    binaries = deploy.layer_binaries(release)
+    if not binaries:
+        raise UsageError("the manifest lists no layer servers")
+    teardown = [{"layer": layer, "label": label, "objects": deploy.teardown_objects(layer)}
+                for layer, label in _removed_layers(args, release).items()]
+    short_names = {b.short_name: b.layer for b in binaries}
+    specs = []
+    for binary in binaries:
+        flags = deploy.target_flags(binary) if binary.executable.is_file() else []
+        peers = {f: short_names[f.replace("-", "_")] for f in flags if f.replace("-", "_") in short_names}
+        specs.append(deploy.LayerSpec(binary.layer, deploy.layer_service(binary.layer, services), peers,
+                                      binary.sha256))
+    env = deploy.ENVIRONMENTS[args.environment]
+    files = deploy.render_kubernetes(specs, env, release["revision"].get("commit") or tree, args.registry,
+                                     args.canary or 0)
+    problems = deploy.validate_kubernetes(files)
+    output = pathlib.Path(args.output_dir or pathlib.Path.cwd() / f"k8s-{args.environment}")
+    written = deploy.write_kubernetes(files, output, teardown) if not problems else []
+    document = {"schema": DEPLOY_SCHEMA, "environment": args.environment, "output_dir": str(output),
+                "kubernetes_version": deploy.KUBERNETES_VERSION, "files": written,
+                "objects": [{"file": name, "kind": o["kind"], "name": o["metadata"]["name"]}
+                            for name, objects in files.items() for o in objects],
+                "valid": not problems, "problems": problems, "applied": False}
+    if args.delta:
+        document["teardown"] = teardown
+    emit(document, args.format, ["file", "kind", "name"],
+         [[o["file"], o["kind"], o["name"]] for o in document["objects"]],
+         f"{'valid' if not problems else 'INVALID'} against Kubernetes {deploy.KUBERNETES_VERSION}; "
+         f"written to {output}; not applied"
+         + (f"; teardown.json: {sum(len(t['objects']) for t in teardown)} objects to delete" if args.delta else ""))
+    return 0 if not problems else 1
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    if args.canary is not None and not 0 < args.canary <= 100:
+        raise UsageError(f"--canary {args.canary:g}: a percentage in (0, 100]")
+    if not 0 <= args.max_error_rate < 1:
+        raise UsageError(f"--max-error-rate {args.max_error_rate:g}: a fraction in [0, 1)")
+    release = _release(args)
+    if args.environment == "local":
+        return _deploy_local(args, release)
+    return _deploy_kubernetes(args, release)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from chimera_release import deploy
+
+    if not args.check_health:
+        raise UsageError("nothing to validate: pass --check-health")
+    state_path = _state_path(args)
+    if not state_path.is_file():
+        raise UsageError(f"no running deployment recorded at {state_path}; run deploy --environment local first")
+    report = deploy.check_deployment(_load_json(str(state_path), "--state"))
+    if args.generate_report:
+        report["reports"] = deploy.write_reports(report, pathlib.Path(args.report_dir or state_path.parent))
+    rows = [[l["layer"], l["target"], "yes" if l["healthy"] else "NO", l["version"]["revision"][:12],
+             "yes" if l["version"]["binary_matches"] else "NO"] for l in report["layers"]]
+    emit(report, args.format, ["layer", "target", "healthy", "revision", "binary matches"], rows,
+         "healthy" if report["healthy"] else "UNHEALTHY")
+    return 0 if report["healthy"] else 1
+
+
+def add_deploy_parsers(commands: Any) -> None:
+    deploy = commands.add_parser("deploy", help="start the layers locally, or render Kubernetes manifests")
+    add_common_arguments(deploy)
+    deploy.add_argument("--environment", required=True, choices=("local", "staging", "production"))
+    deploy.add_argument("--manifest", default=None, help="a manifest from `manifest` (default: build one)")
+    deploy.add_argument("--rev", default=None, help="revision to build when no --manifest is given")
+    deploy.add_argument("--validate", action="store_true", help="check every layer after bring-up")
+    deploy.add_argument("--canary", type=float, default=None, metavar="PERCENT",
+                        help="move one layer at a time, PERCENT of traffic to the new build first")
+    deploy.add_argument("--delta", default=None, metavar="FILE",
+                        help="the release's `affected` report or `artifacts` document: its removed layers are torn down")
+    deploy.add_argument("--baseline-manifest", default=None, help="local canary: the stable release's manifest")
+    deploy.add_argument("--max-error-rate", type=float, default=0.0, help="canary error budget (fraction)")
+    deploy.add_argument("--probes", type=int, default=40, help="local canary: probe requests per layer")
+    deploy.add_argument("--hold", type=float, default=-1,
+                        help="local: seconds to keep serving (default: until SIGINT/SIGTERM; 0: stop at once)")
+    deploy.add_argument("--state", default=None, help="local: where the running deployment is recorded")
+    deploy.add_argument("--output-dir", default=None, help="staging/production: where manifests are written")
+    deploy.add_argument("--registry", default="registry.invalid/chimera", help="image registry prefix")
+    deploy.set_defaults(run=cmd_deploy)
+
+    validate = commands.add_parser("validate", help="health and version of every layer of a local deployment")
+    validate.add_argument("--check-health", action="store_true")
+    validate.add_argument("--generate-report", action="store_true", help="also write validation.json and .html")
+    validate.add_argument("--report-dir", default=None)
+    validate.add_argument("--state", default=None)
+    validate.add_argument("--cache-dir", default=default_cache())
+    validate.add_argument("--format", choices=("json", "table"), default="json")
+    validate.set_defaults(run=cmd_validate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,9 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("json", "table"), default="json")
     check.set_defaults(run=cmd_check)
 
-    from chimera_release import deploy_cli
-
-    deploy_cli.add_parsers(commands)
+    add_deploy_parsers(commands)
     return parser
 
 

@@ -39,7 +39,7 @@ from typing import Callable
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from chimera_release import cli, flags  # noqa: E402
+from chimera_release import cli, workspace  # noqa: E402
 from fixture import FILES, FixtureRepo, run_main  # noqa: E402
 
 EXTRA_FILES: dict[str, str] = {
@@ -207,8 +207,8 @@ class Truth:
 
     def digests(self) -> dict[str, str]:
         """Main-repository rule label -> truth digest at the current checkout."""
-        rc = flags.parse(lambda p: (self.root / p).read_bytes() if (self.root / p).is_file() else None)
-        test_flags = flags.test_arguments(rc)
+        rc = workspace.parse_flags(lambda p: (self.root / p).read_bytes() if (self.root / p).is_file() else None)
+        test_flags = workspace.test_arguments(rc)
         output_base = pathlib.Path(self._run("info", "output_base").strip())
         aquery = json.loads(self._run("aquery", "--output=jsonproto", "--include_aspects", "--include_artifacts",
                                       *test_flags, "deps(//...)"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import pathlib
 from typing import Any
 
@@ -208,7 +209,7 @@ def test_dirty_tree_needs_allow_dirty(workdir, repo, initial) -> None:
     repo.replace("lib/data.txt", "v1", "dirty")
     try:
         status, _, stderr = run_cli(workdir, repo, "affected", "--base", initial)
-        assert status == 2 and "uncommitted changes" in stderr
+        assert status == 2 and "uncommitted changes" in stderr and stderr.count("\n") == 1
         status, doc, _ = run_cli(workdir, repo, "affected", "--base", initial, "--allow-dirty")
         assert status == 0 and doc["head"]["clean"] is False and "//lib:data" in by_label(doc)
     finally:
@@ -217,21 +218,44 @@ def test_dirty_tree_needs_allow_dirty(workdir, repo, initial) -> None:
 
 def test_repository_outside_git(tmp_path) -> None:
     status, _, stderr = run_main(cli.main, ["affected", "--repo", str(tmp_path), "--base", "HEAD"])
-    assert status == 2 and "not inside a git repository" in stderr
+    assert status == 2 and "not inside a git repository" in stderr and stderr.count("\n") == 1
 
 
-def test_corrupt_cache_is_rebuilt_not_trusted(workdir, repo, initial) -> None:
+def _tamper_digests(entry: pathlib.Path) -> None:
+    """Rewrites a cache entry's payload, still valid marshal, every digest changed: a silent corruption."""
+    data = entry.read_bytes()
+    checksum, snapshot = data[:32], marshal.loads(data[32:])
+    for node in snapshot.get("targets", {}).values():
+        node["d"] = "0" * 20
+    entry.write_bytes(checksum + marshal.dumps(snapshot))
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda entry: entry.write_bytes(b"\x00not marshal"),
+    lambda entry: entry.write_bytes(entry.read_bytes()[:-7]),
+    _tamper_digests,
+], ids=["garbage", "truncated", "unmarshals-but-altered"])
+def test_corrupt_cache_is_rebuilt_not_trusted(workdir, repo, initial, corrupt) -> None:
     repo.reset(initial)
     head = repo.commit("same tree")
     status, first, _ = run_cli(workdir, repo, "affected", "--base", initial, "--head", head)
     assert status == 0
-    entries = list((workdir / "cache" / "snapshots").glob("*/*.marshal"))
-    assert entries
-    for entry in entries:
-        entry.write_bytes(b"\x00not marshal")
+    tree = repo.git("rev-parse", f"{head}^{{tree}}").strip()
+    [entry] = (workdir / "cache" / "snapshots").glob(f"*/{tree}.marshal")  # base and head: one tree, one entry
+    corrupt(entry)
     status, again, stderr = run_cli(workdir, repo, "affected", "--base", initial, "--head", head)
-    assert status == 0 and "is corrupt; rebuilding it" in stderr
+    assert status == 0 and stderr == f"release: cache entry {entry} is corrupt; rebuilding it\n"
     assert again["timing"]["base_cached"] is False and again["affected"] == first["affected"]
+    status, cached, stderr = run_cli(workdir, repo, "affected", "--base", initial, "--head", head)
+    assert status == 0 and stderr == "" and cached["timing"]["base_cached"] is True  # rebuilt, stored again
+
+
+def test_cache_dir_that_is_a_file_exits_2(workdir, repo, initial) -> None:
+    not_a_directory = workdir / "cache-file"
+    not_a_directory.write_text("")
+    status, _, stderr = run_main(cli.main, ["affected", "--repo", str(repo.root), "--cache-dir", str(not_a_directory),
+                                            "--base", initial, "--head", initial])
+    assert status == 2 and "not a directory" in stderr and stderr.count("\n") == 1
 
 
 def test_explain_unknown_label_exits_2(workdir, repo, initial) -> None:

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from runfiles import Runfiles
 
-from chimera_release import cli, kubernetes
-from chimera_release.digests import file_sha256, runfiles_digest
+from chimera_release import cli, deploy
+from chimera_release.documents import file_sha256, runfiles_digest
 
 LAYERS = ["layer1_discovery", "layer2_planning", "layer3_validation", "layer4_execution"]
 
@@ -66,16 +66,16 @@ def run_cli(*args: str) -> tuple[int, Any, str]:
 def test_local_deploy_brings_every_layer_up_and_validate_reports_them(tmp_path) -> None:
     manifest = release(tmp_path, LAYERS, "a")
     cache = tmp_path / "cache"
-    deploy = subprocess.Popen(
+    command = subprocess.Popen(
         [sys.executable, "-c", "import sys; from chimera_release.cli import main; sys.exit(main(sys.argv[1:]))",
          "deploy", "--environment", "local", "--manifest", str(manifest), "--validate", "--cache-dir", str(cache)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     state = cache / "deployments" / "local.json"
     try:
         deadline = time.monotonic() + 150
-        while not state.is_file() and deploy.poll() is None and time.monotonic() < deadline:
+        while not state.is_file() and command.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert state.is_file(), deploy.stderr.read() if deploy.poll() is not None else "no state in time"
+        assert state.is_file(), command.stderr.read() if command.poll() is not None else "no state in time"
         status, report, stderr = run_cli("validate", "--check-health", "--generate-report", "--cache-dir", str(cache),
                                          "--report-dir", str(tmp_path / "report"))
         assert status == 0, (stderr, report)
@@ -88,11 +88,11 @@ def test_local_deploy_brings_every_layer_up_and_validate_reports_them(tmp_path) 
         discovery = next(l["target"] for l in report["layers"] if l["layer"] == "layer1_discovery")
         assert f"--discovery-target {discovery}" in planning_log.splitlines()[0]
     finally:
-        os.killpg(deploy.pid, signal.SIGTERM)
-        out, _ = deploy.communicate(timeout=60)
+        os.killpg(command.pid, signal.SIGTERM)
+        out, _ = command.communicate(timeout=60)
     document = json.loads(out)
     assert document["validation"]["healthy"] is True
-    assert deploy.returncode == 0 and not state.exists()
+    assert command.returncode == 0 and not state.exists()
     status, _, stderr = run_cli("validate", "--check-health", "--cache-dir", str(cache))
     assert status == 2 and "no running deployment" in stderr
 
@@ -166,11 +166,11 @@ def test_kubernetes_manifests_render_and_validate_offline(tmp_path, proto_repo) 
 
 
 def test_kubernetes_validation_reports_a_bad_object() -> None:
-    spec = kubernetes.LayerSpec("layer1_discovery", "chimera.v1.DiscoveryService", {}, "0" * 64)
-    files = kubernetes.render([spec], kubernetes.ENVIRONMENTS["staging"], "0" * 40, "registry.invalid/x", 0)
-    assert kubernetes.validate(files) == []
+    spec = deploy.LayerSpec("layer1_discovery", "chimera.v1.DiscoveryService", {}, "0" * 64)
+    files = deploy.render_kubernetes([spec], deploy.ENVIRONMENTS["staging"], "0" * 40, "registry.invalid/x", 0)
+    assert deploy.validate_kubernetes(files) == []
     files["layer1_discovery.yaml"][2]["spec"]["replicas"] = "two"
-    assert kubernetes.validate(files) == [
+    assert deploy.validate_kubernetes(files) == [
         "layer1_discovery.yaml: Deployment/chimera-layer1-discovery: 'two' is not of type 'integer', 'null'"]
 
 
@@ -182,4 +182,83 @@ def test_kubernetes_validation_reports_a_bad_object() -> None:
 ])
 def test_bad_input_exits_2(args, message) -> None:
     status, _, stderr = run_cli(*args)
+    assert status == 2 and message in stderr and stderr.count("\n") == 1
+
+
+def delta(tmp: pathlib.Path, removed_layers: list[str], tree: str = "f" * 40, schema: str = "affected") -> pathlib.Path:
+    """An `affected` report (or `artifacts` document) whose head removed these layers' servers."""
+    labels = [f"//layers/{layer}:server" for layer in removed_layers] + ["//lib:gone"]
+    if schema == "affected":
+        document = {"schema": "chimera.release.affected/v1", "head": {"tree": tree}, "removed": labels,
+                    "affected": [{"label": label, "kind": "py_binary" if label.endswith(":server") else "py_library",
+                                  "status": "deleted"} for label in labels]}
+    else:
+        document = {"schema": "chimera.release.artifacts/v1", "head": {"tree": tree}, "removed": labels[:-1],
+                    "artifacts": [{"label": label, "kind": "service", "rule_class": "py_binary", "status": "deleted"}
+                                  for label in labels[:-1]]}
+    path = tmp / f"delta-{schema}.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_canary_tears_down_a_removed_layer_after_the_rollout(tmp_path) -> None:
+    stable = release(tmp_path, ["layer1_discovery", "layer2_planning"], "g")
+    candidate = release(tmp_path, ["layer2_planning"], "h")
+    status, document, stderr = run_cli(
+        "deploy", "--environment", "local", "--manifest", str(candidate), "--baseline-manifest", str(stable),
+        "--delta", str(delta(tmp_path, ["layer1_discovery"])), "--canary", "50", "--probes", "4", "--hold", "0",
+        "--cache-dir", str(tmp_path / "cache"))
+    assert status == 0, stderr
+    assert [c["result"] for c in document["canary"]] == ["promoted"]
+    [teardown] = document["teardown"]
+    assert teardown["layer"] == "layer1_discovery" and teardown["result"] == "stopped"
+    assert [layer["layer"] for layer in document["layers"]] == ["layer2_planning"]
+    events = [(e["event"], e["layer"]) for e in document["events"]]
+    assert events.index(("promoted", "layer2_planning")) < events.index(("torn_down", "layer1_discovery"))
+    # The stable layer 2 was wired to layer 1; its replacement is not wired to a layer being torn down.
+    runs = tmp_path / "cache" / "deployments" / "local-run"
+    assert "--discovery-target" in (runs / "layer2_planning.log").read_text().splitlines()[0]
+    assert "--discovery-target" not in (runs / "layer2_planning-canary.log").read_text().splitlines()[0]
+
+
+def test_kubernetes_teardown_plan_lists_and_unrenders_the_removed_layer(tmp_path, proto_repo) -> None:
+    tree = subprocess.run(["git", "rev-parse", "HEAD^{tree}"], cwd=proto_repo, capture_output=True,
+                          text=True).stdout.strip()
+    out = tmp_path / "k8s"
+    before = release(tmp_path, ["layer1_discovery", "layer2_planning"], "i")
+    after = release(tmp_path, ["layer1_discovery"], "j")
+    for path in (before, after):
+        document = json.loads(path.read_text())
+        document["revision"]["tree"] = tree
+        path.write_text(json.dumps(document))
+    common = ["deploy", "--environment", "staging", "--canary", "50", "--repo", str(proto_repo), "--output-dir", str(out)]
+    status, _, stderr = run_cli(*common, "--manifest", str(before))
+    assert status == 0 and (out / "layer2_planning.yaml").is_file(), stderr
+    rendered = [(o["kind"], o["metadata"]["name"]) for o in yaml.safe_load_all((out / "layer2_planning.yaml").read_text())]
+    status, result, stderr = run_cli(*common, "--manifest", str(after), "--delta",
+                                     str(delta(tmp_path, ["layer2_planning"], tree, schema="artifacts")))
+    assert status == 0, stderr
+    [teardown] = result["teardown"]
+    assert teardown["label"] == "//layers/layer2_planning:server"
+    # The plan deletes exactly what a render of the layer creates, and applying the directory cannot revive it.
+    assert [(o["kind"], o["name"]) for o in teardown["objects"]] == rendered
+    assert json.loads((out / "teardown.json").read_text())["delete"] == result["teardown"]
+    assert not (out / "layer2_planning.yaml").exists() and (out / "layer1_discovery.yaml").is_file()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"tree": "e" * 40}, "is not the manifest's revision"),
+    ({"schema": "chimera.release.graph/v1"}, "not a chimera.release.affected/v1 or chimera.release.artifacts/v1"),
+    ({"removed": "//layers/layer2_planning:server"}, "removed: expected a list of target labels"),
+    ({"still_listed": True}, "which the manifest still deploys"),
+])
+def test_bad_delta_exits_2(tmp_path, change, message) -> None:
+    manifest = release(tmp_path, ["layer1_discovery"], "k")
+    path = delta(tmp_path, ["layer1_discovery" if change.get("still_listed") else "layer2_planning"],
+                 tree=change.get("tree", "f" * 40))
+    document = json.loads(path.read_text())
+    document.update({k: v for k, v in change.items() if k in ("schema", "removed")})
+    path.write_text(json.dumps(document))
+    status, _, stderr = run_cli("deploy", "--environment", "local", "--manifest", str(manifest), "--delta", str(path),
+                                "--hold", "0", "--cache-dir", str(tmp_path / "cache"))
     assert status == 2 and message in stderr and stderr.count("\n") == 1

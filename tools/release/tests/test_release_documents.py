@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chimera_release import check_documents, cli
+from chimera_release import cli, documents
 from fixture import IMAGE_FILES, FixtureRepo, release_args, run_main
 
 IMAGE = "//tools/oci:layer9_demo"
@@ -63,7 +63,7 @@ def test_graph_deps_rdeps_tests(workdir, repo) -> None:
 
 
 def test_manifest_matches_schema_and_outputs(manifest) -> None:
-    assert check_documents.manifest_problems(manifest) == []
+    assert documents.manifest_problems(manifest) == []
     assert manifest["revision"]["clean"] is True
     by_label = {d["label"]: d for d in manifest["deliverables"]}
     assert set(by_label) == {"//layers/layer9_demo:demo_core_module", "//layers/layer9_demo:server", IMAGE}
@@ -99,7 +99,7 @@ def test_sbom_is_valid_cyclonedx(workdir, repo, manifest, tmp_path) -> None:
     status, text, stderr = run_cli(workdir, repo, "sbom", "--manifest", str(manifest_file))
     assert status == 0, stderr
     document = text if isinstance(text, dict) else json.loads(text)
-    assert check_documents.sbom_problems(json.dumps(document)) == []
+    assert documents.sbom_problems(json.dumps(document)) == []
     assert document["bomFormat"] == "CycloneDX" and document["specVersion"] == "1.6"
     components = {c["name"]: c for c in document["components"]}
     assert components["numpy"]["version"] == "2.4.6"
