@@ -43,14 +43,16 @@ from typing import Any
 from chimera.framework.processes import pid_alive, runfile
 from tools.main.stack import LAYERS
 
-#: A small loop (tools/loop's test budget, which plateaus and evolves): 3
-#: generations of 12 genomes on 8 training instances, a plan workload of 2
-#: tasks per genome.
+#: A small loop (tools/loop's test budget): Weibull instances of 500 items,
+#: 3 generations of 12 genomes on 8 training instances run by layer 7's GA (so
+#: its genome store, lineage and deployment record are exercised), a plan
+#: workload of 2 tasks per genome.
 SMALL_BUDGET = (
+    "--families", "weibull", "--items", "500", "--strategy", "layer7_ga", "--window", "8",
     "--population", "12", "--generations", "3", "--train-instances", "8", "--jobs", "30",
-    "--tasks", "2", "--loop-module-prefix", "chaos-loop",
+    "--tasks", "2", "--loop-module-prefix", "chaos-loop", "--generalisation-instances", "0",
 )
-LOOP_AGENT = "chaos-loop-agent"  # closed_loop: "<loop module>-agent"
+LOOP_AGENT = "chaos-loop-weibull-agent"  # closed_loop: "<prefix>-<family>-agent"
 LAYER_NAMES = tuple(layer.name for layer in LAYERS)
 SERVING_LINE = "SERVING as subprocesses"
 DECISIONS = ("PROMOTE", "ROLL_BACK")
@@ -219,7 +221,7 @@ def check(report: Report, run_dir: Path, summary_path: Path, pids: set[int]) -> 
     except (OSError, ValueError) as exc:
         report.check("main job summary", False, f"{summary_path}: {exc}")
         job = {}
-    loop = job.get("closed_loop", {})
+    loop = job.get("closed_loop", {}).get("families", {}).get("weibull", {})
     decision = loop.get("outcome", {}).get("decision", "")
     report.check("loop reached a decision", decision in DECISIONS,
                  decision or f"no decision: {job.get('reason', 'no summary')}")
