@@ -9,17 +9,20 @@
 #       in layers.layerN.coverage_percent, python_coverage_percent or rust_coverage_percent fails).
 #     --update-baseline: records the figures in ci/metrics_baseline.json instead.
 #
-# One `bazel test //layers/...` measures both languages:
-# * Python: every test's Python processes start coverage.py (the locked one, from @pypi)
-#   through tools/metrics/coverage/site/sitecustomize.py on PYTHONPATH; the rc file
-#   (COVERAGE_PROCESS_START) puts each process's data in the test's undeclared outputs.
+# Two `bazel test` runs over COVERAGE_TARGETS (default //layers/...), each building only the
+# tests it runs (--build_tests_only), so only what is measured is rebuilt:
+# * Python (every test but the rust_tests, and the lint tests that measure nothing), without
+#   Rust instrumentation, so nothing is rebuilt: every test's Python processes start
+#   coverage.py (the locked one, from @pypi) through tools/metrics/coverage/site/
+#   sitecustomize.py on PYTHONPATH; the rc file (COVERAGE_PROCESS_START) puts each
+#   process's data in the test's undeclared outputs.
 #   (Bazel 4's own PYTHON_COVERAGE hook needs COVERAGE_DIR, which turns test-setup.sh into
 #   `bazel coverage` mode and breaks every test.) //tools/metrics/coverage:combine adds
 #   them up per layer.
-# * Rust: --config=coverage-rust compiles every native crate with -Cinstrument-coverage
-#   (Debian's rustc 1.63 and a profiler_builtins crate over Debian's LLVM 14 profile
-#   runtime, see tools/rust/private/coverage.bzl); each layer's rust_tests (core and
-#   face crate) write .profraw files to their outputs, which
+# * Rust (the rust_tests only): --config=coverage-rust compiles their native crates, and
+#   only theirs, with -Cinstrument-coverage (Debian's rustc 1.63 and a profiler_builtins
+#   crate over Debian's LLVM 14 profile runtime, see tools/rust/private/coverage.bzl);
+#   each layer's rust_tests (core and face crate) write .profraw files to their outputs, which
 #   //tools/metrics/coverage:rust_combine merges and reads with llvm-profdata/llvm-cov of
 #   the compiler's own LLVM version (Debian's llvm-14). The WASM modules the Python
 #   tests load are never instrumented, so Rust figures come from the Rust unit tests.
@@ -41,9 +44,11 @@ out="$(realpath -m "${1:-build-metrics/coverage}")"
 (($# == 0)) || shift  # the rest are bazel test flags
 BAZEL="${BAZEL:-bazel}"
 read -r -a startup <<<"${BAZEL_STARTUP_FLAGS:-}"
-# Every build with the same options, so Bazel keeps its analysis cache between them
-# (`info` takes no Starlark flags; the output folders are the same with or without).
+# The instrumented test run and every build after it take the same options, so Bazel keeps
+# its analysis cache between them (`info` takes no Starlark flags; the output folders are
+# the same with or without).
 config=(--config=coverage-rust)
+targets="${COVERAGE_TARGETS:-//layers/...}"
 bzl() { "$BAZEL" "${startup[@]}" "$@"; }
 start=$SECONDS
 
@@ -59,7 +64,13 @@ done
 
 mkdir -p "$out"
 # The locked coverage.py is its own wheel repository (@pypi_coverage, behind @pypi//:coverage).
-bzl build "${config[@]}" //tools/metrics/coverage:combine //tools/metrics/coverage:rust_combine \
+# The query decides what is measured: its failure, or no Rust test, fails the script.
+rust_tests="$(bzl query "kind(rust_test, $targets)")" ||
+  { echo "coverage: bazel query for the rust_tests in $targets failed (above)" >&2; exit 1; }
+mapfile -t rust_tests <<<"$rust_tests"
+[[ -n "${rust_tests[0]}" ]] || { echo "coverage: no rust_test in $targets" >&2; exit 1; }
+echo "coverage: Python from the tests in $targets but its ${#rust_tests[@]} rust_tests; Rust from those, instrumented"
+bzl build //tools/metrics/coverage:combine //tools/metrics/coverage:rust_combine \
   //tools/metrics/coverage:attach //tools/metrics:gate @pypi//:coverage
 package="$(bzl info output_base)/external/pypi_coverage/site-packages/coverage"
 [[ -d "$package" ]] || { echo "coverage: $package missing (is coverage in the lock?)" >&2; exit 2; }
@@ -67,13 +78,17 @@ package="$(bzl info output_base)/external/pypi_coverage/site-packages/coverage"
 mkdir -p "$out/path"
 ln -sfn "$package" "$out/path/coverage"
 status=0
-# The lint tests measure nothing (plain `bazel test` runs them); coverage_test checks the
-# rules' coverage build itself (manual: it needs this script's optional packages).
-bzl test "${config[@]}" "${COVERAGE_TARGETS:-//layers/...}" //tools/rust/tests:coverage_test \
-  --jobs="${JOBS:-2}" --test_tag_filters=-lint \
+# The lint tests measure nothing (plain `bazel test` runs them).
+bzl test --build_tests_only --jobs="${JOBS:-2}" --test_tag_filters=-lint \
   --test_env=PYTHONPATH="$PWD/tools/metrics/coverage/site:$out/path" \
-  --test_env=COVERAGE_PROCESS_START="$PWD/tools/metrics/coverage/coveragerc" "$@" || status=$?
-echo "coverage: bazel test took $((SECONDS - start)) s (exit $status)"
+  --test_env=COVERAGE_PROCESS_START="$PWD/tools/metrics/coverage/coveragerc" "$@" \
+  -- "$targets" "${rust_tests[@]/#/-}" || status=$?
+echo "coverage: Python tests took $((SECONDS - start)) s (exit $status)"
+# coverage_test checks the rules' coverage build itself (manual: it needs this script's
+# optional packages).
+bzl test "${config[@]}" --build_tests_only --jobs="${JOBS:-2}" "$@" \
+  -- "${rust_tests[@]}" //tools/rust/tests:coverage_test || status=$((status ? status : $?))
+echo "coverage: both test runs took $((SECONDS - start)) s (exit $status)"
 
 data="$out/data"
 rm -rf "$data"
