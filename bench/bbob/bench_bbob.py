@@ -333,6 +333,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 problem = load_problem(function, dim, instance)
                 for name, solver in solvers.items():
                     outcome = run_one(solver, problem, budgets[dim], name)
+                    print(f"f{function} i{instance} d={dim} {name}: {'solved' if outcome.solved else 'unsolved'} "
+                          f"after {outcome.evaluations} evaluations, {outcome.wall_s:.1f} s", flush=True)
                     records.append({
                         "solver": name, "function": function, "instance": instance, "dim": dim,
                         "budget": budgets[dim], "evaluations": outcome.evaluations, "solved": outcome.solved,

@@ -9,30 +9,18 @@ jax.config.update("jax_enable_x64", True)
 import pytest  # noqa: E402
 
 from bench.bbob import bench_bbob  # noqa: E402
-from bench.bbob.bbob import FINAL_PRECISION, Recorder, engine_config, load_problem  # noqa: E402
-from chimera.optim import cmaes, host  # noqa: E402
+from bench.bbob.bbob import load_problem  # noqa: E402
 
 BUDGET = 10_000
 
 
-def _reaches(function: int, dtype: str) -> tuple[bool, int]:
-    problem = load_problem(function, 10, 1)
-    recorder = Recorder(problem, BUDGET)
-    run = host.minimize(
-        cmaes.STRATEGY, jax.random.key(function), engine_config(problem, dtype, "bipop"), recorder.rows, BUDGET,
-        target=problem.f_opt + FINAL_PRECISION,
-    )
-    assert run.evaluations == recorder.evaluations <= BUDGET  # counted by both, never past the budget
-    assert run.nonfinite == 0
-    return recorder.best <= FINAL_PRECISION, recorder.evaluations
-
-
 @pytest.mark.parametrize("function", [1, 2, 10])
 def test_float32_state_reaches_what_float64_reaches(function):
-    reached64, evals64 = _reaches(function, "float64")
-    reached32, evals32 = _reaches(function, "float32")
-    assert reached64, f"f{function} float64: not within 1e-8 after {evals64} evaluations"
-    assert reached32, f"f{function} float32: not within 1e-8 after {evals32} evaluations"
+    problem = load_problem(function, 10, 1)
+    for name in ("engine-bipop-float64", "engine-bipop-float32"):  # the benchmark's own solvers
+        outcome = bench_bbob.run_one(bench_bbob.make_solver(name), problem, BUDGET, name)
+        assert outcome.evaluations <= BUDGET and outcome.nonfinite == 0
+        assert outcome.solved, f"f{function} {name}: {outcome.improvements[-1]} (evaluations, error) at the end"
 
 
 @pytest.mark.parametrize(
