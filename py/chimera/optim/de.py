@@ -45,11 +45,12 @@ class DEConfig:
 
 class DEState(NamedTuple):
     population: jax.Array
-    fitness: jax.Array
+    fitness: jax.Array  # in loop.fitness_dtype: trial and target compare in full precision
     best_x: jax.Array
     best_f: jax.Array
     generation: jax.Array
     evaluations: jax.Array
+    nonfinite: jax.Array  # () int32: non-finite fitness values told
 
 
 @functools.partial(jax.jit, static_argnames="config")
@@ -58,11 +59,12 @@ def init(key: jax.Array, config: DEConfig) -> DEState:
     population = space.uniform(key, config.pop_size)
     return DEState(
         population=population,
-        fitness=jnp.full((config.pop_size,), jnp.inf, space.jdtype),
+        fitness=jnp.full((config.pop_size,), jnp.inf, loop.fitness_dtype(space)),
         best_x=population[0],
-        best_f=jnp.asarray(jnp.inf, space.jdtype),
+        best_f=jnp.asarray(jnp.inf, loop.fitness_dtype(space)),
         generation=jnp.asarray(0, jnp.int32),
         evaluations=jnp.asarray(0, jnp.int32),
+        nonfinite=jnp.asarray(0, jnp.int32),
     )
 
 
@@ -98,25 +100,16 @@ def ask(key: jax.Array, state: DEState, config: DEConfig) -> tuple[jax.Array, DE
     return jnp.where(state.generation == 0, pop, trial), state
 
 
-@functools.partial(jax.jit, static_argnames="config")
-def tell(state: DEState, population: jax.Array, fitness: jax.Array, config: DEConfig) -> DEState:
-    n, d = config.pop_size, config.space.dim
-    if population.shape != (n, d) or fitness.shape != (n,):
-        raise ValueError(f"population/fitness: expected shapes {(n, d)} and {(n,)}, got {population.shape} and {fitness.shape}")
-    fitness = loop.clean_fitness(fitness.astype(state.fitness.dtype))
+def _update(state: DEState, population: jax.Array, fitness: jax.Array, config: DEConfig) -> DEState:
+    """Each trial replaces its target when it is no worse."""
     better = fitness <= state.fitness
-    pop = jnp.where(better[:, None], population.astype(state.population.dtype), state.population)
-    fit = jnp.where(better, fitness, state.fitness)
-    best = jnp.argmin(fit)
-    improved = fit[best] < state.best_f
-    return DEState(
-        population=pop,
-        fitness=fit,
-        best_x=jnp.where(improved, pop[best], state.best_x),
-        best_f=jnp.where(improved, fit[best], state.best_f),
-        generation=state.generation + 1,
-        evaluations=state.evaluations + n,
+    return state._replace(
+        population=jnp.where(better[:, None], population, state.population),
+        fitness=jnp.where(better, fitness, state.fitness).astype(state.fitness.dtype),
     )
+
+
+tell = loop.make_tell(_update, lambda config: config.pop_size)
 
 
 STRATEGY = loop.Strategy("de", init, ask, tell)

@@ -118,13 +118,14 @@ class GAState(NamedTuple):
     """GA state (a pytree). `fitness` is +inf until the population is told."""
 
     population: jax.Array  # (n, d) current, evaluated generation
-    fitness: jax.Array  # (n,)
+    fitness: jax.Array  # (n,) in loop.fitness_dtype: tournaments compare in full precision
     sigma: jax.Array  # (n, d) absolute mutation steps of the current generation
     offspring_sigma: jax.Array  # (n, d) steps of the last asked offspring
     best_x: jax.Array  # (d,)
     best_f: jax.Array  # ()
     generation: jax.Array  # () int32: generations told
     evaluations: jax.Array  # () int32
+    nonfinite: jax.Array  # () int32: non-finite fitness values told
 
 
 def _initial_sigma(config: GAConfig) -> jax.Array:
@@ -139,13 +140,14 @@ def init(key: jax.Array, config: GAConfig) -> GAState:
     sigma = jnp.broadcast_to(_initial_sigma(config), population.shape)
     return GAState(
         population=population,
-        fitness=jnp.full((config.pop_size,), jnp.inf, space.jdtype),
+        fitness=jnp.full((config.pop_size,), jnp.inf, loop.fitness_dtype(space)),
         sigma=sigma,
         offspring_sigma=sigma,
         best_x=population[0],
-        best_f=jnp.asarray(jnp.inf, space.jdtype),
+        best_f=jnp.asarray(jnp.inf, loop.fitness_dtype(space)),
         generation=jnp.asarray(0, jnp.int32),
         evaluations=jnp.asarray(0, jnp.int32),
+        nonfinite=jnp.asarray(0, jnp.int32),
     )
 
 
@@ -337,18 +339,10 @@ def ask(key: jax.Array, state: GAState, config: GAConfig) -> tuple[jax.Array, GA
     return population, state._replace(offspring_sigma=sigma)
 
 
-@functools.partial(jax.jit, static_argnames="config")
-def tell(state: GAState, population: jax.Array, fitness: jax.Array, config: GAConfig) -> GAState:
+def _update(state: GAState, population: jax.Array, fitness: jax.Array, config: GAConfig) -> GAState:
     """Takes the evaluated offspring; elites of the old generation replace the
     worst offspring where they are better."""
-    expected = (config.pop_size, config.space.dim)
-    if population.shape != expected or fitness.shape != (config.pop_size,):
-        raise ValueError(
-            f"population/fitness: expected shapes {expected} and {(config.pop_size,)}, "
-            f"got {population.shape} and {fitness.shape}"
-        )
-    population = population.astype(state.population.dtype)
-    fitness = loop.clean_fitness(fitness.astype(state.fitness.dtype))
+    fitness = fitness.astype(state.fitness.dtype)
     sigma = state.offspring_sigma
     if config.elite > 0:
         _, elite_idx = jax.lax.top_k(-state.fitness, config.elite)
@@ -362,18 +356,10 @@ def tell(state: GAState, population: jax.Array, fitness: jax.Array, config: GACo
             sigma = sigma.at[worst_idx].set(
                 jnp.where(better[:, None], state.sigma[elite_idx], sigma[worst_idx])
             )
-    best = jnp.argmin(fitness)
-    improved = fitness[best] < state.best_f
-    return GAState(
-        population=population,
-        fitness=fitness,
-        sigma=sigma,
-        offspring_sigma=sigma,
-        best_x=jnp.where(improved, population[best], state.best_x),
-        best_f=jnp.where(improved, fitness[best], state.best_f),
-        generation=state.generation + 1,
-        evaluations=state.evaluations + config.pop_size,
-    )
+    return state._replace(population=population, fitness=fitness, sigma=sigma, offspring_sigma=sigma)
+
+
+tell = loop.make_tell(_update, lambda config: config.pop_size)
 
 
 STRATEGY = loop.Strategy("ga", init, ask, tell)

@@ -20,6 +20,7 @@ from chimera.optim import bandit, cmaes, de, ga, loop, snes
 from chimera.optim.space import Space
 
 ArmFactory = Callable[[Space], tuple[loop.Strategy, Any]]
+SliceRunner = Callable[[loop.Strategy, Any, jax.Array, Any, int], Any]
 
 DEFAULT_ARMS: Mapping[str, ArmFactory] = {
     "cmaes-ipop": lambda space: (cmaes.STRATEGY, cmaes.CMAConfig(space, restarts="ipop")),
@@ -57,8 +58,14 @@ def run_portfolio(
     arms: Mapping[str, ArmFactory] = DEFAULT_ARMS,
     reference_evaluations: int = 200,
     on_pull: Optional[Callable[[Pull], None]] = None,
+    advance: Optional[SliceRunner] = None,
 ) -> PortfolioResult:
-    """`pulls` bandit rounds of `slice_generations` generations each."""
+    """`pulls` bandit rounds of `slice_generations` generations each.
+
+    advance(strategy, arm_state, key, config, generations) -> arm_state runs
+    one slice (None: `loop.advance` on the JAX `objective`; `host.Slices`
+    drives a host objective and ends the rounds early when its budget is
+    spent)."""
     if pulls < 1:
         raise ValueError(f"pulls: must be at least 1, got {pulls}")
     if slice_generations < 1:
@@ -79,9 +86,14 @@ def run_portfolio(
         if arm_state is None:
             arm_state = strategy.init(init_key, config)
         before_evals = int(arm_state.evaluations)
-        arm_state, _ = loop.advance(strategy, arm_state, run_key, config, objective, slice_generations)
+        if advance is None:
+            arm_state, _ = loop.advance(strategy, arm_state, run_key, config, objective, slice_generations)
+        else:
+            arm_state = advance(strategy, arm_state, run_key, config, slice_generations)
         arm_states[arm] = arm_state
         used = int(arm_state.evaluations) - before_evals
+        if used == 0:  # the runner's budget ended before a generation was told
+            break
         spent += used
         arm_best = float(arm_state.best_f)
         reward = bandit.improvement_reward(best_f, arm_best, used, reference_evaluations)
@@ -92,4 +104,6 @@ def run_portfolio(
         history.append(record)
         if on_pull is not None:
             on_pull(record)
+        if getattr(advance, "exhausted", False):
+            break
     return PortfolioResult(best_x, best_f, spent, history, state)

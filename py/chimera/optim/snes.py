@@ -62,9 +62,10 @@ class SNESState(NamedTuple):
     sigma: jax.Array
     noise: jax.Array  # (popsize, d) z of the last ask
     best_x: jax.Array
-    best_f: jax.Array
+    best_f: jax.Array  # in loop.fitness_dtype
     generation: jax.Array
     evaluations: jax.Array
+    nonfinite: jax.Array  # () int32: non-finite fitness values told
 
 
 def utilities(n: int, dtype) -> jax.Array:
@@ -85,9 +86,10 @@ def init(key: jax.Array, config: SNESConfig) -> SNESState:
         sigma=jnp.full((space.dim,), sigma0, space.jdtype),
         noise=jnp.zeros((config.size, space.dim), space.jdtype),
         best_x=mean,
-        best_f=jnp.asarray(jnp.inf, space.jdtype),
+        best_f=jnp.asarray(jnp.inf, loop.fitness_dtype(space)),
         generation=jnp.asarray(0, jnp.int32),
         evaluations=jnp.asarray(0, jnp.int32),
+        nonfinite=jnp.asarray(0, jnp.int32),
     )
 
 
@@ -98,13 +100,9 @@ def ask(key: jax.Array, state: SNESState, config: SNESConfig) -> tuple[jax.Array
     return population, state._replace(noise=noise)
 
 
-@functools.partial(jax.jit, static_argnames="config")
-def tell(state: SNESState, population: jax.Array, fitness: jax.Array, config: SNESConfig) -> SNESState:
-    n, d = config.size, config.space.dim
-    if population.shape != (n, d) or fitness.shape != (n,):
-        raise ValueError(f"population/fitness: expected shapes {(n, d)} and {(n,)}, got {population.shape} and {fitness.shape}")
-    dtype = config.space.jdtype
-    fitness = loop.clean_fitness(fitness.astype(dtype))
+def _update(state: SNESState, population: jax.Array, fitness: jax.Array, config: SNESConfig) -> SNESState:
+    """Natural-gradient step from the ranks (taken in the fitness's own precision)."""
+    n, dtype = config.size, config.space.jdtype
     order = jnp.argsort(fitness)
     weights = jnp.zeros((n,), dtype).at[order].set(utilities(n, dtype))
     grad_mean = weights @ state.noise
@@ -112,17 +110,10 @@ def tell(state: SNESState, population: jax.Array, fitness: jax.Array, config: SN
     mean = state.mean + config.lr_mean * state.sigma * grad_mean
     floor = jnp.finfo(dtype).tiny * 1e6
     sigma = jnp.maximum(state.sigma * jnp.exp(0.5 * config.sigma_rate * grad_sigma), floor)
-    best = order[0]
-    improved = fitness[best] < state.best_f
-    return SNESState(
-        mean=config.space.repair(mean[None])[0],
-        sigma=sigma,
-        noise=state.noise,
-        best_x=jnp.where(improved, population[best].astype(dtype), state.best_x),
-        best_f=jnp.where(improved, fitness[best], state.best_f),
-        generation=state.generation + 1,
-        evaluations=state.evaluations + n,
-    )
+    return state._replace(mean=config.space.repair(mean[None])[0], sigma=sigma)
+
+
+tell = loop.make_tell(_update, lambda config: config.size)
 
 
 STRATEGY = loop.Strategy("snes", init, ask, tell)

@@ -473,9 +473,10 @@ class Runs:
         padded = np.full(len(record.pending), np.inf)
         padded[:active] = engine
         configured = record.configured
-        dtype = configured.config.space.jdtype
+        # The fitness keeps its own precision (the engine ranks before any
+        # cast to the state's dtype; float64 where the process has x64).
         record.state = configured.strategy.tell(
-            record.state, jnp.asarray(record.pending, dtype), jnp.asarray(padded, dtype), configured.config
+            record.state, jnp.asarray(record.pending), jnp.asarray(padded), configured.config
         )
         if record.generation == 0:
             record.first_best = float(np.min(engine))

@@ -186,11 +186,14 @@ def breed(
         mutation_sigma=ops.mutation_sigma if ops.mutation_sigma > 0 else Operators.mutation_sigma,
         elite=0,
     )
-    # The engine minimises; the store's fitness is higher-is-better.
+    # The engine minimises; the store's fitness is higher-is-better. Tournaments
+    # need only the order: dense ranks taken here in float64 (ties stay ties)
+    # keep it exactly, where float32 genes would tie close fitness values.
+    cost = np.unique(-fitness[evaluated], return_inverse=True)[1].astype(np.int32)
     children, winners, crossed = _vary(
         key,
         jnp.asarray(population[evaluated], space.jdtype),
-        jnp.asarray(-fitness[evaluated], space.jdtype),
+        jnp.asarray(cost),
         config,
         n,
     )

@@ -1,0 +1,379 @@
+"""chimera.optim's CMA-ES on COCO's BBOB suite, beside pycma and evosax.
+
+Every solver runs on the real suite through `cocoex` (24 noiseless functions),
+in the same process and run: the engine's CMA-ES (float64 and float32 states,
+IPOP/BIPOP restarts), pycma 4.5 without restarts and with BIPOP, evosax's
+CMA_ES (no restarts), and layer 6's portfolio (the UCB1 bandit over the
+engine's strategies, its memory carried across the problems of one BBOB
+function class) against each of its arms run alone.
+
+Every evaluation is counted here, by the wrapper every solver calls (cocoex
+does not count NaN evaluations); a run stops at its budget (d x the budget
+multiplier) or when it reaches f_opt + 1e-8. Targets are f_opt + 10^k,
+k = 2, 1.8, ..., -8 (COCO's 51); a function is solved on an instance when the
+last target is reached. Output: a table of functions solved per dimension,
+the results JSON (machine, versions, load) and an ECDF plot (fraction of
+(problem, target) pairs reached against evaluations / d).
+
+  bazel run //bench/bbob:bench_bbob -- --out $PWD/bench/results/bbob.json
+  bazel run //bench/bbob:bench_bbob -- --quick --baseline $PWD/bench/bbob/quick_baseline.json
+
+--quick (CI): d = 5, instance 1, budget 2,000 d, the engine's BIPOP in both
+dtypes; exits 1 when either solves fewer functions than the baseline figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+
+jax.config.update("jax_enable_x64", True)  # float64 fitness reaches every tell, also for float32 states
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from chimera.optim import bandit, cmaes, host, portfolio  # noqa: E402
+
+from bench.bbob.bbob import (  # noqa: E402
+    CLASSES, DIMENSIONS, FINAL_PRECISION, FUNCTIONS, INIT_HIGH, INIT_LOW, MAX_BUDGET_MULTIPLIER, SIGMA0,
+    TARGET_EXPONENTS, Outcome, Problem, Recorder, Stop, engine_config, load_problem, seed_of, space,
+)
+
+
+def engine_cmaes(restarts: str, dtype: str):
+    def solve(problem: Problem, recorder: Recorder, seed: int) -> None:
+        config = engine_config(problem, dtype, restarts)
+        host.minimize(
+            cmaes.STRATEGY, jax.random.key(seed), config, recorder.rows, recorder.budget,
+            target=problem.f_opt + FINAL_PRECISION,
+        )
+
+    return solve
+
+
+def pycma(bipop: bool):
+    def solve(problem: Problem, recorder: Recorder, seed: int) -> None:
+        import cma
+
+        x0 = np.random.default_rng(seed).uniform(INIT_LOW, INIT_HIGH, problem.dim)
+        options = {"seed": seed, "verbose": -9, "maxfevals": recorder.budget,
+                   "ftarget": problem.f_opt + FINAL_PRECISION}
+        if bipop:
+            cma.fmin2(recorder.one, x0, SIGMA0, options, restarts=9, bipop=True)
+        else:
+            cma.fmin2(recorder.one, x0, SIGMA0, options)
+
+    return solve
+
+
+def evosax_cmaes(problem: Problem, recorder: Recorder, seed: int) -> None:
+    from evosax.algorithms import CMA_ES
+
+    popsize = 4 + int(3 * math.log(problem.dim))
+    strategy = CMA_ES(population_size=popsize, solution=jnp.zeros(problem.dim, jnp.float64))
+    params = strategy.default_params.replace(std_init=SIGMA0)
+    key = jax.random.key(seed)
+    key, init_key, mean_key = jax.random.split(key, 3)
+    mean = jax.random.uniform(mean_key, (problem.dim,), jnp.float64, INIT_LOW, INIT_HIGH)
+    state = strategy.init(init_key, mean, params)
+    ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
+    while True:  # until the recorder stops it
+        key, ask_key, tell_key = jax.random.split(key, 3)
+        population, state = ask(ask_key, state, params)
+        fitness = recorder.rows(np.asarray(population))
+        state, _ = tell(tell_key, population, jnp.asarray(fitness), state, params)
+
+
+def arm_solver(arm: str):
+    def solve(problem: Problem, recorder: Recorder, seed: int) -> None:
+        strategy, config = portfolio.DEFAULT_ARMS[arm](space(problem, "float64"))
+        host.minimize(strategy, jax.random.key(seed), config, recorder.rows, recorder.budget,
+                      target=problem.f_opt + FINAL_PRECISION)
+
+    return solve
+
+
+class PortfolioSolver:
+    """Layer 6's meta-solver: UCB1 over the engine's arms; the bandit state
+    is carried from problem to problem within a BBOB class (as layer 7's
+    store carries it within a problem family)."""
+
+    def __init__(self):
+        self.memory: dict[tuple[str, int], bandit.BanditState] = {}
+
+    def __call__(self, problem: Problem, recorder: Recorder, seed: int) -> None:
+        family = (next(name for name, fs in CLASSES.items() if problem.function in fs), problem.dim)
+        slices = host.Slices(recorder.rows, recorder.budget, target=problem.f_opt + FINAL_PRECISION)
+        result = portfolio.run_portfolio(
+            jax.random.key(seed), space(problem, "float64"), None, pulls=1_000_000,
+            state=self.memory.get(family), advance=slices,
+        )
+        self.memory[family] = result.bandit
+
+
+ANCHORS = ("pycma", "pycma-bipop", "evosax-cmaes")
+ENGINE = ("engine-bipop-float64", "engine-bipop-float32", "engine-ipop-float64", "engine-none-float64")
+ARMS = tuple(f"arm:{name}" for name in portfolio.DEFAULT_ARMS)
+SOLVERS = ENGINE + ANCHORS + ("portfolio",) + ARMS
+QUICK_SOLVERS = ("engine-bipop-float64", "engine-bipop-float32")
+
+
+def make_solver(name: str):
+    if name.startswith("engine-"):
+        _, restarts, dtype = name.split("-")
+        return engine_cmaes(restarts, dtype)
+    if name.startswith("arm:"):
+        return arm_solver(name[4:])
+    return {"pycma": pycma(False), "pycma-bipop": pycma(True), "evosax-cmaes": evosax_cmaes,
+            "portfolio": PortfolioSolver()}[name]
+
+
+def run_one(solver: Callable, problem: Problem, budget: int, name: str) -> Outcome:
+    recorder = Recorder(problem, budget)
+    start = time.perf_counter()
+    try:
+        solver(problem, recorder, seed_of(problem, name))
+    except Stop:
+        pass
+    return Outcome(recorder.evaluations, recorder.improvements, recorder.nonfinite, time.perf_counter() - start)
+
+
+def first_hits(outcome: Outcome) -> list[Optional[int]]:
+    """Evaluations at which each target f_opt + 10^k was first reached (None: never)."""
+    hits = []
+    for exponent in TARGET_EXPONENTS:
+        reached = [e for e, error in outcome.improvements if error <= 10.0**exponent]
+        hits.append(reached[0] if reached else None)
+    return hits
+
+
+def ecdf(records: list[dict], grid: np.ndarray) -> np.ndarray:
+    """Fraction of (problem, target) pairs reached within grid[i] evaluations / d."""
+    pairs = [(h / r["dim"]) for r in records for h in r["first_hits"] if h is not None]
+    total = sum(len(r["first_hits"]) for r in records)
+    reached = np.sort(np.asarray(pairs)) if pairs else np.zeros(0)
+    return np.searchsorted(reached, grid, side="right") / max(total, 1)
+
+
+def ecdf_area(records: list[dict], max_multiplier: float) -> float:
+    """Mean ECDF value over log-spaced budgets 1..max_multiplier (x d): 1 would
+    be every target at the first evaluation."""
+    grid = np.logspace(0, math.log10(max_multiplier), 200)
+    return float(np.mean(ecdf(records, grid)))
+
+
+def parse_ints(text: str, name: str) -> tuple[int, ...]:
+    values: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            values.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name}: expected integers like 1,2 or 1-5, got {text!r}") from None
+    return tuple(sorted(set(values)))
+
+
+def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    bad = [d for d in args.dims if d not in DIMENSIONS]
+    if bad:
+        parser.error(f"--dims: BBOB has dimensions {DIMENSIONS}, not {bad}")
+    if not args.functions or any(f not in FUNCTIONS for f in args.functions):
+        parser.error("--functions: BBOB functions are 1-24")
+    for name in ("instances", "instances_d20"):
+        if not getattr(args, name) or any(i < 1 or i > 15 for i in getattr(args, name)):
+            parser.error(f"--{name.replace('_', '-')}: instances are 1-15")
+    if not (1 <= args.budget <= MAX_BUDGET_MULTIPLIER) or (args.budget_d20 and not 1 <= args.budget_d20 <= MAX_BUDGET_MULTIPLIER):
+        parser.error(f"--budget/--budget-d20: evaluations per dimension must be in [1, {MAX_BUDGET_MULTIPLIER}]")
+    unknown = [s for s in args.solvers if s not in SOLVERS]
+    if unknown:
+        parser.error(f"--solvers: unknown {unknown}; known: {', '.join(SOLVERS)}")
+
+
+def machine() -> dict[str, Any]:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"cpu_model": model, "cores": os.cpu_count(), "platform": platform.platform(),
+            "python": sys.version.split()[0]}
+
+
+def versions() -> dict[str, str]:
+    return {name: importlib.metadata.version(name)
+            for name in ("jax", "jaxlib", "numpy", "cma", "evosax", "coco-experiment", "matplotlib")}
+
+
+def plot(records: list[dict], solvers: list[str], dims: list[int], max_multiplier: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.logspace(0, math.log10(max_multiplier), 200)
+    fig, axes = plt.subplots(1, len(dims), figsize=(4.2 * len(dims), 3.8), squeeze=False, sharey=True)
+    for ax, dim in zip(axes[0], dims):
+        for solver in solvers:
+            rows = [r for r in records if r["solver"] == solver and r["dim"] == dim]
+            if rows:
+                ax.step(grid, ecdf(rows, grid), where="post", label=solver)
+        ax.set_xscale("log")
+        ax.set_title(f"BBOB d={dim}, {len({r['function'] for r in records if r['dim'] == dim})} functions")
+        ax.set_xlabel("evaluations / d")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("fraction of (problem, target) pairs")
+    axes[0][-1].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summarise(records: list[dict], solvers: list[str], dims: list[int], budgets: dict[int, int]) -> dict:
+    """Functions solved per solver and dimension (a function counts the share
+    of its instances solved), NaN runs, ECDF areas, and the portfolio beside
+    its best single arm per class."""
+    table: dict[str, dict[str, Any]] = {}
+    for solver in solvers:
+        table[solver] = {}
+        for dim in dims:
+            rows = [r for r in records if r["solver"] == solver and r["dim"] == dim]
+            if not rows:
+                continue
+            per_function: dict[int, list[bool]] = {}
+            for r in rows:
+                per_function.setdefault(r["function"], []).append(r["solved"])
+            table[solver][str(dim)] = {
+                "solved": round(sum(sum(v) / len(v) for v in per_function.values()), 2),
+                "functions": len(per_function),
+                "nan_runs": sum(1 for r in rows if r["nonfinite"] > 0),
+                "ecdf_area": round(ecdf_area(rows, budgets[dim] / dim), 4),
+            }
+    comparison = {}
+    if "portfolio" in solvers:
+        for cls, functions in CLASSES.items():
+            rows = [r for r in records if r["function"] in functions]
+            budget_mult = max(budgets.values()) / min(dims) if dims else 1
+            areas = {s: ecdf_area([r for r in rows if r["solver"] == s], budget_mult)
+                     for s in solvers if (s == "portfolio" or s.startswith("arm:")) and any(r["solver"] == s for r in rows)}
+            arms = {s: a for s, a in areas.items() if s != "portfolio"}
+            if "portfolio" in areas and arms:
+                best = max(arms, key=arms.get)
+                comparison[cls] = {"portfolio_ecdf_area": round(areas["portfolio"], 4), "best_arm": best,
+                                   "best_arm_ecdf_area": round(arms[best], 4),
+                                   "portfolio_over_best_arm": round(areas["portfolio"] / max(arms[best], 1e-12), 3)}
+    return {"solved": table, "portfolio_vs_best_arm": comparison}
+
+
+def print_table(summary: dict, dims: list[int]) -> None:
+    print(f"{'solver':<28}" + "".join(f"{'d=' + str(d):>16}" for d in dims))
+    for solver, by_dim in summary["solved"].items():
+        cells = [f"{by_dim[str(d)]['solved']:>6}/{by_dim[str(d)]['functions']:<3}nan={by_dim[str(d)]['nan_runs']:<2}"
+                 if str(d) in by_dim else f"{'-':>16}" for d in dims]
+        print(f"{solver:<28}" + "".join(f"{c:>16}" for c in cells))
+    for cls, row in summary["portfolio_vs_best_arm"].items():
+        print(f"portfolio on {cls}: ECDF area {row['portfolio_ecdf_area']} vs best arm {row['best_arm']} "
+              f"{row['best_arm_ecdf_area']} (ratio {row['portfolio_over_best_arm']})")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad input: exit 2 with one message line (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = OneLineParser(prog="bench_bbob", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dims", type=lambda t: parse_ints(t, "--dims"), default=(2, 5, 10, 20))
+    parser.add_argument("--functions", type=lambda t: parse_ints(t, "--functions"), default=FUNCTIONS)
+    parser.add_argument("--instances", type=lambda t: parse_ints(t, "--instances"), default=(1, 2, 3, 4, 5),
+                        help="instances at d < 20")
+    parser.add_argument("--instances-d20", type=lambda t: parse_ints(t, "--instances-d20"), default=(1,),
+                        help="instances at d >= 20 (the costly ones)")
+    parser.add_argument("--budget", type=int, default=MAX_BUDGET_MULTIPLIER, help="evaluations per dimension")
+    parser.add_argument("--budget-d20", type=int, default=1_000, help="evaluations per dimension at d >= 20")
+    parser.add_argument("--solvers", type=lambda t: tuple(t.split(",")), default=SOLVERS)
+    parser.add_argument("--quick", action="store_true", help="the CI check (see the module docstring)")
+    parser.add_argument("--baseline", type=Path, help="--quick: JSON of the functions each solver must solve")
+    parser.add_argument("--out", type=Path, help="results JSON")
+    parser.add_argument("--plot", type=Path, help="ECDF PNG (default: beside --out)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.dims, args.instances, args.budget, args.solvers = (5,), (1,), 2_000, QUICK_SOLVERS
+    validate(args, parser)
+    if args.quick and args.baseline is None:
+        parser.error("--quick: --baseline is required (the committed figure it checks against)")
+    baseline = None
+    if args.baseline is not None:
+        try:
+            baseline = json.loads(args.baseline.read_text())
+            floors = {s: int(baseline["solved"][s]) for s in args.solvers}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            parser.error(f"--baseline: {args.baseline} has no solved count for every solver: {e}")
+    if args.out is not None and not args.out.parent.is_dir():
+        parser.error(f"--out: directory {args.out.parent} does not exist")
+
+    load_before = os.getloadavg()
+    budgets = {d: (args.budget_d20 if d >= 20 else args.budget) * d for d in args.dims}
+    solvers = {name: make_solver(name) for name in args.solvers}
+    records = []
+    start = time.perf_counter()
+    for dim in args.dims:
+        instances = args.instances_d20 if dim >= 20 else args.instances
+        for function in args.functions:
+            for instance in instances:
+                problem = load_problem(function, dim, instance)
+                for name, solver in solvers.items():
+                    outcome = run_one(solver, problem, budgets[dim], name)
+                    print(f"f{function} i{instance} d={dim} {name}: {'solved' if outcome.solved else 'unsolved'} "
+                          f"after {outcome.evaluations} evaluations, {outcome.wall_s:.1f} s", flush=True)
+                    records.append({
+                        "solver": name, "function": function, "instance": instance, "dim": dim,
+                        "budget": budgets[dim], "evaluations": outcome.evaluations, "solved": outcome.solved,
+                        "best_error": outcome.improvements[-1][1] if outcome.improvements else None,
+                        "nonfinite": outcome.nonfinite, "wall_s": round(outcome.wall_s, 3),
+                        "first_hits": first_hits(outcome),
+                    })
+        print(f"d={dim} done after {time.perf_counter() - start:.0f} s", flush=True)
+    summary = summarise(records, list(args.solvers), list(args.dims), budgets)
+    print_table(summary, list(args.dims))
+    result = {
+        "benchmark": "bbob", "quick": args.quick,
+        "settings": {"dims": args.dims, "functions": args.functions, "instances": args.instances,
+                     "instances_d20": args.instances_d20, "budget_per_dim": args.budget,
+                     "budget_per_dim_d20": args.budget_d20, "final_precision": FINAL_PRECISION,
+                     "target_exponents": TARGET_EXPONENTS, "init": [INIT_LOW, INIT_HIGH], "sigma0": SIGMA0},
+        "same_work": True,
+        "machine": machine(), "versions": versions(),
+        "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "wall_s": round(time.perf_counter() - start, 1),
+        **summary, "runs": records,
+    }
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        plot(records, list(args.solvers), list(args.dims), max(budgets[d] / d for d in args.dims),
+             args.plot or args.out.with_suffix(".png"))
+        print(f"wrote {args.out}")
+    if baseline is not None:
+        failed = []
+        for solver in args.solvers:
+            solved = sum(r["solved"] for r in records if r["solver"] == solver)
+            print(f"{solver}: {solved} solved, baseline {floors[solver]}")
+            if solved < floors[solver]:
+                failed.append(solver)
+        if failed:
+            print(f"REGRESSION: {', '.join(failed)} solved fewer functions than {args.baseline}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

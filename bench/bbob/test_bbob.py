@@ -1,0 +1,43 @@
+"""BBOB through cocoex: a float32 CMA-ES state reaches the 1e-8 targets its
+float64 sibling reaches (f1, f2, f10 at d = 10), and the benchmark's CLI
+rejects bad input with exit 2 and one line."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import pytest  # noqa: E402
+
+from bench.bbob import bench_bbob  # noqa: E402
+from bench.bbob.bbob import load_problem  # noqa: E402
+
+BUDGET = 10_000
+
+
+@pytest.mark.parametrize("function", [1, 2, 10])
+def test_float32_state_reaches_what_float64_reaches(function):
+    problem = load_problem(function, 10, 1)
+    for name in ("engine-bipop-float64", "engine-bipop-float32"):  # the benchmark's own solvers
+        outcome = bench_bbob.run_one(bench_bbob.make_solver(name), problem, BUDGET, name)
+        assert outcome.evaluations <= BUDGET and outcome.nonfinite == 0
+        assert outcome.solved, f"f{function} {name}: {outcome.improvements[-1]} (evaluations, error) at the end"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--dims", "7"], "--dims"),
+        (["--budget", "0"], "--budget"),
+        (["--budget", "20000"], "--budget"),
+        (["--functions", "25"], "--functions"),
+        (["--instances", "x"], "--instances"),
+        (["--solvers", "nelder-mead"], "--solvers"),
+        (["--quick"], "--baseline"),
+    ],
+)
+def test_bad_input_exits_2_with_one_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench_bbob.main(argv)
+    assert exit_info.value.code == 2
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("bench_bbob")]
+    assert len(error_lines) == 1 and message in error_lines[0], error_lines
