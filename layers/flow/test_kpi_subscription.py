@@ -107,15 +107,11 @@ def pair() -> Iterator[Pair]:
 
 
 def stream_gauge(execution: ChimeraServer) -> float:
-    metric = execution.metrics.get("layer4_kpi_streams")
-    assert metric is not None
-    return float(metric.value())  # type: ignore[attr-defined]
+    return execution.metrics.sample("layer4_kpi_streams")
 
 
 def counter(server: RefinementServer, name: str, **labels: str) -> float:
-    metric = server.metrics.get(name)
-    assert metric is not None, name
-    return float(metric.value(**labels))  # type: ignore[attr-defined]
+    return server.metrics.sample(name, **labels)
 
 
 def test_kernel_runs_flow_into_the_buffers_and_patterns(pair: Pair) -> None:

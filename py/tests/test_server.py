@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 import pytest
 from echo_servicer import SERVICE, EchoServicer, StartServer, registration
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -253,18 +254,23 @@ def test_metrics_endpoint_counts_rpcs(start_server: StartServer) -> None:
 
     content_type, text = _scrape(server.metrics_port)
     assert content_type.startswith("text/plain; version=0.0.4")
-    echo = 'grpc_type="unary",grpc_service="chimera.testing.v1.EchoService",grpc_method="Echo"'
-    count = 'grpc_type="server_stream",grpc_service="chimera.testing.v1.EchoService",grpc_method="Count"'
-    lines = text.splitlines()
-    assert "# TYPE grpc_server_handled_total counter" in lines
-    assert f'grpc_server_handled_total{{{echo},grpc_code="OK"}} 2' in lines
-    assert f'grpc_server_handled_total{{{echo},grpc_code="INVALID_ARGUMENT"}} 1' in lines
-    assert f'grpc_server_handled_total{{{count},grpc_code="OK"}} 1' in lines
-    assert f"grpc_server_started_total{{{echo}}} 3" in lines
-    assert "# TYPE grpc_server_handling_seconds histogram" in lines
-    assert f"grpc_server_handling_seconds_count{{{echo}}} 3" in lines
-    assert f'grpc_server_handling_seconds_bucket{{{echo},le="+Inf"}} 3' in lines
-    assert 'layer4_tasks_total{status="done"} 3' in lines
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    assert families["grpc_server_handled"].type == "counter"
+    assert families["grpc_server_handling_seconds"].type == "histogram"
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in families.values()
+        for sample in family.samples
+    }
+    echo = (("grpc_method", "Echo"), ("grpc_service", "chimera.testing.v1.EchoService"), ("grpc_type", "unary"))
+    count = (("grpc_method", "Count"), ("grpc_service", "chimera.testing.v1.EchoService"), ("grpc_type", "server_stream"))
+    assert samples["grpc_server_handled_total", tuple(sorted((*echo, ("grpc_code", "OK"))))] == 2
+    assert samples["grpc_server_handled_total", tuple(sorted((*echo, ("grpc_code", "INVALID_ARGUMENT"))))] == 1
+    assert samples["grpc_server_handled_total", tuple(sorted((*count, ("grpc_code", "OK"))))] == 1
+    assert samples["grpc_server_started_total", echo] == 3
+    assert samples["grpc_server_handling_seconds_count", echo] == 3
+    assert samples["grpc_server_handling_seconds_bucket", tuple(sorted((*echo, ("le", "+Inf"))))] == 3
+    assert samples["layer4_tasks_total", (("status", "done"),)] == 3
     with pytest.raises(urllib.error.HTTPError) as caught:
         _scrape(server.metrics_port, "/other")
     assert caught.value.code == 404

@@ -192,8 +192,8 @@ def test_metrics_count_server_and_client_evaluations() -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10) as page:
             exposition = page.read().decode().splitlines()
     assert 0 < run.evaluations <= 300
-    assert f'evolution_evaluations_total{{source="server"}} {run.evaluations}' in exposition
-    assert 'evolution_evaluations_total{source="client"} 6' in exposition
+    assert f'evolution_evaluations_total{{source="server"}} {float(run.evaluations)}' in exposition
+    assert 'evolution_evaluations_total{source="client"} 6.0' in exposition
 
 
 def test_suggest_operators_hands_the_run_distribution_to_genetics(stub: Stub, sphere_run) -> None:

@@ -52,9 +52,9 @@ def test_metrics_count_genomes_stored_and_evaluations_received(tmp_path: Path) -
         port = server.metrics_port
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
             exposition = page.read().decode().splitlines()
-    assert f"genetics_genomes_stored_total {2 * SIZE}" in exposition  # two generations of SIZE
-    assert f"genetics_evaluations_total {SIZE}" in exposition  # the first generation's fitness
-    assert 'genetics_generations_total{kind="bred"} 1' in exposition
+    assert f"genetics_genomes_stored_total {2.0 * SIZE}" in exposition  # two generations of SIZE
+    assert f"genetics_evaluations_total {float(SIZE)}" in exposition  # the first generation's fitness
+    assert 'genetics_generations_total{kind="bred"} 1.0' in exposition
 
 
 def test_ask_tell_improves_and_records_lineage(stub: Stub) -> None:

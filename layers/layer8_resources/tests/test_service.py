@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 import pytest
 
 from chimera.framework import ServerConfig
@@ -99,12 +101,16 @@ def code_of(call: Callable[..., Any], *args: object) -> tuple[grpc.StatusCode, s
     return err.value.code(), err.value.details()
 
 
-def metric(env: Env, line_start: str) -> float:
+def metric(env: Env, series: str) -> float:
+    """One scraped series, written ``name{label="value",...}`` in any label order; 0 if absent."""
+    name, _, labels = series.partition("{")
+    wanted = dict(re.findall(r'(\w+)="([^"]*)"', labels))
     with urllib.request.urlopen(env.metrics_url, timeout=5) as response:
         text = response.read().decode()
-    for line in text.splitlines():
-        if line.startswith(line_start + " "):
-            return float(line.rsplit(" ", 1)[1])
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == wanted:
+                return sample.value
     return 0.0
 
 

@@ -1,33 +1,33 @@
-"""Serves a MetricsRegistry at ``GET /metrics`` from a small HTTP server thread.
+"""Serves a MetricsRegistry at ``GET /metrics`` with prometheus_client's WSGI app.
 
-The standard library's ThreadingHTTPServer is enough for a scrape every few
-seconds and adds no dependency. It binds the same host as the gRPC server
-(loopback by default).
+It binds the same host as the gRPC server (loopback by default). The library's
+``start_http_server`` would serve every path and poll for shutdown only twice a
+second; this serves ``/metrics`` alone and stops within 50 ms.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from chimera.framework.metrics import MetricsRegistry
 
-__all__ = ["CONTENT_TYPE", "MetricsHttpServer"]
+__all__ = ["MetricsHttpServer"]
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-_LOG = logging.getLogger("chimera.metrics")
+_Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class MetricsHttpServer:
-    """Start with ``start()``, read ``port``, stop with ``stop()``."""
+    """Binds on construction; start with ``start()``, read ``port``, stop with ``stop()``."""
 
     def __init__(self, registry: MetricsRegistry, host: str, port: int) -> None:
-        self._registry = registry
-        self._httpd = ThreadingHTTPServer((host, port), _handler_for(registry))
-        self._httpd.daemon_threads = True
-        # serve_forever polls for shutdown; a short interval keeps stop() fast.
+        app = _only_metrics(make_wsgi_app(registry.collectors))
+        self._httpd = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -49,20 +49,18 @@ class MetricsHttpServer:
         self._httpd.server_close()
 
 
-def _handler_for(registry: MetricsRegistry) -> type[BaseHTTPRequestHandler]:
-    class _Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if self.path.split("?", 1)[0] != "/metrics":
-                self.send_error(404, "only /metrics is served here")
-                return
-            body = registry.render().encode("utf-8")
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+def _only_metrics(app: _Wsgi) -> _Wsgi:
+    def only_metrics(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"only /metrics is served here\n"]
+        return app(environ, start_response)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            _LOG.debug("metrics http: " + format, *args)
+    return only_metrics
 
-    return _Handler
+
+class _QuietHandler(WSGIRequestHandler):
+    """Scrapes every few seconds would flood stderr with access lines."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's name)
+        pass

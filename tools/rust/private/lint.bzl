@@ -49,7 +49,7 @@ def _clippy_test_impl(ctx):
 
         # A directory, because clippy writes no metadata when it finds something.
         out_dir = ctx.actions.declare_directory(name + ".out")
-        args = rustc_args(ctx, toolchain, crate.name, crate.type, crate.root, crate.deps, crate.edition, "", crate.rustc_flags, profiler_runtime = profiler_runtime)
+        args = rustc_args(ctx, toolchain, crate, profiler_runtime)
         args.add("--emit=metadata")
         args.add("--out-dir", out_dir.path)
         args.add("-Dwarnings")

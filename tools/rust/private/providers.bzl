@@ -1,15 +1,21 @@
 """Providers shared by Chimera's Rust rules."""
 
 CrateInfo = provider(
-    doc = "A Rust crate: enough to compile it again (as a test, a linted crate, or for another target).",
+    doc = """A Rust crate: everything one rustc action needs, and enough to compile it again.
+
+The rules build one per target and hand it to `rustc_compile_action` (rustc.bzl), the
+one place that turns it into a command line; dependents get it as a provider (a test of
+the library's sources, a lint, a wasm module rebuild it with another type or output).""",
     fields = {
         "deps": "DepInfo: the crates this crate's sources depend on.",
         "edition": "string: Rust edition, e.g. \"2021\".",
+        "is_test": "bool: compiled with --test (the crate's #[test] functions become a test binary).",
         "name": "string: crate name as used in `extern crate` / `use`.",
         "output": "File: the compiled artifact (.rlib, executable, .so or .wasm).",
         "root": "File: the crate root (lib.rs / main.rs).",
         "rustc_flags": "list of strings: extra rustc flags the crate was declared with.",
         "srcs": "depset of Files: every source file of the crate.",
+        "target_triple": "string: rustc --target, e.g. \"wasm32-unknown-unknown\"; \"\" for the host.",
         "type": "string: rustc --crate-type (rlib, bin, cdylib, ...).",
     },
 )

@@ -3,7 +3,7 @@
 load("@bazel_skylib//rules:common_settings.bzl", "BuildSettingInfo")
 load(":coverage.bzl", "COVERAGE_ATTRS", "coverage_launcher", "coverage_runtime")
 load(":providers.bzl", "CrateInfo", "DepInfo")
-load(":rustc.bzl", "TOOLCHAIN_TYPE", "compile_crate", "crate_name_from_label", "find_crate_root", "merge_deps")
+load(":rustc.bzl", "TOOLCHAIN_TYPE", "crate_name", "find_crate_root", "merge_deps", "rustc_compile_action")
 
 _OUTPUT_NAMES = {
     "bin": "{name}",
@@ -20,20 +20,20 @@ _WASM_OUTPUT_NAMES = {
 def _target_triple(ctx):
     return ctx.attr._target_triple[BuildSettingInfo].value
 
-def _crate_rule_impl(ctx, crate_type, is_test = False):
+def _crate_rule_impl(ctx, kind, crate_type, is_test = False):
     target_triple = _target_triple(ctx)
-    crate_name = ctx.attr.crate_name or crate_name_from_label(ctx.label.name)
+    name = crate_name(kind, ctx.label, ctx.attr.crate_name)
     srcs = depset(ctx.files.srcs + ctx.files.compile_data)
     deps = merge_deps(ctx.attr.deps)
     edition = ctx.attr.edition
     rustc_flags = ctx.attr.rustc_flags
 
     if not (is_test and ctx.attr.crate):
-        root = find_crate_root(ctx.files.srcs, ctx.file.crate_root, crate_type)
+        root = find_crate_root(kind, ctx.label, ctx.files.srcs, ctx.file.crate_root, crate_type)
     else:
         # Test the library's own sources (its #[cfg(test)] modules) against its deps.
         library = ctx.attr.crate[CrateInfo]
-        crate_name = library.name
+        name = library.name
         root = library.root
         srcs = depset(transitive = [srcs, library.srcs])
         deps = DepInfo(
@@ -44,10 +44,22 @@ def _crate_rule_impl(ctx, crate_type, is_test = False):
         rustc_flags = library.rustc_flags + rustc_flags
 
     names = _WASM_OUTPUT_NAMES if target_triple.startswith("wasm32") else _OUTPUT_NAMES
-    output = ctx.actions.declare_file(names[crate_type].format(name = ctx.label.name, crate = crate_name))
+    crate_info = CrateInfo(
+        name = name,
+        type = crate_type,
+        root = root,
+        srcs = srcs,
+        deps = deps,
+        edition = edition,
+        output = ctx.actions.declare_file(names[crate_type].format(name = ctx.label.name, crate = name)),
+        rustc_flags = rustc_flags,
+        is_test = is_test,
+        target_triple = target_triple,
+    )
     profiler_runtime = coverage_runtime(ctx, target_triple)
-    compile_crate(ctx, crate_name, crate_type, root, srcs, deps, edition, target_triple, rustc_flags, output, is_test, profiler_runtime)
+    rustc_compile_action(ctx, ctx.toolchains[TOOLCHAIN_TYPE], crate_info, profiler_runtime)
 
+    output = crate_info.output
     executable = output
     if is_test and profiler_runtime:
         executable = coverage_launcher(ctx, output)
@@ -55,16 +67,7 @@ def _crate_rule_impl(ctx, crate_type, is_test = False):
     for data in ctx.attr.data:
         runfiles = runfiles.merge(data[DefaultInfo].default_runfiles)
     providers = [
-        CrateInfo(
-            name = crate_name,
-            type = crate_type,
-            root = root,
-            srcs = srcs,
-            deps = deps,
-            edition = edition,
-            output = output,
-            rustc_flags = rustc_flags,
-        ),
+        crate_info,
         DepInfo(direct_crates = deps.direct_crates, transitive_rlibs = deps.transitive_rlibs),
     ]
     if crate_type in ("bin",) or is_test:
@@ -78,7 +81,7 @@ _COMMON_ATTRS = dict(COVERAGE_ATTRS, **{
         allow_files = True,
         doc = "Files the sources read at compile time (include_str!, include_bytes!).",
     ),
-    "crate_name": attr.string(doc = "Crate name; defaults to the target name with '-' replaced by '_'."),
+    "crate_name": attr.string(doc = "Crate name; defaults to the target name with '-' replaced by '_'. ASCII letters, digits and '_' only (checked at analysis)."),
     "crate_root": attr.label(allow_single_file = [".rs"], doc = "The crate root; defaults to lib.rs / main.rs among srcs."),
     "data": attr.label_list(allow_files = True, doc = "Files needed at run time."),
     "deps": attr.label_list(providers = [CrateInfo, DepInfo], doc = "rust_library targets this crate uses."),
@@ -94,16 +97,16 @@ _COMMON_ATTRS = dict(COVERAGE_ATTRS, **{
 })
 
 def _library_impl(ctx):
-    return _crate_rule_impl(ctx, "rlib")
+    return _crate_rule_impl(ctx, "rust_library", "rlib")
 
 def _binary_impl(ctx):
-    return _crate_rule_impl(ctx, "bin")
+    return _crate_rule_impl(ctx, "rust_binary", "bin")
 
 def _shared_library_impl(ctx):
-    return _crate_rule_impl(ctx, "cdylib")
+    return _crate_rule_impl(ctx, "rust_shared_library", "cdylib")
 
 def _test_impl(ctx):
-    return _crate_rule_impl(ctx, "bin", is_test = True)
+    return _crate_rule_impl(ctx, "rust_test", "bin", is_test = True)
 
 rust_library = rule(
     implementation = _library_impl,

@@ -1,7 +1,7 @@
 """rust_wasm_module: the same crate sources, compiled to a release-optimized .wasm."""
 
 load(":providers.bzl", "CrateInfo", "WasmModuleInfo")
-load(":rustc.bzl", "TOOLCHAIN_TYPE", "compile_crate")
+load(":rustc.bzl", "TOOLCHAIN_TYPE", "rustc_compile_action")
 
 _TARGET_TRIPLE_SETTING = "//tools/rust:target_triple"
 
@@ -19,18 +19,20 @@ wasm_transition = transition(
 def _rust_wasm_module_impl(ctx):
     crate = ctx.attr.crate[0][CrateInfo]
     wasm = ctx.actions.declare_file(ctx.label.name + ".wasm")
-    compile_crate(
-        ctx,
-        crate_name = crate.name,
-        crate_type = "cdylib",
+
+    # The library's sources and deps (already built for the target), linked as a cdylib.
+    rustc_compile_action(ctx, ctx.toolchains[TOOLCHAIN_TYPE], CrateInfo(
+        name = crate.name,
+        type = "cdylib",
         root = crate.root,
         srcs = crate.srcs,
         deps = crate.deps,
         edition = crate.edition,
-        target_triple = ctx.attr.target_triple,
-        rustc_flags = crate.rustc_flags,
         output = wasm,
-    )
+        rustc_flags = crate.rustc_flags,
+        is_test = False,
+        target_triple = ctx.attr.target_triple,
+    ))
     return [
         DefaultInfo(files = depset([wasm]), runfiles = ctx.runfiles(files = [wasm])),
         WasmModuleInfo(crate_name = crate.name, target_triple = ctx.attr.target_triple, wasm = wasm),
