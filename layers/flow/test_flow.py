@@ -61,8 +61,8 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     config = DiscoveryConfig.from_mapping({"collection_interval_ms": 0})
-    discovery, _ = build_discovery(LOOPBACK, config)
-    validation, _ = build_validation(LOOPBACK, Policy.load())
+    discovery = build_discovery(LOOPBACK, config)
+    validation = build_validation(LOOPBACK, Policy.load())
     with discovery, validation:
         planning = build_planning(LOOPBACK, Options(discovery_target=discovery.target))
         execution = build_execution(LOOPBACK, ExecutionOptions(), VerdictGate(validation.target))

@@ -28,7 +28,9 @@ from chimera.execution.main import build_server as build_execution
 from chimera.execution.service import ExecutionOptions
 from chimera.execution.workload import GOOD_GENOME, generate_instance
 from chimera.framework import ChimeraServer, ServerConfig
-from chimera.refinement.main import Options, RefinementServer, build_server
+from chimera.refinement.buffers import KpiBuffers
+from chimera.refinement.main import Options, build_server
+from chimera.refinement.service import SERVICE_NAME as REFINEMENT, RefinementServicer
 from chimera.refinement.subscription import Backoff
 from chimera.v1 import (
     common_pb2,
@@ -46,7 +48,7 @@ FAST = ExecutionOptions(
 )
 QUICK_BACKOFF = Backoff(base_s=0.05, factor=2.0, cap_s=0.3, jitter=0.5)
 #: Layer 4, the refinement server subscribed to it, and layer 4's port.
-Pair = tuple[ChimeraServer, RefinementServer, int]
+Pair = tuple[ChimeraServer, ChimeraServer, int]
 
 
 def free_port() -> int:
@@ -106,13 +108,19 @@ def pair() -> Iterator[Pair]:
         execution.stop()
 
 
+def buffers(refinement: ChimeraServer) -> KpiBuffers:
+    servicer = refinement.servicer(REFINEMENT)
+    assert isinstance(servicer, RefinementServicer)
+    return servicer.buffers
+
+
 def stream_gauge(execution: ChimeraServer) -> float:
     metric = execution.metrics.get("layer4_kpi_streams")
     assert metric is not None
     return float(metric.value())  # type: ignore[attr-defined]
 
 
-def counter(server: RefinementServer, name: str, **labels: str) -> float:
+def counter(server: ChimeraServer, name: str, **labels: str) -> float:
     metric = server.metrics.get(name)
     assert metric is not None, name
     return float(metric.value(**labels))  # type: ignore[attr-defined]
@@ -121,8 +129,8 @@ def counter(server: RefinementServer, name: str, **labels: str) -> float:
 def test_kernel_runs_flow_into_the_buffers_and_patterns(pair: Pair) -> None:
     execution, refinement, _ = pair
     tasks = deploy_and_run(execution.target, 6)
-    wait_until(lambda: len(refinement.buffers.reports("packer")) >= 6, what="6 KPI reports")
-    reports = refinement.buffers.reports("packer")
+    wait_until(lambda: len(buffers(refinement).reports("packer")) >= 6, what="6 KPI reports")
+    reports = buffers(refinement).reports("packer")
     assert {r.task_id for r in reports} == set(tasks)
     assert all(r.genome_id == "g-good" and r.module_version == 2 for r in reports)
     with grpc.insecure_channel(refinement.target) as channel:
@@ -138,7 +146,7 @@ def test_kernel_runs_flow_into_the_buffers_and_patterns(pair: Pair) -> None:
 def test_the_subscription_survives_a_layer4_restart(pair: Pair) -> None:
     execution, refinement, port = pair
     deploy_and_run(execution.target, 2)
-    wait_until(lambda: len(refinement.buffers.reports()) >= 2, what="first reports")
+    wait_until(lambda: len(buffers(refinement).reports()) >= 2, what="first reports")
     execution.stop()
     # Down: the subscription fails, backs off and retries.
     wait_until(lambda: counter(refinement, "layer5_kpi_stream_reconnects_total") >= 2, what="retries")
@@ -147,8 +155,8 @@ def test_the_subscription_survives_a_layer4_restart(pair: Pair) -> None:
         wait_until(lambda: stream_gauge(restarted) >= 1, what="re-subscription")
         assert counter(refinement, "layer5_kpi_stream_connected") == 1
         later = deploy_and_run(restarted.target, 3)
-        wait_until(lambda: len(refinement.buffers.reports()) >= 5, what="reports after the restart")
-        assert set(later) <= {r.task_id for r in refinement.buffers.reports()}
+        wait_until(lambda: len(buffers(refinement).reports()) >= 5, what="reports after the restart")
+        assert set(later) <= {r.task_id for r in buffers(refinement).reports()}
     finally:
         restarted.stop()
 
@@ -200,6 +208,6 @@ def test_non_finite_stream_values_are_rejected_and_counted() -> None:
                 lambda: counter(refinement, "layer5_kpis_rejected_total", reason="non_finite") == 2,
                 what="two rejections",
             )
-            assert [r.task_id for r in refinement.buffers.reports()] == ["t0", "t3"]
+            assert [r.task_id for r in buffers(refinement).reports()] == ["t0", "t3"]
     finally:
         fake.stop(None)
