@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 import random
-import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent import futures
 
 import grpc
@@ -32,6 +31,7 @@ from chimera.refinement.buffers import KpiBuffers
 from chimera.refinement.main import Options, build_server
 from chimera.refinement.service import SERVICE_NAME as REFINEMENT, RefinementServicer
 from chimera.refinement.subscription import Backoff
+from chimera.testing.helpers import free_port, wait_until
 from chimera.v1 import (
     common_pb2,
     execution_pb2,
@@ -49,20 +49,6 @@ FAST = ExecutionOptions(
 QUICK_BACKOFF = Backoff(base_s=0.05, factor=2.0, cap_s=0.3, jitter=0.5)
 #: Layer 4, the refinement server subscribed to it, and layer 4's port.
 Pair = tuple[ChimeraServer, ChimeraServer, int]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"{what} not reached in {timeout}s")
-        time.sleep(0.02)
 
 
 def layer4(port: int) -> ChimeraServer:

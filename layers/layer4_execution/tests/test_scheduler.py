@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,30 +25,7 @@ from chimera.execution.scheduler import (
     TaskState,
     Verdict,
 )
-
-
-class FakeClock:
-    """A clock the test advances by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def advance(self, dt: float) -> None:
-        with self._lock:
-            self.now += dt
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
+from chimera.testing.helpers import FakeClock, wait_until
 
 
 class Recorder:

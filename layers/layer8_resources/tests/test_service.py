@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from chimera.resources.client import ResourcesClient
 from chimera.resources.core import ResourcesCore
 from chimera.resources.inventory import DeviceInfo, HostInventory
 from chimera.resources.main import Options, build_server, main, parse_args
+from chimera.testing.helpers import FakeClock, wait_until
 from chimera.v1 import common_pb2, resources_pb2, resources_pb2_grpc
 
 GIB = 1 << 30
@@ -28,17 +28,6 @@ START = 1_800_000_000.0
 NO_REAPER = Options(reap_interval_seconds=None)
 # The shipped resources.json rates.
 CPU_RATE, MEM_RATE, GPU_RATE, STORAGE_RATE = 0.04, 0.005, 2.5, 0.0001
-
-
-@dataclass
-class FakeClock:
-    now: float = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def host() -> HostInventory:
@@ -70,7 +59,7 @@ def core() -> ResourcesCore:
 
 @pytest.fixture
 def env(core: ResourcesCore) -> Iterator[Env]:
-    clock = FakeClock()
+    clock = FakeClock(START)
     config = ServerConfig(port=0, metrics_port=0)
     with build_server(config, NO_REAPER, core=core, probe=host, clock=clock) as server:
         with grpc.insecure_channel(server.target) as channel:
@@ -368,7 +357,7 @@ def test_flags_and_a_broken_config(tmp_path: Path) -> None:
 
 
 def test_reaper_returns_a_dead_holders_share_without_calls(core: ResourcesCore) -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
     config = ServerConfig(port=0, metrics_port=0)
     options = Options(reap_interval_seconds=0.02)
     with build_server(config, options, core=core, probe=host, clock=clock) as server:
@@ -379,11 +368,8 @@ def test_reaper_returns_a_dead_holders_share_without_calls(core: ResourcesCore) 
         channel.close()  # from here on no call arrives: only the reaper can return the share
         assert metric(env, 'layer8_allocated{resource="cpu_cores"}') == 6
         clock.advance(5)
-        deadline = time.monotonic() + 5
         cpu = 'layer8_allocated{resource="cpu_cores"}'
-        while metric(env, cpu) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert metric(env, 'layer8_allocated{resource="cpu_cores"}') == 0
+        wait_until(lambda: metric(env, cpu) == 0, timeout=5, what="the reaper returning the share")
         assert metric(env, 'layer8_lease_expiries_total{cause="heartbeat"}') == 1
 
 
