@@ -30,7 +30,7 @@ from chimera.execution.gate import VerdictGate
 from chimera.plans.executor import PlanError, PlanExecutor, PlanRun
 from chimera.plans.operations import ModuleOperations
 from chimera.execution.main import build_server as build_execution
-from chimera.execution.service import ExecutionOptions
+from chimera.execution.options import ExecutionOptions
 from chimera.execution.workload import GOOD_GENOME, generate_instance
 from chimera.framework import ServerConfig
 from chimera.planning.main import Options, build_server as build_planning

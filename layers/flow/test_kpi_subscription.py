@@ -24,7 +24,7 @@ from chimera.execution.gate import TrustingGate
 from chimera.execution.sandbox import Limits
 from chimera.execution.scheduler import RetryPolicy
 from chimera.execution.main import build_server as build_execution
-from chimera.execution.service import ExecutionOptions
+from chimera.execution.options import ExecutionOptions
 from chimera.execution.workload import GOOD_GENOME, generate_instance
 from chimera.framework import ChimeraServer, ServerConfig
 from chimera.refinement.buffers import KpiBuffers
