@@ -30,7 +30,7 @@ from chimera.execution.gate import VerdictGate
 from chimera.plans.executor import PlanError, PlanExecutor, PlanRun
 from chimera.plans.operations import ModuleOperations
 from chimera.execution.main import build_server as build_execution
-from chimera.execution.service import ExecutionOptions
+from chimera.execution.options import ExecutionOptions
 from chimera.execution.workload import GOOD_GENOME, generate_instance
 from chimera.framework import ServerConfig
 from chimera.planning.main import Options, build_server as build_planning
@@ -61,8 +61,8 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     config = DiscoveryConfig.from_mapping({"collection_interval_ms": 0})
-    discovery, _ = build_discovery(LOOPBACK, config)
-    validation, _ = build_validation(LOOPBACK, Policy.load())
+    discovery = build_discovery(LOOPBACK, config)
+    validation = build_validation(LOOPBACK, Policy.load())
     with discovery, validation:
         planning = build_planning(LOOPBACK, Options(discovery_target=discovery.target))
         execution = build_execution(LOOPBACK, ExecutionOptions(), VerdictGate(validation.target))

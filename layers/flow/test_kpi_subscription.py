@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 import random
-import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent import futures
 
 import grpc
@@ -25,11 +24,14 @@ from chimera.execution.gate import TrustingGate
 from chimera.execution.sandbox import Limits
 from chimera.execution.scheduler import RetryPolicy
 from chimera.execution.main import build_server as build_execution
-from chimera.execution.service import ExecutionOptions
+from chimera.execution.options import ExecutionOptions
 from chimera.execution.workload import GOOD_GENOME, generate_instance
 from chimera.framework import ChimeraServer, ServerConfig
-from chimera.refinement.main import Options, RefinementServer, build_server
+from chimera.refinement.buffers import KpiBuffers
+from chimera.refinement.main import Options, build_server
+from chimera.refinement.service import SERVICE_NAME as REFINEMENT, RefinementServicer
 from chimera.refinement.subscription import Backoff
+from chimera.testing.helpers import free_port, wait_until
 from chimera.v1 import (
     common_pb2,
     execution_pb2,
@@ -46,21 +48,7 @@ FAST = ExecutionOptions(
 )
 QUICK_BACKOFF = Backoff(base_s=0.05, factor=2.0, cap_s=0.3, jitter=0.5)
 #: Layer 4, the refinement server subscribed to it, and layer 4's port.
-Pair = tuple[ChimeraServer, RefinementServer, int]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"{what} not reached in {timeout}s")
-        time.sleep(0.02)
+Pair = tuple[ChimeraServer, ChimeraServer, int]
 
 
 def layer4(port: int) -> ChimeraServer:
@@ -106,19 +94,25 @@ def pair() -> Iterator[Pair]:
         execution.stop()
 
 
+def buffers(refinement: ChimeraServer) -> KpiBuffers:
+    servicer = refinement.servicer(REFINEMENT)
+    assert isinstance(servicer, RefinementServicer)
+    return servicer.buffers
+
+
 def stream_gauge(execution: ChimeraServer) -> float:
     return execution.metrics.sample("layer4_kpi_streams")
 
 
-def counter(server: RefinementServer, name: str, **labels: str) -> float:
+def counter(server: ChimeraServer, name: str, **labels: str) -> float:
     return server.metrics.sample(name, **labels)
 
 
 def test_kernel_runs_flow_into_the_buffers_and_patterns(pair: Pair) -> None:
     execution, refinement, _ = pair
     tasks = deploy_and_run(execution.target, 6)
-    wait_until(lambda: len(refinement.buffers.reports("packer")) >= 6, what="6 KPI reports")
-    reports = refinement.buffers.reports("packer")
+    wait_until(lambda: len(buffers(refinement).reports("packer")) >= 6, what="6 KPI reports")
+    reports = buffers(refinement).reports("packer")
     assert {r.task_id for r in reports} == set(tasks)
     assert all(r.genome_id == "g-good" and r.module_version == 2 for r in reports)
     with grpc.insecure_channel(refinement.target) as channel:
@@ -134,7 +128,7 @@ def test_kernel_runs_flow_into_the_buffers_and_patterns(pair: Pair) -> None:
 def test_the_subscription_survives_a_layer4_restart(pair: Pair) -> None:
     execution, refinement, port = pair
     deploy_and_run(execution.target, 2)
-    wait_until(lambda: len(refinement.buffers.reports()) >= 2, what="first reports")
+    wait_until(lambda: len(buffers(refinement).reports()) >= 2, what="first reports")
     execution.stop()
     # Down: the subscription fails, backs off and retries.
     wait_until(lambda: counter(refinement, "layer5_kpi_stream_reconnects_total") >= 2, what="retries")
@@ -143,8 +137,8 @@ def test_the_subscription_survives_a_layer4_restart(pair: Pair) -> None:
         wait_until(lambda: stream_gauge(restarted) >= 1, what="re-subscription")
         assert counter(refinement, "layer5_kpi_stream_connected") == 1
         later = deploy_and_run(restarted.target, 3)
-        wait_until(lambda: len(refinement.buffers.reports()) >= 5, what="reports after the restart")
-        assert set(later) <= {r.task_id for r in refinement.buffers.reports()}
+        wait_until(lambda: len(buffers(refinement).reports()) >= 5, what="reports after the restart")
+        assert set(later) <= {r.task_id for r in buffers(refinement).reports()}
     finally:
         restarted.stop()
 
@@ -196,6 +190,6 @@ def test_non_finite_stream_values_are_rejected_and_counted() -> None:
                 lambda: counter(refinement, "layer5_kpis_rejected_total", reason="non_finite") == 2,
                 what="two rejections",
             )
-            assert [r.task_id for r in refinement.buffers.reports()] == ["t0", "t3"]
+            assert [r.task_id for r in buffers(refinement).reports()] == ["t0", "t3"]
     finally:
         fake.stop(None)

@@ -23,6 +23,7 @@ _FUZZ_TEST = "//py:fuzz/contract_fuzz_test.py"
 
 # What every layer test imports besides the layer itself.
 _TEST_DEPS = [
+    "//py:testing",  # chimera.testing.helpers: free_port, FakeClock, wait_until
     requirement("grpcio"),
     requirement("pytest"),
     requirement("wasmtime"),
@@ -48,7 +49,8 @@ def chimera_layer(
       tests: `t` for each tests/test_<t>.py; each becomes `<t>_test`.
       data: the layer's data files (its `<name>_core_module` is added).
       abi: "core" or "guest": which ABI the module exports.
-      test_deps: what the tests import beyond the layer, grpcio, pytest and wasmtime.
+      test_deps: what the tests import beyond the layer, chimera.testing, grpcio, pytest
+        and wasmtime.
       test_data: files the tests read (other layers' servers, modules).
       test_overrides: `t` -> dict of py_test attributes (size, tags, ...) for `<t>_test`.
       service: the layer's full gRPC service name ("chimera.v1.PlanningService");

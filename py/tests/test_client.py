@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
@@ -21,18 +20,8 @@ from chimera.framework import (
     RetryPolicy,
     UpstreamError,
 )
+from chimera.testing.helpers import FakeClock, free_port
 from chimera.testing.v1 import echo_pb2, echo_pb2_grpc
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def good_request() -> echo_pb2.EchoRequest:
@@ -159,16 +148,10 @@ def test_wait_for_ready_rides_out_a_restart_on_the_same_port(start_server: Start
         assert client.breaker_for(target).stats.failures == 0
     # Without it (the default), a call to a port nobody serves fails at once.
     with ChimeraClient(ClientConfig(max_reconnect_backoff_seconds=0.2)) as client:
-        stub = client.stub(echo_pb2_grpc.EchoServiceStub, f"127.0.0.1:{_closed_port()}")
+        stub = client.stub(echo_pb2_grpc.EchoServiceStub, f"127.0.0.1:{free_port()}")
         with pytest.raises(grpc.RpcError) as caught:
             stub.Echo(good_request(), timeout=5)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- deadlines, retries, channels ------------------------------------------------------

@@ -348,3 +348,36 @@ def test_after_drain_hooks_run_when_the_server_cannot_bind(servicer: EchoService
         with pytest.raises(RuntimeError, match="cannot bind"):
             second.start()
     assert closed == [True]
+
+
+def test_after_start_hooks_run_once_serving_and_a_failing_one_stops_the_server(
+    servicer: EchoServicer,
+) -> None:
+    health_seen: list[int] = []
+
+    def probe() -> None:  # the background work of a layer starts only once it serves
+        with grpc.insecure_channel(started.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            health_seen.append(stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status)
+
+    stopped: list[bool] = []
+    started = ChimeraServer(
+        ServerConfig(port=0, metrics_port=None), [registration(servicer)], after_start=[probe]
+    )
+    with started:
+        assert health_seen == [SERVING]
+
+    def broken() -> None:
+        raise OSError("collector thread could not start")
+
+    failing = ChimeraServer(
+        ServerConfig(port=0, metrics_port=None),
+        [registration(servicer)],
+        on_stop=StopHooks(before_drain=[lambda: stopped.append(True)]),
+        after_start=[broken],
+    )
+    with pytest.raises(OSError, match="could not start"):
+        failing.start()
+    assert stopped == [True]
+    with pytest.raises(RuntimeError, match="started once"):
+        failing.start()

@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -22,6 +21,7 @@ from chimera.framework.processes import (
     free_ports,
     runfile,
 )
+from chimera.testing.helpers import wait_until
 
 DISCOVERY = "chimera.v1.DiscoveryService"
 PLANNING = "chimera.v1.PlanningService"
@@ -106,13 +106,6 @@ def discovery_spec(port: int) -> ServerSpec:
     return ServerSpec("layer1_discovery", argv, port, DISCOVERY)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def serving(target: str) -> bool:
     with grpc.insecure_channel(target) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -132,7 +125,7 @@ def test_a_killed_server_is_restarted_on_its_port_then_given_up_on(tmp_path: Pat
         first = server.process.pid
         assert (tmp_path / "layer1_discovery.pid").read_text() == f"{first}\n"
         os.killpg(first, signal.SIGKILL)
-        wait_until(lambda: len(stack.restart_events) == 1)
+        wait_until(lambda: len(stack.restart_events) == 1, timeout=60, what="the first restart")
         (event,) = stack.restart_events
         assert (event.name, event.exit_status, event.restart, event.serving) == (
             "layer1_discovery", -signal.SIGKILL, 1, True
@@ -142,7 +135,7 @@ def test_a_killed_server_is_restarted_on_its_port_then_given_up_on(tmp_path: Pat
         assert serving(f"127.0.0.1:{port}")  # the same port, answering again
         # The second death exceeds max_restarts=1: recorded, not restarted.
         os.killpg(server.process.pid, signal.SIGKILL)
-        wait_until(lambda: len(stack.restart_events) == 2)
+        wait_until(lambda: len(stack.restart_events) == 2, timeout=60, what="the second restart")
         assert stack.restart_events[1].restart == 0 and not stack.restart_events[1].serving
         assert stack.restart_events[1].error == "gave up after 1 restarts"
         assert server.given_up and server.process.poll() == -signal.SIGKILL

@@ -36,14 +36,9 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[discovery_pb2_grpc.DiscoveryServiceStub]:
-    server, collector = build_server(
-        ServerConfig(port=0, metrics_port=None), DiscoveryConfig.from_mapping(CONFIG)
-    )
-    with server:
-        collector.start()
-        with grpc.insecure_channel(server.target) as channel:
-            yield discovery_pb2_grpc.DiscoveryServiceStub(channel)
-        collector.stop()
+    server = build_server(ServerConfig(port=0, metrics_port=None), DiscoveryConfig.from_mapping(CONFIG))
+    with server, grpc.insecure_channel(server.target) as channel:
+        yield discovery_pb2_grpc.DiscoveryServiceStub(channel)
 
 
 def names(batch: discovery_pb2.DataBatch) -> set[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 
@@ -12,6 +11,7 @@ from google.protobuf import timestamp_pb2
 
 from chimera.framework import ServerConfig
 from chimera.planning.main import Options, build_server, parse_args
+from chimera.testing.helpers import free_port
 from chimera.v1 import common_pb2, discovery_pb2, planning_pb2, planning_pb2_grpc
 
 GIB = 1 << 30
@@ -34,12 +34,6 @@ def task(tid: str, ms: int, *deps: str, **kw: object) -> planning_pb2.Task:
     return planning_pb2.Task(
         id=tid, title=tid.upper(), estimated_duration_ms=ms, dependencies=list(deps), **kw
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

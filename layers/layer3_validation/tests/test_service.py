@@ -43,7 +43,7 @@ GOOD_WAT = '(module (import "env" "log" (func (param i32))) (memory (export "mem
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[validation_pb2_grpc.ValidationServiceStub]:
-    server, _ = build_server(ServerConfig(port=0, metrics_port=None), Policy.from_mapping(POLICY))
+    server = build_server(ServerConfig(port=0, metrics_port=None), Policy.from_mapping(POLICY))
     with server, grpc.insecure_channel(server.target) as channel:
         yield validation_pb2_grpc.ValidationServiceStub(channel)
 

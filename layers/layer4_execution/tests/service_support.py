@@ -26,7 +26,7 @@ from chimera.execution.gate import ModuleGate, VerdictGate
 from chimera.execution.main import build_server
 from chimera.execution.sandbox import Limits
 from chimera.execution.scheduler import RetryPolicy
-from chimera.execution.service import ExecutionOptions
+from chimera.execution.options import ExecutionOptions
 from chimera.framework import ChimeraServer, ServerConfig
 from chimera.framework.processes import ProcessStack, ServerProcess, ServerSpec, free_ports, runfile
 from chimera.v1 import (

@@ -9,7 +9,9 @@ from __future__ import annotations
 import threading
 import time
 
-from chimera.execution.kpi import KpiHub, KpiRecord
+import pytest
+
+from chimera.execution.kpi import HubClosed, KpiHub, KpiRecord, TooManySubscribers
 
 
 def rec(i: int) -> KpiRecord:
@@ -62,4 +64,33 @@ def test_record_metrics_are_immutable() -> None:
     r = KpiRecord("t", "a", "v", 1.0, 1, 1, "OK", m)
     m["a"] = 2.0
     assert r.metrics["a"] == 1.0 and r.recorded_at > 0
+
+
+def test_since_gets_the_retained_backlog_and_then_live_reports_once_each() -> None:
+    hub = KpiHub(retain=3)
+    for i in range(5):
+        hub.publish(KpiRecord(f"t{i}", "a", "v1", 1.0, 1, 1, "OK", recorded_at=100.0 + i))
+    sub, backlog = hub.subscribe_since(102.5)
+    assert [r.task_id for r in backlog] == ["t3", "t4"]  # t0, t1 were not retained; t2 too old
+    assert hub.subscribe_since(None)[1] == []  # no since: live only
+    hub.publish(KpiRecord("t5", "a", "v1", 1.0, 1, 1, "OK", recorded_at=105.0))
+    live = sub.get(timeout=1)
+    assert live is not None and live.task_id == "t5" and sub.get(timeout=0.01) is None
+    assert KpiHub().subscribe_since(0.0)[1] == []  # retain=0 keeps nothing
+
+
+def test_drops_are_reported_when_they_happen_and_subscribers_are_capped() -> None:
+    drops: list[int] = []
+    hub = KpiHub(max_subscribers=2, on_drop=drops.append)
+    full, roomy = hub.subscribe(1), hub.subscribe(10)
+    for i in range(3):
+        hub.publish(rec(i))
+    assert drops == [1, 1] and full.dropped == 2 and roomy.pending() == 3
+    with pytest.raises(TooManySubscribers) as caught:
+        hub.subscribe()
+    assert (caught.value.open_now, caught.value.limit) == (2, 2)
+    hub.close()
+    assert full.closed and roomy.closed and hub.subscriber_count() == 0
+    with pytest.raises(HubClosed):
+        hub.subscribe()
 

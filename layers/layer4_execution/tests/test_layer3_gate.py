@@ -14,7 +14,7 @@ from service_support import verdict_server
 from chimera.execution.artifacts import kernel_wasm_bytes
 from chimera.execution.gate import VerdictGate
 from chimera.execution.main import build_server as build_execution
-from chimera.execution.service import ExecutionOptions
+from chimera.execution.options import ExecutionOptions
 from chimera.execution.workload import GOOD_GENOME, generate_instance
 from chimera.framework import ServerConfig
 from chimera.v1 import (

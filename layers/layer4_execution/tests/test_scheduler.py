@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,30 +25,7 @@ from chimera.execution.scheduler import (
     TaskState,
     Verdict,
 )
-
-
-class FakeClock:
-    """A clock the test advances by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def advance(self, dt: float) -> None:
-        with self._lock:
-            self.now += dt
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
+from chimera.testing.helpers import FakeClock, wait_until
 
 
 class Recorder:
@@ -210,6 +186,26 @@ def test_success_after_retry_and_non_retryable_failure() -> None:
     assert ok.state is TaskState.SUCCEEDED and ok.attempts == 3
     assert bad.state is TaskState.FAILED and bad.attempts == 1 and calls["fatal"] == 1
     assert sched.dead_letters() == []
+
+
+def test_the_service_mode_dead_letters_failures_and_snapshots_carry_the_last_value() -> None:
+    sched = Scheduler(
+        lambda a: "fatal" if a.task_id == "bad" else "ok",
+        classify=lambda v: Verdict.SUCCESS if v == "ok" else Verdict.FAIL,
+        dead_letter_failed=True,
+    )
+    bad = sched.submit("bad", {"spec": 1}).wait(5)
+    good = sched.submit("good", {"spec": 2}).wait(5)
+    assert bad.state is TaskState.FAILED and good.state is TaskState.SUCCEEDED
+    [dead] = sched.dead_letters()
+    assert dead.task_id == "bad" and dead.payload == {"spec": 1}
+    assert dead.value == "fatal" and dead.attempt_started_at is not None
+    snap = sched.snapshot("good")
+    assert snap is not None and snap.payload == {"spec": 2} and snap.last_value == "ok"
+    handle = sched.handle("good")
+    assert handle is not None and handle.done() and handle.wait(0).state is TaskState.SUCCEEDED
+    assert sched.handle("unknown") is None
+    sched.shutdown()
 
 
 def test_cancel_queued_and_unknown() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import guests
 from chimera.execution import main as server_main
+from chimera.testing.helpers import free_port
 from chimera.v1 import common_pb2, execution_pb2, execution_pb2_grpc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen[str], str]:

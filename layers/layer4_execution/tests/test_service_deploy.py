@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import socket
 import time
 
 import grpc
@@ -19,6 +18,7 @@ from chimera.execution.gate import TrustingGate, VerdictGate
 from chimera.execution.sandbox import Sandbox
 from chimera.execution.service import SERVICE_NAME
 from chimera.execution.workload import BAD_GENOME, GOOD_GENOME, generate_instance
+from chimera.testing.helpers import free_port
 from chimera.v1 import common_pb2, execution_pb2, planning_pb2, validation_pb2
 from service_support import Harness, collect_kpis, running, wait_streams
 
@@ -118,12 +118,6 @@ def test_gate_refuses_missing_invalid_mismatched_and_plan_verdicts() -> None:
         assert code_of(exc) == grpc.StatusCode.NOT_FOUND
         assert len(cache) == 0
         assert h.metric("layer4_active_modules") == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_unreachable_validation_service_is_unavailable_not_admitted() -> None:

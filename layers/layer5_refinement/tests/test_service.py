@@ -13,8 +13,8 @@ from scipy import stats
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from chimera.framework import ServerConfig
-from chimera.refinement.main import Options, RefinementServer, build_server, parse_args
+from chimera.framework import ChimeraServer, ServerConfig
+from chimera.refinement.main import Options, build_server, parse_args
 from chimera.v1 import common_pb2, refinement_pb2, refinement_pb2_grpc
 
 MAXIMIZE = common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE
@@ -27,13 +27,13 @@ Stub = refinement_pb2_grpc.RefinementServiceStub
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RefinementServer]:
+def server() -> Iterator[ChimeraServer]:
     with build_server(ServerConfig(port=0, metrics_port=0), Options()) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def stub(server: RefinementServer) -> Iterator[Stub]:
+def stub(server: ChimeraServer) -> Iterator[Stub]:
     with grpc.insecure_channel(server.target) as channel:
         yield refinement_pb2_grpc.RefinementServiceStub(channel)
 
@@ -70,7 +70,7 @@ def analyse(stub: Stub, exp_id: str) -> R.ExperimentAnalysis:
     return stub.AnalyzeExperiment(R.AnalyzeExperimentRequest(experiment_id=exp_id), timeout=10)
 
 
-def test_a_better_treatment_is_promoted_only_at_the_planned_size(stub: Stub, server: RefinementServer) -> None:
+def test_a_better_treatment_is_promoted_only_at_the_planned_size(stub: Stub, server: ChimeraServer) -> None:
     rng = np.random.default_rng(1)
     exp = experiment(stub, n=20, alpha=0.01)
     assert exp.status == R.EXPERIMENT_STATUS_RUNNING and exp.min_samples_per_arm == 20
@@ -87,7 +87,7 @@ def test_a_better_treatment_is_promoted_only_at_the_planned_size(stub: Stub, ser
     assert done.significant and done.samples_used_per_arm == 20
     assert done.hedges_g > 2 and done.effect_ci_low < done.hedges_g < done.effect_ci_high
     assert done.treatment.mean > done.control.mean and done.alpha == 0.01
-    port = server.server.metrics_port
+    port = server.metrics_port
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
         exposition = page.read().decode()
     assert 'layer5_experiment_decisions_total{decision="promote"}' in exposition

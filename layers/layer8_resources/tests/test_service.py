@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,26 +18,18 @@ from chimera.framework import ServerConfig
 from chimera.resources.client import ResourcesClient
 from chimera.resources.core import ResourcesCore
 from chimera.resources.inventory import DeviceInfo, HostInventory
-from chimera.resources.jobs import Reaper
-from chimera.resources.main import Options, build_parts, build_server, main, parse_args
+from chimera.resources.main import Options, build_server, main, parse_args
+from chimera.testing.helpers import FakeClock, wait_until
 from chimera.v1 import common_pb2, resources_pb2, resources_pb2_grpc
 
 GIB = 1 << 30
 GPU = resources_pb2.DEVICE_KIND_GPU
 START = 1_800_000_000.0
+#: No lease reaper thread: leases expire on calls only, so a test that moves a fake clock
+#: sees the effect at its next call and never halfway.
+NO_REAPER = Options(reap_interval_seconds=None)
 # The shipped resources.json rates.
 CPU_RATE, MEM_RATE, GPU_RATE, STORAGE_RATE = 0.04, 0.005, 2.5, 0.0001
-
-
-@dataclass
-class FakeClock:
-    now: float = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def host() -> HostInventory:
@@ -70,9 +61,9 @@ def core() -> ResourcesCore:
 
 @pytest.fixture
 def env(core: ResourcesCore) -> Iterator[Env]:
-    clock = FakeClock()
+    clock = FakeClock(START)
     config = ServerConfig(port=0, metrics_port=0)
-    with build_server(config, Options(), core=core, probe=host, clock=clock) as server:
+    with build_server(config, NO_REAPER, core=core, probe=host, clock=clock) as server:
         with grpc.insecure_channel(server.target) as channel:
             url = f"http://127.0.0.1:{server.metrics_port}/metrics"
             yield Env(resources_pb2_grpc.ResourcesServiceStub(channel), clock, url)
@@ -372,24 +363,19 @@ def test_flags_and_a_broken_config(tmp_path: Path) -> None:
 
 
 def test_reaper_returns_a_dead_holders_share_without_calls(core: ResourcesCore) -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
     config = ServerConfig(port=0, metrics_port=0)
-    server, queue = build_parts(config, Options(), core=core, probe=host, clock=clock)
-    with server, grpc.insecure_channel(server.target) as channel:
+    options = Options(reap_interval_seconds=0.02)
+    with build_server(config, options, core=core, probe=host, clock=clock) as server:
+        channel = grpc.insecure_channel(server.target)
         stub = resources_pb2_grpc.ResourcesServiceStub(channel)
         env = Env(stub, clock, f"http://127.0.0.1:{server.metrics_port}/metrics")
         stub.Allocate(req(cpu=6, lease_seconds=5), timeout=10)
+        channel.close()  # from here on no call arrives: only the reaper can return the share
         assert metric(env, 'layer8_allocated{resource="cpu_cores"}') == 6
-        reaper = Reaper(queue, interval=0.02).start()
-        try:
-            clock.advance(5)
-            deadline = time.monotonic() + 5
-            cpu = 'layer8_allocated{resource="cpu_cores"}'
-            while metric(env, cpu) and time.monotonic() < deadline:
-                time.sleep(0.02)
-        finally:
-            reaper.stop()
-        assert metric(env, 'layer8_allocated{resource="cpu_cores"}') == 0
+        clock.advance(5)
+        cpu = 'layer8_allocated{resource="cpu_cores"}'
+        wait_until(lambda: metric(env, cpu) == 0, timeout=5, what="the reaper returning the share")
         assert metric(env, 'layer8_lease_expiries_total{cause="heartbeat"}') == 1
 
 
@@ -405,7 +391,7 @@ def test_cli_bad_config_is_exit_2_with_one_message(
 
 def test_client_asks_before_a_run_and_waits_for_the_grant(core: ResourcesCore) -> None:
     config = ServerConfig(port=0, metrics_port=None)
-    with build_server(config, Options(), core=core, probe=host) as server:
+    with build_server(config, NO_REAPER, core=core, probe=host) as server:
         with ResourcesClient(server.target, poll_seconds=0.01) as resources:
             first = resources.request_run("evolve a", cpu_cores=6, minutes=5, population_size=99)
             assert first.status == resources_pb2.JOB_STATUS_RUNNING
@@ -428,7 +414,7 @@ def test_refresh_probes_the_host_again(core: ResourcesCore) -> None:
         return probes[min(len(calls), 2) - 1]
 
     config = ServerConfig(port=0, metrics_port=None)
-    with build_server(config, Options(), core=core, probe=probe) as server:
+    with build_server(config, NO_REAPER, core=core, probe=probe) as server:
         with grpc.insecure_channel(server.target) as channel:
             stub = resources_pb2_grpc.ResourcesServiceStub(channel)
             held = stub.Allocate(req(cpu=3), timeout=10)

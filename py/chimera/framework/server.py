@@ -7,7 +7,9 @@ reflection. Shutdown is graceful: health turns NOT_SERVING, new RPCs are
 refused, in-flight RPCs get ``grace_seconds`` to finish, then metrics stop.
 A layer hooks into that order with :class:`StopHooks` (layer 4 ends its KPI
 streams before the drain, so it does not wait out their deadlines, and closes
-its scheduler after it). :func:`serve` is every layer's process entry point.
+its scheduler after it), and starts its background work (layer 1's collector,
+layer 5's KPI subscription) once the server serves with ``after_start``.
+:func:`serve` is every layer's process entry point.
 
 Requests larger than ``max_message_bytes`` are refused by gRPC's transport
 with RESOURCE_EXHAUSTED ("Received message larger than max (N vs. M)") before
@@ -85,6 +87,9 @@ class ChimeraServer:
 
     ``metrics`` is the registry served on ``/metrics``; pass one in to add a
     layer's own metrics to it (it is also available as ``server.metrics``).
+    ``after_start`` runs, in order, once every service is SERVING: it starts
+    the background work a layer owns (stop it again in ``on_stop``). A hook
+    that raises stops the server and fails ``start``.
     """
 
     def __init__(
@@ -95,11 +100,13 @@ class ChimeraServer:
         metrics: MetricsRegistry | None = None,
         logger: logging.Logger | None = None,
         on_stop: StopHooks = StopHooks(),
+        after_start: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.config = config
         self.metrics = metrics if metrics is not None else MetricsRegistry()
         self._log = logger or logging.getLogger("chimera.rpc")
         self._on_stop = on_stop
+        self._after_start = tuple(after_start)
         self._services = tuple(_as_registration(s) for s in services)
         self._names = tuple(s.name for s in self._services)
         if len(set(self._names)) != len(self._names):
@@ -174,6 +181,12 @@ class ChimeraServer:
                 }
             )
         )
+        try:
+            for hook in self._after_start:
+                hook()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _bind(self) -> None:

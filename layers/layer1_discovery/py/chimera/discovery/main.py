@@ -56,14 +56,14 @@ def build_server(
     server_config: ServerConfig,
     config: DiscoveryConfig,
     core: DiscoveryCore | None = None,
-) -> tuple[ChimeraServer, BackgroundCollector]:
-    """The server and its (not yet started) background collector."""
+) -> ChimeraServer:
+    """The discovery server (not started); its background collector starts once it serves."""
     metrics = MetricsRegistry()
     discovery = Discovery(config, core or DiscoveryCore.load(), metrics=metrics)
     log = AlertLog(config.alert_retention)
     servicer = DiscoveryServicer(discovery, log)
     collector = BackgroundCollector(discovery, log)
-    server = ChimeraServer(
+    return ChimeraServer(
         server_config,
         [
             ServiceRegistration(
@@ -72,14 +72,13 @@ def build_server(
         ],
         metrics=metrics,
         on_stop=StopHooks(before_drain=[collector.stop]),
+        after_start=[collector.start],
     )
-    return server, collector
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     server_config, config_path = parse_args(sys.argv[1:] if argv is None else argv)
-    server, collector = build_server(server_config, DiscoveryConfig.load(config_path))
-    return serve(server, ready=lambda _: collector.start())
+    return serve(build_server(server_config, DiscoveryConfig.load(config_path)))
 
 
 if __name__ == "__main__":

@@ -47,11 +47,11 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Path | None]:
 
 def build_server(
     server_config: ServerConfig, policy: Policy, core: ValidationCore | None = None
-) -> tuple[ChimeraServer, ValidationServicer]:
-    """The validation server (not started) and its servicer."""
+) -> ChimeraServer:
+    """The validation server (not started)."""
     metrics = MetricsRegistry()
     servicer = ValidationServicer(policy, core or ValidationCore.load(), metrics=metrics)
-    server = ChimeraServer(
+    return ChimeraServer(
         server_config,
         [
             ServiceRegistration(
@@ -60,13 +60,11 @@ def build_server(
         ],
         metrics=metrics,
     )
-    return server, servicer
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     server_config, policy_path = parse_args(sys.argv[1:] if argv is None else argv)
-    server, _ = build_server(server_config, Policy.load(policy_path))
-    return serve(server)
+    return serve(build_server(server_config, Policy.load(policy_path)))
 
 
 if __name__ == "__main__":

@@ -18,16 +18,34 @@ cannot know a kernel's genome length, so a genome the kernel refuses
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from chimera.execution.cancel import CancelToken
-from chimera.execution.sandbox import RUN_EXPORT, CompiledModule, ExecStatus, Limits, RunResult, Sandbox
+from chimera.execution.convert import kpi_to_proto, run_kpi
+from chimera.execution.deployments import Deployment
+from chimera.execution.kpi import KpiRecord
+from chimera.execution.sandbox import (
+    RUN_EXPORT,
+    CompiledModule,
+    ExecStatus,
+    Limits,
+    RunResult,
+    Sandbox,
+    has_entrypoint,
+)
+from chimera.framework import InvalidArgument
+from chimera.v1 import common_pb2, execution_pb2
+from chimera.wasm.guest import encode_params
 
 __all__ = [
     "DEFAULT_BATCH_TIMEOUT_MS",
     "MAX_BATCH_INPUT_BYTES",
     "MAX_BATCH_PAIRS",
+    "check_batch_entrypoint",
+    "check_batch_size",
+    "evaluate_batch",
     "run_pairs",
 ]
 
@@ -71,3 +89,78 @@ def run_pairs(
         return [one(k) for k in range(count)]
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chimera-batch") as pool:
         return list(pool.map(one, range(count)))
+
+
+def check_batch_size(request: execution_pb2.EvaluateBatchRequest) -> None:
+    """INVALID_ARGUMENT when the request holds more pairs or input bytes than one batch may."""
+    pairs = len(request.genomes) * len(request.inputs)
+    if pairs > MAX_BATCH_PAIRS:
+        raise InvalidArgument(
+            "genomes",
+            f"{len(request.genomes)} genomes x {len(request.inputs)} inputs = {pairs} pairs; "
+            f"at most {MAX_BATCH_PAIRS} per batch",
+        )
+    input_bytes = sum(len(data) for data in request.inputs)
+    if input_bytes > MAX_BATCH_INPUT_BYTES:
+        raise InvalidArgument(
+            "inputs", f"hold {input_bytes} bytes; at most {MAX_BATCH_INPUT_BYTES} per batch"
+        )
+
+
+def check_batch_entrypoint(request: execution_pb2.EvaluateBatchRequest, source: Deployment) -> str:
+    """The export the batch runs; INVALID_ARGUMENT when the module lacks the one asked for."""
+    entrypoint = request.entrypoint or RUN_EXPORT
+    if request.entrypoint and not has_entrypoint(source.module.module, entrypoint):
+        raise InvalidArgument(
+            "entrypoint",
+            f"must name a function exported by {request.module_name} with chimera_run's "
+            "signature (4 i32 -> i32)",
+        )
+    return entrypoint
+
+
+def evaluate_batch(
+    sandbox: Sandbox,
+    source: Deployment,
+    request: execution_pb2.EvaluateBatchRequest,
+    limits: Limits,
+    cancel: CancelToken,
+    *,
+    workers: int,
+    entrypoint: str,
+) -> tuple[execution_pb2.EvaluateBatchResponse, list[KpiRecord]]:
+    """Runs the request's pairs on ``source``'s module; the reply and each pair's KPI record
+    (task id ``<batch_id>/<genome>/<input>``), in genome-major order."""
+    # The contract's rules already made every parameter finite.
+    params = [encode_params(genome.parameters) for genome in request.genomes]
+    batch_id = request.batch_id or f"batch-{uuid.uuid4().hex[:12]}"
+    started = time.perf_counter()
+    results = run_pairs(
+        sandbox, source.module, params, request.inputs, limits, cancel,
+        workers=workers, entrypoint=entrypoint,
+    )  # fmt: skip
+    response = execution_pb2.EvaluateBatchResponse(
+        batch_id=batch_id,
+        module_version=source.version,
+        module_sha256=source.module_sha256,
+        wall_ms=(time.perf_counter() - started) * 1000.0,
+    )
+    records = []
+    for k, result in enumerate(results):
+        g, i = divmod(k, len(request.inputs))
+        genome = request.genomes[g]
+        record = run_kpi(
+            result,
+            task_id=f"{batch_id}/{g}/{i}",
+            module_name=request.module_name,
+            module_version=source.version,
+            agent_id=genome.agent_id,
+            genome_id=genome.id,
+            metrics={"genome_index": float(g), "input_index": float(i)},
+        )
+        records.append(record)
+        report = response.reports.add()
+        report.CopyFrom(kpi_to_proto(record))
+        if report.status == common_pb2.RUN_OUTCOME_SUCCESS:
+            response.succeeded += 1
+    return response, records

@@ -16,7 +16,8 @@ from chimera.execution.deployments import DeploymentView
 from chimera.execution.kpi import KpiRecord
 from chimera.execution.runner import AttemptOutcome, TaskPayload
 from chimera.execution.sandbox import ExecStatus, RunResult
-from chimera.execution.scheduler import Attempt, TaskState
+from chimera.execution.scheduler import Attempt, CompletionRecord, TaskSnapshot, TaskState
+from chimera.wasm.guest import encode_result
 from chimera.v1 import common_pb2, execution_pb2
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "kpi_to_proto",
     "run_kpi",
     "run_outcome",
+    "task_record",
     "task_status",
     "timestamp",
 ]
@@ -89,6 +91,41 @@ def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
     ts.seconds = int(whole)
     ts.nanos = min(int(round((seconds - whole) * 1e9)), 999_999_999)
     return ts
+
+
+def task_record(
+    view: TaskSnapshot | CompletionRecord, wall_offset: float
+) -> execution_pb2.TaskRecord:
+    """The contract's TaskRecord of a task the scheduler holds (a snapshot) or has
+    dead-lettered (its completion record). Scheduler times are monotonic;
+    ``wall_offset`` turns them into Unix time."""
+    payload: TaskPayload = view.payload
+    if isinstance(view, TaskSnapshot):
+        last, error, ready_at = view.last_value, view.last_error, view.ready_at
+    else:
+        last, error, ready_at = view.value, view.error, None
+    msg = execution_pb2.TaskRecord(
+        spec=payload.spec,
+        status=task_status(view.state),
+        enqueued_at=timestamp(payload.enqueued_at),
+        attempts=view.attempts,
+        last_error=error,
+    )
+    if isinstance(last, AttemptOutcome):
+        msg.last_outcome = run_outcome(last.result)
+        msg.module_version = last.deployment.version if last.deployment else 0
+        if last.result.ok and last.result.output is not None:
+            msg.output = encode_result(last.result.output)
+        if last.kpi is not None:
+            msg.last_kpi.CopyFrom(kpi_to_proto(last.kpi))
+    for name, value in (
+        ("started_at", view.attempt_started_at),
+        ("finished_at", view.finished_at),
+        ("next_attempt_at", ready_at),
+    ):
+        if value is not None:
+            getattr(msg, name).CopyFrom(timestamp(value + wall_offset))
+    return msg
 
 
 def from_timestamp(ts: timestamp_pb2.Timestamp) -> float:

@@ -3,7 +3,13 @@
 Execution must never wait for a reader (a stalled gRPC stream to layer 5 must
 not slow tasks down), so :meth:`KpiHub.publish` never blocks: when a
 subscriber's queue is full the report is dropped *for that subscriber only*
-and its drop counter goes up, which the service can expose so loss is visible.
+and its drop counter goes up, which the service can expose so loss is visible
+(``on_drop`` is told at once, even while that subscriber's reader is blocked).
+
+The hub also owns the KPI history a late subscriber may ask for: the newest
+``retain`` reports, kept under the same lock as the fan-out, so a subscriber
+opened with ``since`` gets every report exactly once (from the backlog or
+live). It caps its subscribers and refuses new ones once closed.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -36,6 +42,19 @@ class KpiRecord:
         object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
 
 
+class TooManySubscribers(Exception):
+    """The hub already has ``max_subscribers`` subscribers."""
+
+    def __init__(self, open_now: int, limit: int) -> None:
+        super().__init__(f"{open_now} subscribers (limit {limit})")
+        self.open_now = open_now
+        self.limit = limit
+
+
+class HubClosed(RuntimeError):
+    """Subscribe after :meth:`KpiHub.close`."""
+
+
 class Subscription:
     """A subscriber's bounded queue; iterate it or call :meth:`get`."""
 
@@ -50,10 +69,11 @@ class Subscription:
         self.delivered = 0
         self.dropped = 0
 
-    def _offer(self, record: KpiRecord) -> bool:
+    def _offer(self, record: KpiRecord) -> bool | None:
+        """True: queued; False: dropped (queue full); None: closed."""
         with self._cond:
             if self._closed:
-                return False
+                return None
             if len(self._items) >= self.maxsize:
                 self.dropped += 1
                 return False
@@ -104,18 +124,52 @@ class Subscription:
 class KpiHub:
     """Publishes KPI records to all current subscribers without blocking."""
 
-    def __init__(self, default_queue_size: int = 1024) -> None:
+    def __init__(
+        self,
+        default_queue_size: int = 1024,
+        *,
+        retain: int = 0,
+        max_subscribers: int | None = None,
+        on_drop: Callable[[int], object] | None = None,
+    ) -> None:
+        if retain < 0:
+            raise ValueError("retain must be >= 0")
         self.default_queue_size = default_queue_size
+        self.max_subscribers = max_subscribers
+        self._on_drop = on_drop
         self._lock = threading.Lock()
         self._subs: list[Subscription] = []
+        self._retained: collections.deque[KpiRecord] = collections.deque(maxlen=retain or None)
+        self._retain = retain
+        self._closed = False
         self.published = 0
 
     def subscribe(self, maxsize: int | None = None) -> Subscription:
         """A new subscription that sees records published from now on."""
+        return self.subscribe_since(None, maxsize)[0]
+
+    def subscribe_since(
+        self, since: float | None, maxsize: int | None = None
+    ) -> tuple[Subscription, list[KpiRecord]]:
+        """A new subscription and the retained records recorded at or after ``since``
+        (none when ``since`` is None); raises TooManySubscribers or HubClosed."""
         sub = Subscription(self, maxsize or self.default_queue_size)
         with self._lock:
+            if self._closed:
+                raise HubClosed("the KPI hub is closed")
+            if self.max_subscribers is not None and len(self._subs) >= self.max_subscribers:
+                raise TooManySubscribers(len(self._subs), self.max_subscribers)
             self._subs.append(sub)
-        return sub
+            backlog = [] if since is None else [r for r in self._retained if r.recorded_at >= since]
+        return sub, backlog
+
+    def close(self) -> None:
+        """Closes every subscription (their readers wake) and refuses new ones."""
+        with self._lock:
+            self._closed = True
+            subs = list(self._subs)
+        for sub in subs:
+            sub.close()
 
     def _remove(self, sub: Subscription) -> None:
         with self._lock:
@@ -123,11 +177,16 @@ class KpiHub:
                 self._subs.remove(sub)
 
     def publish(self, record: KpiRecord) -> int:
-        """Offers ``record`` to every subscriber; returns how many accepted it."""
-        with self._lock:
-            subs = list(self._subs)
+        """Retains ``record`` and offers it to every subscriber; returns how many accepted it."""
+        with self._lock:  # held across the offers: see the module's note on ``since``
+            if self._retain:
+                self._retained.append(record)
             self.published += 1
-        return sum(1 for s in subs if s._offer(record))
+            offers = [s._offer(record) for s in self._subs]
+        drops = offers.count(False)
+        if drops and self._on_drop is not None:
+            self._on_drop(drops)
+        return offers.count(True)
 
     def subscriber_count(self) -> int:
         """Current number of subscribers."""

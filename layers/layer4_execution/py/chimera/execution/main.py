@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from chimera.execution.gate import ModuleGate, TrustingGate, VerdictGate
 from chimera.execution.sandbox import Limits
 from chimera.execution.scheduler import RetryPolicy
-from chimera.execution.service import SERVICE_NAME, ExecutionOptions, ExecutionServicer
+from chimera.execution.options import ExecutionOptions
+from chimera.execution.service import SERVICE_NAME, ExecutionServicer
 from chimera.framework import (
     ChimeraServer,
     MetricsRegistry,

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from chimera.execution.deployments import Deployment, DeploymentStore
+from chimera.execution.kpi import KpiRecord
 from chimera.execution.sandbox import RUN_EXPORT, ExecStatus, Limits, RunResult, Sandbox
 from chimera.execution.scheduler import Attempt, Verdict
 
@@ -42,14 +44,18 @@ class TaskPayload:
     input: bytes = b""
     limits: Limits | None = None  # None: the sandbox's default limits
     agent_id: str = ""
+    spec: Any = None  # the contract's TaskSpec as submitted (task_id filled in)
+    enqueued_at: float = 0.0  # Unix time of the submission
 
 
 @dataclass(frozen=True)
 class AttemptOutcome:
-    """An attempt's deployment and sandbox result (ok/status/message serve the scheduler)."""
+    """An attempt's deployment and sandbox result (ok/status/message serve the scheduler),
+    and the KPI record the service published for it."""
 
     deployment: Deployment | None
     result: RunResult
+    kpi: KpiRecord | None = None
 
     @property
     def ok(self) -> bool:

@@ -128,6 +128,7 @@ class CompletionRecord:
     finished_at: float
     retry_delays: tuple[float, ...] = ()
     payload: Any = None
+    attempt_started_at: float | None = None  # the last attempt's start
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,8 @@ class TaskSnapshot:
     ready_at: float | None
     last_error: str
     finished_at: float | None
+    payload: Any = None
+    last_value: Any = None  # what the last finished attempt returned
 
 
 @dataclass
@@ -218,6 +221,7 @@ class Scheduler:
         max_idle_wait_s: float = 0.5,
         retain_finished: int = 10_000,
         max_dead_letters: int = 10_000,
+        dead_letter_failed: bool = False,
         autostart: bool = True,
     ) -> None:
         if concurrency < 1:
@@ -244,6 +248,8 @@ class Scheduler:
         self._retain_finished = retain_finished
         self._finished: collections.deque[_Task] = collections.deque()
         self._dead: collections.deque[CompletionRecord] = collections.deque(maxlen=max_dead_letters)
+        # The service dead-letters a deterministic failure too (a retry would only repeat it).
+        self._dead_states = (TaskState.DEAD_LETTERED,) + ((TaskState.FAILED,) if dead_letter_failed else ())
         self._seq = itertools.count()
         self._dispatch = itertools.count()
         self._waiting = 0  # QUEUED + RETRY_WAIT
@@ -385,10 +391,18 @@ class Scheduler:
                 ready_at=task.ready_at if task.state is TaskState.RETRY_WAIT else None,
                 last_error=task.record.error if task.record is not None else task.last_error,
                 finished_at=task.record.finished_at if task.record is not None else None,
+                payload=task.payload,
+                last_value=task.last_value,
             )
 
+    def handle(self, task_id: str) -> TaskHandle | None:
+        """A handle to wait for a known task, or None if unknown (or no longer retained)."""
+        with self._cond:
+            task = self._tasks.get(task_id)
+            return TaskHandle(task) if task is not None else None
+
     def dead_letters(self) -> list[CompletionRecord]:
-        """Dead-lettered tasks, oldest first."""
+        """Dead-lettered tasks (and FAILED ones with ``dead_letter_failed``), oldest first."""
         with self._cond:
             return list(self._dead)
 
@@ -426,8 +440,9 @@ class Scheduler:
             finished_at=self._clock(),
             retry_delays=tuple(task.retry_delays),
             payload=task.payload,
+            attempt_started_at=task.attempt_started_at,
         )
-        if state is TaskState.DEAD_LETTERED:
+        if state in self._dead_states:
             self._dead.append(task.record)
         self._finished.append(task)
         while len(self._finished) > self._retain_finished:

@@ -31,7 +31,7 @@ from chimera.refinement.service import SERVICE_NAME, RefinementMetrics, Refineme
 from chimera.refinement.subscription import Backoff, KpiSubscription
 from chimera.v1 import common_pb2, refinement_pb2_grpc
 
-__all__ = ["Options", "RefinementServer", "build_server", "main", "parse_args"]
+__all__ = ["Options", "build_server", "main", "parse_args"]
 
 DEFAULT_PORT = 50055
 ENV_PREFIX = "LAYER5_"
@@ -47,43 +47,6 @@ class Options:
     max_versions: int = 256
     experiment_capacity: int = 10_000
     backoff: Backoff = Backoff()
-
-
-class RefinementServer:
-    """The gRPC server and, with an execution target, the KPI subscription; a context manager."""
-
-    def __init__(
-        self, server: ChimeraServer, buffers: KpiBuffers, subscription: KpiSubscription | None
-    ) -> None:
-        self.server = server
-        self.buffers = buffers
-        self.subscription = subscription
-
-    @property
-    def target(self) -> str:
-        return self.server.target
-
-    @property
-    def metrics(self) -> MetricsRegistry:
-        return self.server.metrics
-
-    def start(self) -> RefinementServer:
-        self.server.start()
-        self.start_subscription()
-        return self
-
-    def start_subscription(self) -> None:
-        if self.subscription is not None:
-            self.subscription.start()
-
-    def stop(self, grace: float | None = None) -> None:
-        self.server.stop(grace)  # its StopHooks end the subscription first
-
-    def __enter__(self) -> RefinementServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
@@ -114,8 +77,8 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
 
 def build_server(
     server_config: ServerConfig, options: Options, core: RefinementCore | None = None
-) -> RefinementServer:
-    """The refinement server (not started)."""
+) -> ChimeraServer:
+    """The refinement server (not started); its KPI subscription starts once it serves."""
     core = core or RefinementCore.load()
     registry = MetricsRegistry()
     metrics = RefinementMetrics(registry)
@@ -138,7 +101,7 @@ def build_server(
             backoff=options.backoff,
             metrics=registry,
         )
-    server = ChimeraServer(
+    return ChimeraServer(
         server_config,
         [
             ServiceRegistration(
@@ -147,14 +110,13 @@ def build_server(
         ],
         metrics=registry,
         on_stop=StopHooks(before_drain=[subscription.stop] if subscription is not None else []),
+        after_start=[subscription.start] if subscription is not None else [],
     )
-    return RefinementServer(server, buffers, subscription)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     server_config, options = parse_args(sys.argv[1:] if argv is None else argv)
-    server = build_server(server_config, options)
-    return serve(server.server, ready=lambda _: server.start_subscription())
+    return serve(build_server(server_config, options))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,11 @@ class RefinementServicer(refinement_pb2_grpc.RefinementServiceServicer):
         self._metrics = metrics
         self._experiments = ExperimentStore(core, experiment_capacity, metrics.decision)
 
+    @property
+    def buffers(self) -> KpiBuffers:
+        """The KPI reports held (ingested and streamed), for tests and diagnostics."""
+        return self._buffers
+
     def IngestKpis(
         self, request: refinement_pb2.KpiBatch, context: grpc.ServicerContext
     ) -> refinement_pb2.IngestKpisResponse:

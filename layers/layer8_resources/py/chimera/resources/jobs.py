@@ -256,7 +256,8 @@ class Reaper:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:  # stopping one never started (a failed bind) is fine
+            self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

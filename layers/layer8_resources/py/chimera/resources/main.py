@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chimera.framework import ChimeraServer, MetricsRegistry, ServerConfig, ServiceRegistration
+from chimera.framework import (
+    ChimeraServer,
+    MetricsRegistry,
+    ServerConfig,
+    ServiceRegistration,
+    StopHooks,
+    serve,
+)
 from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.resources.config import ResourcesConfig
 from chimera.resources.core import ResourcesCore
@@ -32,7 +38,7 @@ from chimera.resources.pool import Clock, Pool
 from chimera.resources.service import SERVICE_NAME, ResourcesServicer
 from chimera.v1 import resources_pb2_grpc
 
-__all__ = ["Options", "build_parts", "build_server", "main", "parse_args"]
+__all__ = ["Options", "build_server", "main", "parse_args"]
 
 DEFAULT_PORT = 50058
 ENV_PREFIX = "LAYER8_"
@@ -45,8 +51,9 @@ class Options:
     config: Path | None = None
     storage_path: Path = Path(".")
     use_jax: bool = True
-    #: How often leases are checked when no call arrives.
-    reap_interval_seconds: float = 1.0
+    #: How often leases are checked when no call arrives; None: only on calls
+    #: (tests that move a fake clock and want no second thread to see it).
+    reap_interval_seconds: float | None = 1.0
 
 
 def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
@@ -81,20 +88,9 @@ def build_server(
     """The resources server (not started); a broken config fails here.
 
     ``probe`` (the host probe by default) and ``clock`` are injectable so
-    tests can fix the pool and move time.
+    tests can fix the pool and move time. The lease reaper starts once the
+    server serves and stops after its drain.
     """
-    return build_parts(server_config, options, core=core, probe=probe, clock=clock)[0]
-
-
-def build_parts(
-    server_config: ServerConfig,
-    options: Options,
-    *,
-    core: ResourcesCore | None = None,
-    probe: InventorySource | None = None,
-    clock: Clock = time.time,
-) -> tuple[ChimeraServer, JobQueue]:
-    """:func:`build_server` and the job queue behind it (for a :class:`Reaper`)."""
     core = core or ResourcesCore.load()
     settings = ResourcesConfig.load(options.config)
     probe = probe or functools.partial(probe_host, options.storage_path, use_jax=options.use_jax)
@@ -108,25 +104,26 @@ def build_parts(
     registration = ServiceRegistration(
         resources_pb2_grpc.add_ResourcesServiceServicer_to_server, servicer, SERVICE_NAME
     )
-    return ChimeraServer(server_config, [registration], metrics=registry), queue
+    reapers = [] if options.reap_interval_seconds is None else [
+        Reaper(queue, options.reap_interval_seconds)
+    ]
+    return ChimeraServer(
+        server_config,
+        [registration],
+        metrics=registry,
+        on_stop=StopHooks(after_drain=[r.stop for r in reapers]),
+        after_start=[r.start for r in reapers],
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     server_config, options = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        server, queue = build_parts(server_config, options)
+        server = build_server(server_config, options)
     except (ValueError, FileNotFoundError) as exc:
         print(f"resources-server: {exc}", file=sys.stderr)
         return 2
-    server.start()
-    server.install_signal_handlers()
-    reaper = Reaper(queue, options.reap_interval_seconds).start()
-    try:
-        server.wait()
-    finally:
-        reaper.stop()
-    return 0
+    return serve(server)
 
 
 if __name__ == "__main__":
