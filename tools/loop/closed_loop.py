@@ -290,6 +290,7 @@ def run_family(
             control=(baseline, deployed.version),
             treatment=(candidate, canary.version),
             family=family,
+            items=items,
             design=args.ab_design,
             alpha=args.alpha,
             effect=args.effect,

@@ -18,10 +18,10 @@ import closed_loop
 import main_job
 from tools.main import stack
 
-#: A small budget: Weibull instances of 500 items, 6 measured generations of 24
+#: A small budget: Weibull instances of 500 items, 16 measured generations of 48
 #: genomes on 4 training instances (a plan workload of 2 tasks per genome first).
 SMALL = [
-    "--families", "weibull", "--items", "500", "--population", "24", "--generations", "6",
+    "--families", "weibull", "--items", "500", "--population", "48", "--generations", "16",
     "--train-instances", "4", "--tasks", "2", "--generalisation-instances", "1", "--window", "8",
 ]
 
@@ -57,7 +57,7 @@ def test_evolved_genome_beats_best_fit_on_held_out_instances(tmp_path: Path) -> 
 
     # Layer 8 granted the run; the population stayed within the grant; it was released.
     grant, evolution = summary["resources"], summary["evolution"]
-    assert grant["max_population"] >= evolution["population"] == 24
+    assert grant["max_population"] >= evolution["population"] == 48
     assert grant["released"] == "JOB_STATUS_FINISHED"
     # A fresh bandit explores its first arm; layer 6 ran it ask/tell and heard the outcome.
     strategy = summary["strategy"]
@@ -67,13 +67,13 @@ def test_evolved_genome_beats_best_fit_on_held_out_instances(tmp_path: Path) -> 
     assert reported["reported"] and reported["arm"] == "cma_es"
     assert reported["evaluations"] == summary["evaluations"]["evolution"]
 
-    # Two screened generations (layer 6's twin), then six measured by layer 4:
-    # 24 genomes x 4 instances each, and the run's best measured once more.
+    # Two screened generations (layer 6's twin), then 16 measured by layer 4:
+    # 48 genomes x 4 instances each, and the run's best measured once more.
     generations = evolution["generations"]
-    assert [g["source"] for g in generations] == ["twin (layer 6 ScreenStep)"] * 2 + ["layer 4 EvaluateBatch"] * 6
-    assert evolution["screened_by_twin"] == 48
-    assert [g["evaluations"] for g in generations[2:]] == [96 * k for k in range(1, 7)]
-    assert summary["evaluations"]["evolution"] == 6 * 96 + 4
+    assert [g["source"] for g in generations] == ["twin (layer 6 ScreenStep)"] * 2 + ["layer 4 EvaluateBatch"] * 16
+    assert evolution["screened_by_twin"] == 96
+    assert [g["evaluations"] for g in generations[2:]] == [192 * k for k in range(1, 17)]
+    assert summary["evaluations"]["evolution"] == 16 * 192 + 4
     assert evolution["failed_pairs"] == 0
     # The candidate is a layer-4 measurement: no generation's best beat it.
     assert evolution["best_training_excess_pct"] <= min(g["best_excess_pct"] for g in generations[2:])

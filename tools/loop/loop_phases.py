@@ -670,6 +670,7 @@ def ab_test(
     control: tuple[common_pb2.AgentGenome, int],
     treatment: tuple[common_pb2.AgentGenome, int],
     family: str,
+    items: int | None,
     design: str,
     alpha: float,
     effect: float,
@@ -710,7 +711,7 @@ def ab_test(
         raise LoopFailed(
             f"Refinement CreateExperiment: planned {planned} samples per arm, more than --max-holdout {max_samples}"
         )
-    held_out = instances(family, "ab_holdout", planned)
+    held_out = instances(family, "ab_holdout", planned, items)
     scored = evaluate(stubs, module_name, [base, cand], held_out, f"{module_name}.ab")
     observations = {"baseline": scored.instance_excess(0), "candidate": scored.instance_excess(1)}
     fuel = {"baseline": scored.fuel_per_item[0], "candidate": scored.fuel_per_item[1]}
