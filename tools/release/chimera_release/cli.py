@@ -76,10 +76,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
+    import pathlib
+
     from chimera_release import manifest
 
     context = Context.from_args(args)
-    document = manifest.manifest(context, context.revision(args.rev))
+    ran = manifest.read_images_ran(pathlib.Path(args.images_ran)) if args.images_ran else None
+    document = manifest.manifest(context, context.revision(args.rev), ran)
     rows = [[d["label"], d["kind"], d["layer"], o["sha256"][:16], o["size"], o["path"]]
             for d in document["deliverables"] for o in d["outputs"]]
     emit(document, args.format, ["target", "kind", "layer", "sha256", "size", "path"], rows,
@@ -169,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     manifest = commands.add_parser("manifest", help="release manifest: every deliverable built, with digests")
     add_common_arguments(manifest)
     manifest.add_argument("--rev", default=None, help="revision (default: the working tree / HEAD)")
+    manifest.add_argument("--images-ran", default=None,
+                          help="ci/containers.sh's record of the digests it ran: each image's must match")
     manifest.set_defaults(run=cmd_manifest)
 
     sbom = commands.add_parser("sbom", help="CycloneDX JSON SBOM of the release")

@@ -102,21 +102,26 @@ def _deploy_local(args: argparse.Namespace, release: dict[str, Any]) -> int:
 def _deploy_kubernetes(args: argparse.Namespace, release: dict[str, Any]) -> int:
     from chimera_release import kubernetes, local_deploy
 
+    binaries = local_deploy.layer_binaries(release)
+    if not binaries:
+        raise UsageError("the manifest lists no layer servers")
+    images = {d["layer"]: d["image"]["digest"] for d in release["deliverables"] if d["kind"] == "image"}
+    imageless = sorted(b.layer for b in binaries if b.layer not in images)
+    if imageless:
+        raise UsageError(f"the manifest lists no image of {', '.join(imageless)}: the Kubernetes manifests "
+                         "reference each layer's image by its digest (bazel build //tools/oci:images)")
     context = Context.from_args(args)
     tree = release["revision"]["tree"]
     protos = [(context.repo.read(tree, path) or b"").decode(errors="replace")
               for path in context.repo.file_digests(tree) if path.endswith(".proto")]
     services = kubernetes.proto_services(protos)
-    binaries = local_deploy.layer_binaries(release)
-    if not binaries:
-        raise UsageError("the manifest lists no layer servers")
     short_names = {b.short_name: b.layer for b in binaries}
     specs = []
     for binary in binaries:
         flags = local_deploy.target_flags(binary) if binary.executable.is_file() else []
         peers = {f: short_names[f.replace("-", "_")] for f in flags if f.replace("-", "_") in short_names}
         specs.append(kubernetes.LayerSpec(binary.layer, kubernetes.layer_service(binary.layer, services), peers,
-                                          binary.sha256))
+                                          binary.sha256, images[binary.layer]))
     env = kubernetes.ENVIRONMENTS[args.environment]
     files = kubernetes.render(specs, env, release["revision"].get("commit") or tree, args.registry, args.canary or 0)
     problems = kubernetes.validate(files)

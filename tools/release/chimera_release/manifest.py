@@ -33,6 +33,34 @@ def lock_path(snapshot: dict[str, Any]) -> str:
     return LOCK_PATH
 
 
+def debian_lock_paths(snapshot: dict[str, Any]) -> list[str]:
+    """The Debian locks (tools/debian) whose packages the images' base layer holds."""
+    return sorted(label_path(view["attrs"]["lock"]) for view in snapshot["repositories"].values()
+                  if view["class"] == "deb_lock_repository" and view["attrs"].get("lock"))
+
+
+def debian_packages(context: Context, revision: Revision, path: str) -> dict[str, Any]:
+    """One Debian lock of the revision: its digest and every package's name, version and .deb SHA-256."""
+    text = context.repo.read(revision.tree, path)
+    if text is None:
+        raise UsageError(f"{path}: not in the tree of {revision.name}")
+    lock = json.loads(text)
+    return {"path": path, "sha256": hashlib.sha256(text).hexdigest(), "architecture": lock["architecture"],
+            "packages": [{key: package[key] for key in ("name", "version", "architecture", "source", "sha256")}
+                         for package in lock["packages"]]}
+
+
+def read_images_ran(path: pathlib.Path) -> dict[str, str]:
+    """``ci/containers.sh``'s record {image name: manifest digest it ran}."""
+    try:
+        ran = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--images-ran {path}: {error}") from None
+    if not isinstance(ran, dict) or not all(isinstance(v, str) and _IMAGE_DIGEST.fullmatch(v) for v in ran.values()):
+        raise UsageError(f"--images-ran {path}: not an object of image name -> sha256:<hex>")
+    return ran
+
+
 def toolchain_packages(bootstrap: str) -> dict[str, str]:
     """Debian package -> pinned version ("" = any), from bootstrap.sh's PINNED table."""
     table = re.search(r"declare -A PINNED=\((.*?)\n\)", bootstrap, re.S)
@@ -127,7 +155,8 @@ def workspace_for(context: Context, revision: Revision) -> pathlib.Path:
     return context.store.export(revision)
 
 
-def manifest(context: Context, revision: Revision) -> dict[str, Any]:
+def manifest(context: Context, revision: Revision, images_ran: dict[str, str] | None = None) -> dict[str, Any]:
+    """With ``images_ran`` (ci/containers.sh's record), every image's digest must be the one that ran."""
     snapshot, _ = context.store.get(revision)
     found: list[Deliverable] = deliverables(snapshot)
     workspace = workspace_for(context, revision)
@@ -149,6 +178,12 @@ def manifest(context: Context, revision: Revision) -> dict[str, Any]:
         entry = {**deliverable.as_json(), "configuration": outputs["configuration"], "outputs": files}
         if deliverable.kind == "image":
             entry["image"] = image_record(deliverable.label, files)
+            if images_ran is not None:
+                name = deliverable.label.rsplit(":", 1)[-1]
+                if images_ran.get(name) != entry["image"]["digest"]:
+                    raise UsageError(f"{deliverable.label}: built {entry['image']['digest']}, but the containers "
+                                     f"ran {images_ran.get(name, 'no image of that name')}")
+                entry["image"]["ran"] = True
         entries.append(entry)
     lock_file = lock_path(snapshot)
     lock = context.repo.read(revision.tree, lock_file)
@@ -163,5 +198,6 @@ def manifest(context: Context, revision: Revision) -> dict[str, Any]:
         "workspace": str(workspace),
         "lock": {"path": lock_file, "sha256": hashlib.sha256(lock).hexdigest() if lock is not None else None},
         "toolchains": toolchains,
+        "debian": [debian_packages(context, revision, path) for path in debian_lock_paths(snapshot)],
         "deliverables": entries,
     }

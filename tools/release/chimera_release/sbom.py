@@ -89,6 +89,16 @@ def build_bom(manifest: dict[str, Any], lock_text: str, site_packages: pathlib.P
             bom_ref=f"deb:{toolchain['package']}",
             purl=PackageURL(type="deb", namespace="debian", name=toolchain["package"], version=version),
             properties=[Property(name="chimera:role", value="toolchain")]))
+    for lock in manifest.get("debian", []):  # the images' base layer (tools/debian)
+        for package in lock["packages"]:
+            bom.components.add(Component(
+                name=package["name"], version=package["version"], type=ComponentType.LIBRARY,
+                bom_ref=f"deb:base:{package['name']}",
+                purl=PackageURL(type="deb", namespace="debian", name=package["name"], version=package["version"],
+                                qualifiers={"arch": package["architecture"], "distro": "debian-12"}),
+                hashes=[HashType(alg=HashAlgorithm.SHA_256, content=package["sha256"])],
+                properties=[Property(name="chimera:source", value=lock["path"]),
+                            Property(name="chimera:role", value="image base layer")]))
     for deliverable in manifest["deliverables"]:
         kind = _COMPONENT_TYPES.get(deliverable["kind"], ComponentType.LIBRARY)
         if deliverable["kind"] == "image":  # an image is known by its manifest digest
