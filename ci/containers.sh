@@ -4,7 +4,8 @@
 # against them, then everything stopped and layer 7's store found in its volume
 # (tools/oci/containers.py). Exit 2 with one message when podman or its settings
 # are missing (tools/bootstrap.sh --optional installs and writes them); 1 on any
-# failure. Writes the digests that ran to ${CHIMERA_IMAGES_RAN:-bazel-bin/tools/oci/ran.json}.
+# failure. Writes the digests that ran to $CHIMERA_IMAGES_RAN (default
+# build-metrics/images/ran.json), for `release manifest --images-ran`.
 #
 #   ci/containers.sh
 set -euo pipefail
@@ -17,10 +18,12 @@ runtime="$(podman info --format '{{.Host.OCIRuntime.Name}}' 2>/dev/null)" || die
 [[ "$runtime" == runc ]] || die "podman's runtime is '$runtime': set runtime = \"runc\" under [engine] in $conf (tools/bootstrap.sh --optional)"
 grep -qxF 'default_ulimits = []' "$conf" 2>/dev/null || die "$conf lacks default_ulimits = [] under [containers] (tools/bootstrap.sh --optional)"
 
+ran="${CHIMERA_IMAGES_RAN:-build-metrics/images/ran.json}"
+mkdir -p "$(dirname "$ran")"
 SECONDS=0
 bazel build //tools/oci:images //tools/oci:containers //tools/main:main_job
 echo "containers: images and tools built in ${SECONDS} s"
 bazel-bin/tools/oci/containers --images bazel-bin/tools/oci --main-job bazel-bin/tools/main/main_job \
-  --ran-out "${CHIMERA_IMAGES_RAN:-bazel-bin/tools/oci/ran.json}" -- \
+  --ran-out "$ran" -- \
   --tasks 6 --population 8 --generations 1 --train-instances 4
 echo "containers: done in ${SECONDS} s"
