@@ -10,11 +10,12 @@
 #   ci/containers.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-conf=/etc/containers/containers.conf
+conf="${CONTAINERS_CONF:-/etc/containers/containers.conf}"  # podman reads CONTAINERS_CONF instead when set
 die() { echo "containers: $1" >&2; exit 2; }
 command -v podman >/dev/null || die "podman is missing (Debian package podman: tools/bootstrap.sh --optional)"
 command -v runc >/dev/null || die "runc is missing (Debian package runc: tools/bootstrap.sh --optional)"
-runtime="$(podman info --format '{{.Host.OCIRuntime.Name}}' 2>/dev/null)" || die "podman info fails (podman $(podman --version))"
+runtime="$(podman info --format '{{.Host.OCIRuntime.Name}}' 2>&1)" ||
+  die "podman info fails: $(tail -n 1 <<<"$runtime") (runtime = \"runc\" under [engine] in $conf: tools/bootstrap.sh --optional)"
 [[ "$runtime" == runc ]] || die "podman's runtime is '$runtime': set runtime = \"runc\" under [engine] in $conf (tools/bootstrap.sh --optional)"
 grep -qxF 'default_ulimits = []' "$conf" 2>/dev/null || die "$conf lacks default_ulimits = [] under [containers] (tools/bootstrap.sh --optional)"
 

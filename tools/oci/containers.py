@@ -40,7 +40,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-import stack
+from tools.main import stack
 
 LOOPBACK = "127.0.0.1"
 GENETICS = "layer7_genetics"
