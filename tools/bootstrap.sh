@@ -7,8 +7,9 @@
 # Usage: tools/bootstrap.sh [--check] [--optional]
 #   --check     report, never install
 #   --optional  also the packages of the opt-in checks CI runs (PostgreSQL
-#               store tests, Prometheus, OCI image tools, browser tests, the
-#               fresh-machine check, Rust coverage)
+#               store tests, Prometheus, OCI image tools, podman and runc with
+#               the settings below, browser tests, the fresh-machine check, Rust
+#               coverage)
 #
 # CHIMERA_BOOTSTRAP_ROOT (tests only) prefixes every executable path checked.
 set -euo pipefail
@@ -46,6 +47,9 @@ declare -A OPTIONAL=(
   # llvm-cov, all of rustc 1.63's own LLVM version (14.0.6).
   [libclang-rt-14-dev]="1:14.0.6"
   [llvm-14]="1:14.0.6"
+  # ci/containers.sh runs the images (CONTAINERS_CONF below).
+  [podman]="4.3"
+  [runc]=""
   [postgresql]="15"
   [prometheus]="2.42"
   [skopeo]=""
@@ -67,6 +71,17 @@ declare -A EXECUTABLES=(
   [/usr/bin/rustfmt]=rustfmt
 )
 PYTHON_VERSION="3.11"
+
+# podman's settings on these machines (written by --optional unless the file is
+# someone else's): setting rlimits is not permitted, and crun fails with "cgroups in
+# hybrid mode not supported", so runc.
+CONTAINERS_CONF=/etc/containers/containers.conf
+CONTAINERS_MARK="# Written by Chimera's tools/bootstrap.sh --optional"
+CONTAINERS_SETTINGS='[containers]
+default_ulimits = []
+
+[engine]
+runtime = "runc"'
 
 die() {
   echo "bootstrap: $1" >&2
@@ -138,6 +153,28 @@ check_python() {
     die "$python cannot create virtual environments (no ensurepip)" "apt-get install python$PYTHON_VERSION-venv"
 }
 
+# Prints the settings of CONTAINERS_SETTINGS the file lacks, one a line.
+missing_podman_settings() {
+  local conf="$1" setting
+  while IFS= read -r setting; do
+    [[ "$setting" == *=* ]] || continue
+    grep -qxF -- "$setting" "$conf" 2>/dev/null || echo "$setting"
+  done <<<"$CONTAINERS_SETTINGS"
+}
+
+configure_podman() {
+  local conf="${CHIMERA_BOOTSTRAP_ROOT:-}$CONTAINERS_CONF" missing
+  missing="$(missing_podman_settings "$conf" | paste -sd ';' | sed 's/;/; /g')"
+  [[ -n "$missing" ]] || return 0
+  if [[ "$CHECK_ONLY" == 1 ]] || { [[ -e "$conf" ]] && ! grep -qxF "$CONTAINERS_MARK" "$conf"; }; then
+    die "$CONTAINERS_CONF lacks: $missing (podman for ci/containers.sh)" \
+      "put default_ulimits = [] under [containers] and runtime = \"runc\" under [engine] in $CONTAINERS_CONF"
+  fi
+  mkdir -p "$(dirname "$conf")"
+  printf '%s\n%s\n' "$CONTAINERS_MARK" "$CONTAINERS_SETTINGS" >"$conf"
+  echo "bootstrap: wrote $CONTAINERS_CONF (podman: runtime runc, no default ulimits)"
+}
+
 main() {
   CHECK_ONLY=0
   local with_optional=0 arg
@@ -159,6 +196,7 @@ main() {
   done
   check_executables
   check_python
+  ((with_optional)) && configure_podman
   echo "bootstrap: ok (bazel $(installed_version bazel-bootstrap), rustc $(installed_version rustc), lld $(installed_version lld-14), protoc $(installed_version protobuf-compiler), python $PYTHON_VERSION) in ${SECONDS} s"
 }
 

@@ -29,6 +29,7 @@ case "$package" in
   lld-14|libclang-rt-14-dev|llvm-14) echo "ii  1:14.0.6-12" ;;
   postgresql) echo "ii  15+248" ;;
   prometheus) echo "ii  2.42.0+ds-5+b5" ;;
+  podman) echo "ii  4.3.1+ds1-8+deb12u1" ;;
   python3.11|python3.11-venv) echo "ii  3.11.2-6" ;;
   *) echo "ii  1.0" ;;
 esac
@@ -63,6 +64,9 @@ ln -s x86_64-linux-gnu-ld.bfd "$root/usr/bin/ld"
 ln -s ../lib/llvm-14/bin/lld "$root/usr/bin/rust-lld"
 printf '#!/usr/bin/env bash\nexec "$REAL_PYTHON" "$@"\n' >"$root/usr/bin/python3.11"
 chmod +x "$root/usr/bin/python3.11"
+# podman's settings (--optional): as bootstrap.sh writes them.
+mkdir -p "$root/etc/containers"
+printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' >"$root/etc/containers/containers.conf"
 export CHIMERA_BOOTSTRAP_ROOT="$root"
 export REAL_PYTHON="$pinned_python"
 export PATH="$fakes:$PATH"
@@ -100,6 +104,10 @@ BOOTSTRAP_FLAGS=--optional expect 0 "bootstrap: ok" FAKE_VERSIONS=
 BOOTSTRAP_FLAGS=--optional expect 2 "missing Debian packages: libclang-rt-14-dev" FAKE_VERSIONS="libclang-rt-14-dev="
 BOOTSTRAP_FLAGS=--optional expect 2 "llvm-14 is 1:15.0.6-4, Chimera pins 1:14.0.6" FAKE_VERSIONS="llvm-14=1:15.0.6-4"
 expect 0 "bootstrap: ok" FAKE_VERSIONS="libclang-rt-14-dev= llvm-14="
+BOOTSTRAP_FLAGS=--optional expect 2 "missing Debian packages: podman" FAKE_VERSIONS="podman="
+sed -i 's/runtime = "runc"/runtime = "crun"/' "$root/etc/containers/containers.conf"
+BOOTSTRAP_FLAGS=--optional expect 2 'containers.conf lacks: runtime = "runc"' FAKE_VERSIONS=
+expect 0 "bootstrap: ok" FAKE_VERSIONS=  # without --optional podman's settings are not checked
 rm "$root/usr/bin/protoc"
 expect 2 "/usr/bin/protoc is missing" FAKE_VERSIONS=
 printf '#!/bin/sh\n' >"$root/usr/bin/protoc"

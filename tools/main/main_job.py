@@ -39,6 +39,10 @@ A layer that dies during the run is restarted on the same port and state
 and lists every restart, and the job fails if a layer's restarts ran out.
 Server logs (and the loop's genome store: a rerun on the same ``--run-dir``
 resumes it) stay in ``--run-dir``.
+
+With ``--target NAME=HOST:PORT`` for each of the eight layers, the job starts no
+servers: it runs the plan and the loop against layers someone else runs (the
+images in podman, ``ci/containers.sh``) and leaves them running.
 """
 
 from __future__ import annotations
@@ -139,10 +143,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="Debian's prometheus scrapes every layer during the run (the `monitoring` key)",
     )
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME=HOST:PORT",
+        help="a running layer's gRPC address (all eight, or none: then the job starts them)",
+    )
     closed_loop.add_arguments(p)
     args = p.parse_args(list(argv))
     if args.max_restarts < 0:
         p.error(f"--max-restarts must be >= 0 (got {args.max_restarts})")
+    args.targets = _existing_targets(args.target, p)
     for name in ("tasks", "jobs", "concurrency"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1 (got {getattr(args, name)})")
@@ -156,6 +168,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     closed_loop.check_arguments(args, p)
     if args.module_name.startswith(f"{args.loop_module_prefix}-"):
         p.error("--module-name must not start with --loop-module-prefix (the plan's KPIs would mix in)")
+    if args.targets and args.prometheus:
+        p.error("--prometheus scrapes the servers the job starts; with --target it starts none")
     args.prometheus_binary = scrape.find_binary() if args.prometheus else None
     if args.prometheus and args.prometheus_binary is None:
         p.error(
@@ -164,6 +178,35 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         )
     from_working_directory(args, ("summary_out", "scoreboard_out", "run_dir"))
     return args
+
+
+def _existing_targets(values: Sequence[str], p: argparse.ArgumentParser) -> dict[str, str]:
+    """``--target`` values as {layer name: address}: every layer of the stack once, or none."""
+    targets: dict[str, str] = {}
+    for value in values:
+        name, _, address = value.partition("=")
+        host, _, port = address.rpartition(":")
+        if not (host and port.isdigit() and 0 < int(port) < 65536):
+            p.error(f"--target {value!r}: NAME=HOST:PORT with a port in 1-65535")
+        if name in targets:
+            p.error(f"--target: {name} given twice")
+        targets[name] = address
+    names = [layer.name for layer in stack_mod.LAYERS]
+    if targets and sorted(targets) != sorted(names):
+        unknown = sorted(set(targets) - set(names))
+        missing = [name for name in names if name not in targets]
+        p.error(f"--target: every layer once; unknown: {unknown or 'none'}, missing: {missing or 'none'}")
+    return targets
+
+
+@dataclass(frozen=True)
+class ExistingLayers:
+    """Layers the job did not start (``--target``): their addresses only."""
+
+    addresses: dict[str, str]
+
+    def targets(self) -> dict[str, str]:
+        return dict(self.addresses)
 
 
 @contextmanager
@@ -189,7 +232,7 @@ def _points(batch: discovery_pb2.DataBatch) -> dict[str, float]:
 
 def run_plan(
     args: argparse.Namespace,
-    layers: stack_mod.LayerStack,
+    layers: stack_mod.LayerStack | ExistingLayers,
     summary: dict[str, Any],
     outcome: Outcome,
 ) -> None:
@@ -400,7 +443,7 @@ LoopObserver = Callable[[str, stack_mod.LayerStack], None]
 
 def run_on_stack(
     args: argparse.Namespace,
-    layers: stack_mod.LayerStack,
+    layers: stack_mod.LayerStack | ExistingLayers,
     summary: dict[str, Any],
     outcome: Outcome,
     on_loop_phase: LoopObserver | None = None,
@@ -447,7 +490,10 @@ def run_on_stack(
 
 
 def run(args: argparse.Namespace, on_loop_phase: LoopObserver | None = None) -> Outcome:
-    """Starts the stack, runs the plan and the loop on it, stops the stack (always)."""
+    """Starts the stack, runs the plan and the loop on it, stops the stack (always).
+
+    With ``--target``: the plan and the loop on those layers; nothing started or stopped.
+    """
     run_dir = args.run_dir or Path(
         tempfile.mkdtemp(prefix="chimera-main-job-", dir=os.environ.get("TEST_TMPDIR"))
     )
@@ -457,6 +503,12 @@ def run(args: argparse.Namespace, on_loop_phase: LoopObserver | None = None) -> 
     reason = ""
     stopped: dict[str, int] = {}
     crashed: list[str] = []
+    if args.targets:
+        summary["layers"] = {name: {"target": address, "started_by": "--target"}
+                             for name, address in args.targets.items()}
+        print(f"Layers 1-{len(args.targets)} at the given --target addresses", flush=True)
+        reason = run_on_stack(args, ExistingLayers(args.targets), summary, outcome)
+        return _finish(outcome, summary, reason, started)
     try:
         with stack_mod.layer_stack(
             run_dir,
@@ -499,6 +551,10 @@ def run(args: argparse.Namespace, on_loop_phase: LoopObserver | None = None) -> 
         reason = f"servers did not stop cleanly on SIGTERM (exit status): {unclean}"
     for name, status in stopped.items():
         summary["layers"][name]["exit_status"] = status
+    return _finish(outcome, summary, reason, started)
+
+
+def _finish(outcome: Outcome, summary: dict[str, Any], reason: str, started: float) -> Outcome:
     summary["elapsed_s"] = round(time.monotonic() - started, 3)
     summary["ok"] = not reason
     summary["reason"] = reason

@@ -166,3 +166,32 @@ def test_prometheus_flag_without_prometheus_exits_2(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "--prometheus: no `prometheus` on PATH" in err and "Traceback" not in err
+
+
+ALL_TARGETS = [f"--target={layer.name}=127.0.0.1:{50051 + i}" for i, layer in enumerate(stack.LAYERS)]
+
+
+def test_targets_name_every_layer_once() -> None:
+    args = main_job.parse_args(ALL_TARGETS)
+    assert args.targets == {layer.name: f"127.0.0.1:{50051 + i}" for i, layer in enumerate(stack.LAYERS)}
+    assert main_job.parse_args([]).targets == {}  # none: the job starts the stack itself
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (ALL_TARGETS[:7], "missing: ['layer8_resources']"),
+        ([*ALL_TARGETS, "--target=layer9_demo=127.0.0.1:1"], "unknown: ['layer9_demo']"),
+        ([*ALL_TARGETS, ALL_TARGETS[0]], "layer1_discovery given twice"),
+        (["--target=layer1_discovery=127.0.0.1"], "NAME=HOST:PORT"),
+        (["--target=layer1_discovery=127.0.0.1:70000"], "port in 1-65535"),
+        ([*ALL_TARGETS, "--prometheus"], "with --target it starts none"),
+    ],
+)
+def test_bad_targets_exit_2(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main_job.parse_args(flags)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

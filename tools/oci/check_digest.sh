@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 BAZEL="${BAZEL:-bazel}"
 out="${1:-}"
-# The image actions run in both builds, never taken from a disk or remote cache
-# (which would hand build b the very layout build a made).
+# The image actions and the Debian base layer's run in both builds, never taken from
+# a disk or remote cache (which would hand build b the very layout build a made).
 flags=(--jobs="${JOBS:-2}" --workspace_status_command="$PWD/tools/oci/workspace_status.sh"
-  --modify_execution_info=OciImage=+no-cache)
+  --modify_execution_info=OciImage=+no-cache,DebianLayer=+no-cache)
 declare -A digests
 keep="$(mktemp -d /tmp/chimera-oci-layouts.XXXXXX)"  # both builds' layouts, to explain a difference
 for run in a b; do

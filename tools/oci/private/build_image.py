@@ -4,8 +4,10 @@ Deterministic by construction: entries sorted by path, every mtime 0, owner 0:0 
 empty names (but the config's Volumes: empty directories owned by its User, the only
 places the server can write), modes 0755 (directories, executables) or 0644, regular
 files only (the runfiles' symlinks are followed), PAX format, gzip with no name and
-mtime 0, and the epoch as every `created` time. Two layers: the third-party
-repositories (they change rarely), then this workspace's files and the volumes. Each
+mtime 0, and the epoch as every `created` time. Three layers: the Debian base
+(tools/debian's debian_layer, built once and shared by every image; its interpreter
+is the entrypoint's), the third-party repositories (they change rarely), then this
+workspace's files and the volumes. Each
 layer is streamed to disk (tar -> gzip -> file, hashed on the way), so a JAX server's
 650 MB of wheels never sit in memory.
 
@@ -15,7 +17,6 @@ layer is streamed to disk (tar -> gzip -> file, hashed on the way), so a JAX ser
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
 import os
@@ -25,10 +26,11 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
+from gzip_layer import write_gzip_layer
+
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
-MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 # A fixed time where the spec has one: the image must not depend on when it was built
 # (and umoci's `stat` needs a time in every history entry).
 EPOCH = "1970-01-01T00:00:00Z"
@@ -50,26 +52,6 @@ def _info(name: str, kind: bytes, mode: int, size: int = 0, owner: tuple[int, in
     info.uid, info.gid = owner
     info.uname = info.gname = ""
     return info
-
-
-class _Digesting:
-    """A write-only file that hashes and counts what passes through to `sink`."""
-
-    def __init__(self, sink: BinaryIO) -> None:
-        self.sink = sink
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self.sink.write(data)
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        self.sink.flush()
 
 
 def write_layer_tar(entries: list[tuple[str, str]], owned_dirs: list[str], owner: tuple[int, int],
@@ -119,15 +101,18 @@ class Blobs:
                   owner: tuple[int, int]) -> tuple[dict[str, Any], str]:
         """A gzip tar layer, streamed to disk: (its descriptor, the uncompressed tar's diff_id)."""
         partial = self.dir / ".layer.partial"
-        with partial.open("wb") as sink:
-            compressed = _Digesting(sink)
-            with gzip.GzipFile(filename="", fileobj=compressed, mode="wb", compresslevel=6, mtime=0) as gz:
-                uncompressed = _Digesting(gz)
-                write_layer_tar(entries, owned_dirs, owner, uncompressed)
-        digest = compressed.sha256.hexdigest()
-        partial.rename(self.dir / digest)
-        descriptor = {"mediaType": MEDIA_LAYER, "digest": f"sha256:{digest}", "size": compressed.size}
-        return descriptor, f"sha256:{uncompressed.sha256.hexdigest()}"
+        descriptor, diff_id = write_gzip_layer(
+            partial, lambda out: write_layer_tar(entries, owned_dirs, owner, out))
+        partial.rename(self.dir / descriptor["digest"].removeprefix("sha256:"))
+        return descriptor, diff_id
+
+    def put_file(self, path: Path, descriptor: dict[str, Any]) -> None:
+        """A blob built elsewhere (the base layer), checked against its descriptor."""
+        data = path.read_bytes()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if digest != descriptor["digest"] or len(data) != descriptor["size"]:
+            raise ValueError(f"{path}: {digest}, {len(data)} bytes; its descriptor says {descriptor['digest']}, {descriptor['size']}")
+        (self.dir / digest.removeprefix("sha256:")).write_bytes(data)
 
 
 def _owner(user: str) -> tuple[int, int]:
@@ -158,7 +143,12 @@ def build(spec: dict[str, Any], status_file: Path, out: Path) -> str:
     owner = _owner(spec["config"]["User"])
     out.mkdir(parents=True, exist_ok=True)
     blobs = Blobs(out)
-    layers, diff_ids, history = [], [], []
+    base = json.loads(Path(spec["base"]["info"]).read_text())
+    if spec["interpreter"] not in base["paths"]:
+        raise ValueError(f"the image's interpreter {spec['interpreter']} is not in the base layer ({spec['base']['history']})")
+    blobs.put_file(Path(spec["base"]["blob"]), base["descriptor"])
+    layers, diff_ids = [base["descriptor"]], [base["diff_id"]]
+    history = [{"created": EPOCH, "created_by": f"tools/debian: {spec['base']['history']}"}]
     for comment, entries, owned in (("third-party runfiles", groups[0], []),
                                     ("workspace runfiles", groups[1], volumes)):
         if not entries and not owned:

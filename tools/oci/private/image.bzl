@@ -1,4 +1,6 @@
-"""oci_image: a Python server's runfiles as a deterministic OCI image layout."""
+"""oci_image: a Python server's runfiles on a Debian base layer, as a deterministic OCI image layout."""
+
+load("//tools/debian:defs.bzl", "DebianLayerInfo")
 
 OciImageInfo = provider(
     doc = "An OCI image layout built by oci_image.",
@@ -9,10 +11,8 @@ OciImageInfo = provider(
     },
 )
 
-# Where the image keeps the runfiles tree (RUNFILES_DIR), and its interpreter: the
-# distroless-style base (tools/oci/README.md) provides Debian 12's python3.11 there.
+# Where the image keeps the runfiles tree (RUNFILES_DIR).
 _APP_ROOT = "/app/runfiles"
-_PYTHON = "/usr/bin/python3.11"
 
 def _runfiles_path(ctx, f):
     """Where a file sits below the runfiles root: <workspace>/<path> or <repo>/<path>."""
@@ -38,21 +38,30 @@ def _oci_image_impl(ctx):
         if not volume.startswith("/") or volume.startswith(_APP_ROOT + "/") or volume.endswith("/"):
             fail("volume %r: an absolute directory outside %s, without a trailing /" % (volume, _APP_ROOT))
 
+    # The image's interpreter: the py runtime's path, which the build checks is a file
+    # of the base layer (an in-image runtime names a path, not a build file).
+    runtime = ctx.attr.python[PyRuntimeInfo]
+    if runtime.interpreter_path == None:
+        fail("python: %s must name an in-image interpreter_path, not a build file" % ctx.attr.python.label)
+    base = ctx.attr.base[DebianLayerInfo]
+
     imports = [ctx.workspace_name]
     if PyInfo in binary:
         imports += binary[PyInfo].imports.to_list()
-    entrypoint = [_PYTHON, _APP_ROOT + "/" + main]
+    entrypoint = [runtime.interpreter_path, _APP_ROOT + "/" + main]
     labels = dict(ctx.attr.labels)
     labels.update({
         "org.opencontainers.image.title": ctx.label.name,
         "chimera.bazel_target": str(binary.label),
-        "org.opencontainers.image.base.name": ctx.attr.base_name,
+        "chimera.base_layer": str(ctx.attr.base.label),
         "chimera.layer": ctx.attr.layer,
     })
     spec = struct(
         entries = sorted(entries),
         external_prefixes = [p for p in sorted({e[0].split("/")[0]: True for e in entries}.keys()) if p != ctx.workspace_name],
         app_root = _APP_ROOT,
+        base = struct(blob = base.blob.path, info = base.info.path, history = base.description),
+        interpreter = runtime.interpreter_path,
         config = struct(
             Entrypoint = entrypoint,
             Cmd = ctx.attr.args,
@@ -83,7 +92,7 @@ def _oci_image_impl(ctx):
     ctx.actions.run(
         executable = ctx.executable._builder,
         arguments = [args],
-        inputs = depset([spec_file, ctx.info_file], transitive = [depset(inputs)]),
+        inputs = depset([spec_file, ctx.info_file, base.blob, base.info], transitive = [depset(inputs)]),
         outputs = [layout, digest],
         mnemonic = "OciImage",
         progress_message = "Assembling OCI image %s" % ctx.label,
@@ -95,9 +104,9 @@ def _oci_image_impl(ctx):
 
 oci_image = rule(
     implementation = _oci_image_impl,
-    doc = "A py_binary's runfiles as an OCI image layout: two deterministic layers " +
-          "(third-party repositories, then this workspace), entrypoint the binary's main " +
-          "under the base's python3.11. Labels: layer, target, git revision " +
+    doc = "A py_binary's runfiles as an OCI image layout: the Debian base layer, then two " +
+          "deterministic layers (third-party repositories, then this workspace), entrypoint the " +
+          "binary's main under the base's interpreter (the `python` runtime). Labels: layer, target, base, git revision " +
           "(STABLE_GIT_COMMIT from --workspace_status_command, else `unknown`).",
     attrs = {
         "binary": attr.label(mandatory = True, executable = True, cfg = "target", doc = "The py_binary to package."),
@@ -114,9 +123,15 @@ oci_image = rule(
             doc = "Absolute directories the server writes to: empty, owned by `user`, listed as the " +
                   "config's Volumes (the rest of the image is root's and read-only to the server).",
         ),
-        "base_name": attr.string(
-            default = "gcr.io/distroless/python3-debian12",
-            doc = "The documented base the image expects (python3.11 at /usr/bin); not fetched.",
+        "base": attr.label(
+            default = "//tools/oci:base",
+            providers = [DebianLayerInfo],
+            doc = "The base layer (debian_layer): the interpreter, its libraries, /etc/passwd.",
+        ),
+        "python": attr.label(
+            default = "//tools/oci:base_python",
+            providers = [PyRuntimeInfo],
+            doc = "The py_runtime the image runs the binary with: an interpreter_path in the base layer.",
         ),
         "_builder": attr.label(
             default = "//tools/oci/private:build_image",

@@ -192,7 +192,8 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     from chimera_release import documents
 
     context = Context.from_args(args)
-    document = documents.manifest(context.store, context.revision(args.rev))
+    ran = documents.read_images_ran(pathlib.Path(args.images_ran)) if args.images_ran else None
+    document = documents.manifest(context.store, context.revision(args.rev), ran)
     rows = [[d["label"], d["kind"], d["layer"], o["sha256"][:16], o["size"], o["path"]]
             for d in document["deliverables"] for o in d["outputs"]]
     emit(document, args.format, ["target", "kind", "layer", "sha256", "size", "path"], rows,
@@ -361,14 +362,19 @@ def _deploy_local(args: argparse.Namespace, release: dict[str, Any]) -> int:
 def _deploy_kubernetes(args: argparse.Namespace, release: dict[str, Any]) -> int:
     from chimera_release import deploy
 
+    binaries = deploy.layer_binaries(release)
+    if not binaries:
+        raise UsageError("the manifest lists no layer servers")
+    images = {d["layer"]: d["image"]["digest"] for d in release["deliverables"] if d["kind"] == "image"}
+    imageless = sorted(b.layer for b in binaries if b.layer not in images)
+    if imageless:
+        raise UsageError(f"the manifest lists no image of {', '.join(imageless)}: the Kubernetes manifests "
+                         "reference each layer's image by its digest (bazel build //tools/oci:images)")
     context = Context.from_args(args)
     tree = release["revision"]["tree"]
     protos = [(context.repo.read(tree, path) or b"").decode(errors="replace")
               for path in context.repo.file_digests(tree) if path.endswith(".proto")]
     services = deploy.proto_services(protos)
-    binaries = deploy.layer_binaries(release)
-    if not binaries:
-        raise UsageError("the manifest lists no layer servers")
     teardown = [{"layer": layer, "label": label, "objects": deploy.teardown_objects(layer)}
                 for layer, label in _removed_layers(args, release).items()]
     short_names = {b.short_name: b.layer for b in binaries}
@@ -377,7 +383,7 @@ def _deploy_kubernetes(args: argparse.Namespace, release: dict[str, Any]) -> int
         flags = deploy.target_flags(binary) if binary.executable.is_file() else []
         peers = {f: short_names[f.replace("-", "_")] for f in flags if f.replace("-", "_") in short_names}
         specs.append(deploy.LayerSpec(binary.layer, deploy.layer_service(binary.layer, services), peers,
-                                      binary.sha256))
+                                      binary.sha256, images[binary.layer]))
     env = deploy.ENVIRONMENTS[args.environment]
     files = deploy.render_kubernetes(specs, env, release["revision"].get("commit") or tree, args.registry,
                                      args.canary or 0)
@@ -486,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     manifest = commands.add_parser("manifest", help="release manifest: every deliverable built, with digests")
     add_common_arguments(manifest)
     manifest.add_argument("--rev", default=None, help="revision (default: the working tree / HEAD)")
+    manifest.add_argument("--images-ran", default=None,
+                          help="ci/containers.sh's record of the digests it ran: each image's must match")
     manifest.set_defaults(run=cmd_manifest)
 
     sbom = commands.add_parser("sbom", help="CycloneDX JSON SBOM of the release")

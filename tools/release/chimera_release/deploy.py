@@ -367,6 +367,7 @@ class LayerSpec:
     service: str  # the gRPC service the probes check, e.g. "chimera.v1.DiscoveryService"
     peers: dict[str, str]  # flag stem ("discovery") -> layer it points at
     sha256: str
+    image_digest: str  # the release manifest's image of the layer: "sha256:<hex>"
 
     @property
     def app(self) -> str:
@@ -468,10 +469,14 @@ def split_replicas(total: int, canary_percent: float) -> tuple[int, int]:
 
 def render_kubernetes(specs: list[LayerSpec], env: Environment, revision: str, registry: str,
            canary_percent: float) -> dict[str, list[dict[str, Any]]]:
-    """File name -> the Kubernetes objects it holds, one file per layer."""
+    """File name -> the Kubernetes objects it holds, one file per layer.
+
+    Each container names its image by the release manifest's digest (``repo@sha256:...``),
+    the image ci/containers.sh ran, never by a tag that could move.
+    """
     files = {}
     for spec in specs:
-        image = f"{registry}/{spec.app}:{revision[:12]}"
+        image = f"{registry}/{spec.app}@{spec.image_digest}"
         stable_replicas, canary_replicas = split_replicas(env.replicas, canary_percent)
         weight = round(100 * canary_replicas / env.replicas) if canary_replicas else 0
         objects: list[dict[str, Any]] = [

@@ -65,6 +65,7 @@ def runfiles_digest(executable: pathlib.Path) -> dict[str, object] | None:
 MANIFEST_SCHEMA = "chimera.release.manifest/v1"
 LOCK_PATH = "third_party/python/requirements_lock.txt"
 BOOTSTRAP_PATH = "tools/bootstrap.sh"
+_IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def lock_path(snapshot: dict[str, Any]) -> str:
@@ -74,6 +75,34 @@ def lock_path(snapshot: dict[str, Any]) -> str:
         if label:
             return label_path(label)
     return LOCK_PATH
+
+
+def debian_lock_paths(snapshot: dict[str, Any]) -> list[str]:
+    """The Debian locks (tools/debian) whose packages the images' base layer holds."""
+    return sorted(label_path(view["attrs"]["lock"]) for view in snapshot["repositories"].values()
+                  if view["class"] == "deb_lock_repository" and view["attrs"].get("lock"))
+
+
+def debian_packages(store: SnapshotStore, revision: Revision, path: str) -> dict[str, Any]:
+    """One Debian lock of the revision: its digest and every package's name, version and .deb SHA-256."""
+    text = store.repo.read(revision.tree, path)
+    if text is None:
+        raise UsageError(f"{path}: not in the tree of {revision.name}")
+    lock = json.loads(text)
+    return {"path": path, "sha256": hashlib.sha256(text).hexdigest(), "architecture": lock["architecture"],
+            "packages": [{key: package[key] for key in ("name", "version", "architecture", "source", "sha256")}
+                         for package in lock["packages"]]}
+
+
+def read_images_ran(path: pathlib.Path) -> dict[str, str]:
+    """``ci/containers.sh``'s record {image name: manifest digest it ran}."""
+    try:
+        ran = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--images-ran {path}: {error}") from None
+    if not isinstance(ran, dict) or not all(isinstance(v, str) and _IMAGE_DIGEST.fullmatch(v) for v in ran.values()):
+        raise UsageError(f"--images-ran {path}: not an object of image name -> sha256:<hex>")
+    return ran
 
 
 def toolchain_packages(bootstrap: str) -> dict[str, str]:
@@ -143,9 +172,6 @@ def _relative(path: str) -> str:
     return "bazel-out/" + path.split(marker, 1)[1] if marker in path else path
 
 
-_IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-
-
 def image_record(label: str, files: list[dict[str, Any]]) -> dict[str, Any]:
     """An oci_image's manifest digest (its `<name>.digest` output) and the layout's size.
 
@@ -170,7 +196,8 @@ def workspace_for(store: SnapshotStore, revision: Revision) -> pathlib.Path:
     return store.export(revision)
 
 
-def manifest(store: SnapshotStore, revision: Revision) -> dict[str, Any]:
+def manifest(store: SnapshotStore, revision: Revision, images_ran: dict[str, str] | None = None) -> dict[str, Any]:
+    """With ``images_ran`` (ci/containers.sh's record), every image's digest must be the one that ran."""
     snapshot, _ = store.get(revision)
     found: list[Deliverable] = deliverables(snapshot)
     workspace = workspace_for(store, revision)
@@ -192,6 +219,12 @@ def manifest(store: SnapshotStore, revision: Revision) -> dict[str, Any]:
         entry = {**deliverable.as_json(), "configuration": outputs["configuration"], "outputs": files}
         if deliverable.kind == "image":
             entry["image"] = image_record(deliverable.label, files)
+            if images_ran is not None:
+                name = deliverable.label.rsplit(":", 1)[-1]
+                if images_ran.get(name) != entry["image"]["digest"]:
+                    raise UsageError(f"{deliverable.label}: built {entry['image']['digest']}, but the containers "
+                                     f"ran {images_ran.get(name, 'no image of that name')}")
+                entry["image"]["ran"] = True
         entries.append(entry)
     lock_file = lock_path(snapshot)
     lock = store.repo.read(revision.tree, lock_file)
@@ -206,6 +239,7 @@ def manifest(store: SnapshotStore, revision: Revision) -> dict[str, Any]:
         "workspace": str(workspace),
         "lock": {"path": lock_file, "sha256": hashlib.sha256(lock).hexdigest() if lock is not None else None},
         "toolchains": toolchains,
+        "debian": [debian_packages(store, revision, path) for path in debian_lock_paths(snapshot)],
         "deliverables": entries,
     }
 
@@ -336,6 +370,16 @@ def build_bom(manifest: dict[str, Any], lock_text: str, site_packages: pathlib.P
             bom_ref=f"deb:{toolchain['package']}",
             purl=PackageURL(type="deb", namespace="debian", name=toolchain["package"], version=version),
             properties=[Property(name="chimera:role", value="toolchain")]))
+    for lock in manifest.get("debian", []):  # the images' base layer (tools/debian)
+        for package in lock["packages"]:
+            bom.components.add(Component(
+                name=package["name"], version=package["version"], type=ComponentType.LIBRARY,
+                bom_ref=f"deb:base:{package['name']}",
+                purl=PackageURL(type="deb", namespace="debian", name=package["name"], version=package["version"],
+                                qualifiers={"arch": package["architecture"], "distro": "debian-12"}),
+                hashes=[HashType(alg=HashAlgorithm.SHA_256, content=package["sha256"])],
+                properties=[Property(name="chimera:source", value=lock["path"]),
+                            Property(name="chimera:role", value="image base layer")]))
     for deliverable in manifest["deliverables"]:
         kind = _COMPONENT_TYPES.get(deliverable["kind"], ComponentType.LIBRARY)
         if deliverable["kind"] == "image":  # an image is known by its manifest digest

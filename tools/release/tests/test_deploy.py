@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -29,8 +30,15 @@ def server_binary(layer: str) -> pathlib.Path:
     return pathlib.Path(location).resolve()  # the built binary, next to its runfiles tree
 
 
-def release(tmp: pathlib.Path, layers: list[str], revision: str, broken: set[str] = frozenset()) -> pathlib.Path:
-    """A manifest of the layers' Bazel-built servers (or, for `broken` ones, a server that cannot serve)."""
+def image_digest(layer: str) -> str:
+    """A stand-in manifest digest for the layer's image (the Kubernetes manifests reference it)."""
+    return "sha256:" + hashlib.sha256(layer.encode()).hexdigest()
+
+
+def release(tmp: pathlib.Path, layers: list[str], revision: str, broken: set[str] = frozenset(),
+            images: bool = True) -> pathlib.Path:
+    """A manifest of the layers' Bazel-built servers (or, for `broken` ones, a server that cannot serve),
+    and with `images` an image deliverable per layer."""
     deliverables = []
     for layer in layers:
         if layer in broken:
@@ -45,6 +53,10 @@ def release(tmp: pathlib.Path, layers: list[str], revision: str, broken: set[str
             output["runfiles"] = runfiles
         deliverables.append({"label": f"//layers/{layer}:server", "kind": "service", "rule_class": "py_binary",
                              "layer": layer, "configuration": "k8-fastbuild", "outputs": [output]})
+        if images:
+            deliverables.append({"label": f"//tools/oci:{layer}", "kind": "image", "rule_class": "oci_image",
+                                 "layer": layer, "configuration": "k8-fastbuild", "outputs": [output],
+                                 "image": {"digest": image_digest(layer), "blobs": 5, "size": 1}})
     document = {"schema": "chimera.release.manifest/v1",
                 "revision": {"name": revision, "commit": revision * 40 if len(revision) == 1 else revision,
                              "tree": "f" * 40, "clean": True},
@@ -155,6 +167,7 @@ def test_kubernetes_manifests_render_and_validate_offline(tmp_path, proto_repo) 
                      ("Deployment", "chimera-layer2-planning"), ("Deployment", "chimera-layer2-planning-canary")]
     stable, canary = objects[2], objects[3]
     container = stable["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"registry.invalid/chimera/chimera-layer2-planning@{image_digest('layer2_planning')}"
     assert container["readinessProbe"]["grpc"] == {"port": 50051, "service": "chimera.v1.PlanningService"}
     assert container["livenessProbe"]["grpc"]["service"] == "chimera.v1.PlanningService"
     assert container["resources"]["requests"] == {"cpu": "500m", "memory": "512Mi"}
@@ -165,8 +178,15 @@ def test_kubernetes_manifests_render_and_validate_offline(tmp_path, proto_repo) 
         "chimera-layer2-planning": 75, "chimera-layer2-planning-canary": 25}
 
 
+def test_kubernetes_manifests_need_every_layers_image(tmp_path, proto_repo) -> None:
+    manifest = release(tmp_path, ["layer1_discovery"], "f", images=False)
+    status, _, stderr = run_cli("deploy", "--environment", "staging", "--manifest", str(manifest),
+                                "--repo", str(proto_repo), "--output-dir", str(tmp_path / "k8s"))
+    assert status == 2 and "lists no image of layer1_discovery" in stderr
+
+
 def test_kubernetes_validation_reports_a_bad_object() -> None:
-    spec = deploy.LayerSpec("layer1_discovery", "chimera.v1.DiscoveryService", {}, "0" * 64)
+    spec = deploy.LayerSpec("layer1_discovery", "chimera.v1.DiscoveryService", {}, "0" * 64, "sha256:" + "1" * 64)
     files = deploy.render_kubernetes([spec], deploy.ENVIRONMENTS["staging"], "0" * 40, "registry.invalid/x", 0)
     assert deploy.validate_kubernetes(files) == []
     files["layer1_discovery.yaml"][2]["spec"]["replicas"] = "two"

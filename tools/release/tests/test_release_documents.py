@@ -93,6 +93,34 @@ def test_manifest_lists_the_image_digest(manifest) -> None:
         assert blob["path"].rsplit("/", 1)[1] == blob["sha256"]
 
 
+def test_images_ran_must_be_the_images_built(workdir, repo, manifest, tmp_path) -> None:
+    (image,) = [d for d in manifest["deliverables"] if d["kind"] == "image"]
+    assert "ran" not in image["image"]  # without --images-ran nothing is claimed
+    ran = tmp_path / "ran.json"
+    ran.write_text(json.dumps({"layer9_demo": image["image"]["digest"]}))
+    status, document, stderr = run_cli(workdir, repo, "manifest", "--images-ran", str(ran))
+    assert status == 0, stderr
+    (image,) = [d for d in document["deliverables"] if d["kind"] == "image"]
+    assert image["image"]["ran"] is True
+    assert documents.manifest_problems(document) == []
+    other = "sha256:" + "1" * 64
+    ran.write_text(json.dumps({"layer9_demo": other}))
+    status, _, stderr = run_cli(workdir, repo, "manifest", "--images-ran", str(ran))
+    assert status == 2 and f"//tools/oci:layer9_demo: built {image['image']['digest']}, but the containers ran {other}" in stderr
+
+
+def test_sbom_lists_the_base_layers_debian_packages(manifest) -> None:
+    package = {"name": "libssl3", "version": "3.0.22-1~deb12u2", "architecture": "amd64", "source": "openssl",
+               "sha256": "ab" * 32}
+    with_base = {**manifest, "debian": [{"path": "third_party/debian/base.lock.json", "sha256": "cd" * 32,
+                                         "architecture": "amd64", "packages": [package]}]}
+    text = documents.render_bom(documents.build_bom(with_base, "", None))
+    assert documents.sbom_problems(text) == []
+    (component,) = [c for c in json.loads(text)["components"] if c["bom-ref"] == "deb:base:libssl3"]
+    assert component["purl"] == "pkg:deb/debian/libssl3@3.0.22-1~deb12u2?arch=amd64&distro=debian-12"
+    assert component["hashes"] == [{"alg": "SHA-256", "content": "ab" * 32}]
+
+
 def test_sbom_is_valid_cyclonedx(workdir, repo, manifest, tmp_path) -> None:
     manifest_file = tmp_path / "manifest.json"
     manifest_file.write_text(json.dumps(manifest))
