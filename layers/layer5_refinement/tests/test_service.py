@@ -265,3 +265,33 @@ def test_flags(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         parse_args(["--max-versions", "0"])
     assert exit_.value.code == 2 and "--max-versions must be at least 1" in capsys.readouterr().err
+
+
+def test_an_experiment_resumes_from_its_journal(stub: Stub, tmp_path) -> None:
+    """--state-dir: a server started on the journal of one that died has every
+    experiment with its observations in order, and decides as one that never stopped."""
+    rng = np.random.default_rng(7)
+    control, treatment = rng.normal(0.60, 0.05, 16), rng.normal(0.70, 0.05, 16)
+    options = Options(state_dir=tmp_path / "state")
+    config = ServerConfig(port=0, metrics_port=None)
+    with build_server(config, options) as first, grpc.insecure_channel(first.target) as channel:
+        before = refinement_pb2_grpc.RefinementServiceStub(channel)
+        exp = experiment(before, n=16)
+        record(before, exp.id, "control", control)
+        record(before, exp.id, "treatment", treatment[:9])
+    with open(tmp_path / "state" / "experiments.jsonl", "a") as journal:
+        journal.write('{"observed":"exp-000001","arm":"treat')  # a write the kill cut short
+    with build_server(config, options) as second, grpc.insecure_channel(second.target) as channel:
+        after = refinement_pb2_grpc.RefinementServiceStub(channel)
+        state = record(after, exp.id, "treatment", treatment[9:10])
+        assert (state.control_count, state.treatment_count) == (16, 10)
+        assert experiment(after, n=16).id == "exp-000002"  # ids go on after the recorded ones
+        record(after, exp.id, "treatment", treatment[10:])
+        resumed = analyse(after, exp.id)
+    # The same observations on a server that never stopped.
+    uninterrupted = experiment(stub, n=16)
+    record(stub, uninterrupted.id, "control", control)
+    record(stub, uninterrupted.id, "treatment", treatment)
+    expected = analyse(stub, uninterrupted.id)
+    expected.experiment_id = resumed.experiment_id
+    assert resumed == expected and resumed.samples_used_per_arm == 16

@@ -18,13 +18,17 @@ Why the shape:
   with ``to_version = 0`` undoes the first.
 * Genomes are opaque here (the service stores its ``AgentGenome`` message);
   only their parameters, id and agent matter to running tasks.
+* Every mutation hands the whole state (:class:`SlotState` by slot) to
+  ``on_change`` under the lock, so a durable record of it
+  (:mod:`chimera.execution.deployment_record`) is written in the order the
+  changes happened; :meth:`DeploymentStore.restore` puts such a state back.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from chimera.execution.sandbox import CompiledModule
@@ -37,6 +41,7 @@ __all__ = [
     "NoActiveDeployment",
     "NothingToRollBack",
     "SlotNotFound",
+    "SlotState",
     "VersionConflict",
     "VersionNotFound",
 ]
@@ -100,6 +105,16 @@ class DeploymentView:
     previous_version: int
 
 
+@dataclass(frozen=True)
+class SlotState:
+    """One slot as a value: its deployments (version ``i + 1`` at index ``i``),
+    the active version (0 = none) and each version's ``previous_version``."""
+
+    deployments: tuple[Deployment, ...]
+    active: int
+    previous_of: Mapping[int, int]
+
+
 @dataclass
 class _Slot:
     deployments: list[Deployment] = field(default_factory=list)
@@ -108,12 +123,41 @@ class _Slot:
 
 
 class DeploymentStore:
-    """All slots; every mutation and every read of the active version takes one lock."""
+    """All slots; every mutation and every read of the active version takes one lock.
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    ``on_change`` gets the state of every slot after each mutation, under the
+    lock (an exception from it fails the mutation's call, after the change).
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[dict[str, SlotState]], None] | None = None,
+    ) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
+        self._on_change = on_change
+
+    def restore(self, slots: Mapping[str, SlotState]) -> None:
+        """Puts back a recorded state (at start-up, before any call); ValueError if it is inconsistent."""
+        with self._lock:
+            if self._slots:
+                raise ValueError("restore: the store already holds slots")
+            for name, state in slots.items():
+                versions = [d.version for d in state.deployments]
+                if versions != list(range(1, len(versions) + 1)) or not 0 <= state.active <= len(versions):
+                    raise ValueError(
+                        f"slot {name!r}: versions {versions} with active {state.active} are inconsistent"
+                    )
+                self._slots[name] = _Slot(
+                    list(state.deployments), state.active, dict(state.previous_of)
+                )
+
+    def states(self) -> dict[str, SlotState]:
+        """Every slot's state (a consistent copy)."""
+        with self._lock:
+            return self._states()
 
     # -- mutations -------------------------------------------------------
 
@@ -133,6 +177,7 @@ class DeploymentStore:
             slot.deployments.append(dep)
             if activate:
                 self._activate(slot, dep.version)
+            self._changed()
             return self._view(slot, dep)
 
     def deploy_genome(
@@ -169,6 +214,7 @@ class DeploymentStore:
             )
             slot.deployments.append(dep)
             self._activate(slot, dep.version)
+            self._changed()
             return self._view(slot, dep)
 
     def rollback(self, module_name: str, to_version: int = 0) -> DeploymentView:
@@ -187,6 +233,7 @@ class DeploymentStore:
                 target = to_version
             if target != slot.active:
                 self._activate(slot, target)
+                self._changed()
             return self._view(slot, slot.deployments[target - 1])
 
     # -- reads -----------------------------------------------------------
@@ -231,6 +278,16 @@ class DeploymentStore:
             return sum(1 for s in self._slots.values() if s.active)
 
     # -- internals -------------------------------------------------------
+
+    def _states(self) -> dict[str, SlotState]:
+        return {
+            name: SlotState(tuple(slot.deployments), slot.active, dict(slot.previous_of))
+            for name, slot in self._slots.items()
+        }
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self._states())
 
     def _slot(self, module_name: str) -> _Slot:
         slot = self._slots.get(module_name)

@@ -62,6 +62,7 @@ from chimera.execution.convert import (
     task_status,
     timestamp,
 )
+from chimera.execution.deployment_record import DeploymentRecord
 from chimera.execution.deployments import (
     Deployment,
     DeploymentStore,
@@ -142,6 +143,8 @@ class ExecutionOptions:
     retry: RetryPolicy = RetryPolicy()
     tick_ms: float = 5.0
     cache_dir: str | None = None
+    #: Where the deployment record lives (modules and slots); None = in memory only.
+    state_dir: str | None = None
     kpi_buffer: int = 1024
     max_kpi_streams: int = 16
     kpi_retained: int = 10_000
@@ -237,7 +240,11 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             cache_dir=options.cache_dir,
             default_limits=options.default_limits,
         )
-        self.store = DeploymentStore()
+        self.record = DeploymentRecord(options.state_dir) if options.state_dir else None
+        self.store = DeploymentStore(on_change=self.record.write if self.record else None)
+        if self.record is not None:
+            # A restart on the same state directory: every slot as it was recorded.
+            self.store.restore(self.record.read(self.sandbox.compile))
         self._run_attempt = make_executor(self.store, self.sandbox)
         self.hub = KpiHub(default_queue_size=options.kpi_buffer)
         # Scheduler times are monotonic; reports use Unix time. A fixed offset
@@ -309,6 +316,8 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             if not self.store.uses_module(compiled.digest):
                 self.sandbox.modules.discard(compiled.digest)  # refused bytes hold no memory
             raise
+        if self.record is not None:
+            self.record.keep_module(compiled.digest, request.wasm)
         view = self.store.add_module(
             request.module_name, compiled, request.verdict_id, activate=request.activate
         )

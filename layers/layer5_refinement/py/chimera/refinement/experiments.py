@@ -4,7 +4,9 @@ The planned size per arm is either given (``min_samples_per_arm``) or
 computed by the core from the minimum detectable effect, alpha and power.
 Observations are kept in recording order because the rule tests exactly
 the first ``planned`` of each arm (see ``decision.rs``): that is what makes
-repeated analysis safe.
+repeated analysis safe. With an :class:`ExperimentJournal` (``--state-dir``)
+every creation and observation is journalled before it is answered, and a
+store built on the same journal starts with every experiment it recorded.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chimera.framework import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from chimera.refinement.experiment_journal import ExperimentJournal
 from chimera.refinement.core import (
     ArmSummary,
     CoreError,
@@ -51,6 +54,7 @@ class ExperimentStore:
         core: RefinementCore,
         capacity: int = 10_000,
         on_decision: Callable[[Decision], None] | None = None,
+        journal: ExperimentJournal | None = None,
     ) -> None:
         self._core = core
         self._capacity = capacity
@@ -58,6 +62,13 @@ class ExperimentStore:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._on_decision = on_decision
+        self._journal = journal
+        if journal is not None:
+            recorded = journal.replay()
+            for exp_id, replayed in recorded.items():
+                self._experiments[exp_id] = _Experiment(replayed.proto, replayed.arms)
+            numbers = [int(exp_id.removeprefix("exp-")) for exp_id in recorded]
+            self._ids = itertools.count(max(numbers, default=0) + 1)
 
     def create(self, request: refinement_pb2.CreateExperimentRequest) -> refinement_pb2.Experiment:
         control, treatment = request.control.name, request.treatment.name
@@ -104,6 +115,8 @@ class ExperimentStore:
                 minimum_detectable_effect=effect,
                 power=power,
             )
+            if self._journal is not None:
+                self._journal.created(proto)
             entry = self._experiments[exp_id] = _Experiment(proto, {control: [], treatment: []})
         return self._snapshot(entry)
 
@@ -128,6 +141,8 @@ class ExperimentStore:
                 raise ResourceExhausted(
                     f"arm {request.variant_name!r} holds {len(arm)} observations (the limit)"
                 )
+            if self._journal is not None:
+                self._journal.observed(request.experiment_id, request.variant_name, request.value)
             arm.append(request.value)
             return self._snapshot(exp)
 

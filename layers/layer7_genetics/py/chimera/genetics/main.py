@@ -97,7 +97,10 @@ def build_server(
         else None
     )
     grants = (
-        RunGrants(resources_pb2_grpc.ResourcesServiceStub(grpc.insecure_channel(options.resources_target)))
+        RunGrants(
+            resources_pb2_grpc.ResourcesServiceStub(grpc.insecure_channel(options.resources_target)),
+            store=store,  # grants recorded there are held again after a restart
+        )
         if options.resources_target
         else None
     )
