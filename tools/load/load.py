@@ -14,7 +14,8 @@ It prints p50/p99 per method, the errors by status code and each server's RSS
 JSON (``--out``), and checks, one line each:
 
 * no call failed with UNKNOWN or INTERNAL (other codes are counted, not fatal:
-  a refused Allocate on a full pool is an answer);
+  a refused Allocate on a full pool is an answer), and no user task raised
+  (Locust would only log it);
 * the rate was sustained (at least ``--min-rate-fraction`` of ``--rate``);
 * no server's memory grows without bound: the least-squares slope of its RSS
   after the warm-up (the first ``--warmup`` fraction of the samples) is at
@@ -30,6 +31,7 @@ Exit 0 when every check passed, 1 otherwise, 2 for bad flags (one line).
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
 import importlib.metadata
 import json
@@ -145,13 +147,12 @@ def fixtures(targets: dict[str, str], work: Path) -> dict[str, Any]:
     first = genetics.RunGeneration(genetics_pb2.RunGenerationRequest(
         agent_id=AGENT, population_size=8, seed=1,
         bounds=[common_pb2.ParameterBounds(name=n, lower=lo, upper=hi) for n, lo, hi in BOUNDS]), timeout=t)
+    problem = evolution_pb2.Problem(
+        objective=evolution_pb2.Objective(name="load_quality", direction=common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE),
+        dimensions=[common_pb2.ParameterBounds(name=n, lower=lo, upper=hi) for n, lo, hi in BOUNDS],
+        evaluation_budget=1000)
     choice = evolution.SelectAlgorithm(evolution_pb2.SelectAlgorithmRequest(
-        problem=evolution_pb2.Problem(
-            objective=evolution_pb2.Objective(name="load_quality",
-                                              direction=common_pb2.OPTIMIZATION_DIRECTION_MAXIMIZE),
-            dimensions=[common_pb2.ParameterBounds(name=n, lower=lo, upper=hi) for n, lo, hi in BOUNDS],
-            evaluation_budget=1000),
-        algorithm=evolution_pb2.EVOLUTION_ALGORITHM_GENETIC_ALGORITHM), timeout=t)
+        problem=problem, algorithm=evolution_pb2.EVOLUTION_ALGORITHM_GENETIC_ALGORITHM), timeout=t)
     (work / "kernel.wasm").write_bytes(wasm)
     instance_files = []
     for seed in range(8):
@@ -164,6 +165,8 @@ def fixtures(targets: dict[str, str], work: Path) -> dict[str, Any]:
             "genome_versions": versions, "agent_id": AGENT, "job_id": grant.job.id,
             "genome_ids": [g.id for g in first.population],
             "problem_class": choice.problem_class, "arm": choice.arm,
+            # The users' SelectAlgorithm asks about the same problem (serialized, base64).
+            "problem": base64.b64encode(problem.SerializeToString()).decode("ascii"),
         },
         "wasm": str(work / "kernel.wasm"),
         "instance_files": instance_files,
@@ -303,6 +306,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
 
     fatal = {k: v for k, v in users.get("errors_by_code", {}).items() if k.rsplit(" ", 1)[-1] in FATAL_CODES}
+    crashed = users.get("user_exceptions", {})
+    checks.append(("no user exceptions", bool(users) and not crashed,
+                   f"tasks that raised instead of calling: {crashed or 'none'}"))
     checks.append(("no UNKNOWN/INTERNAL", bool(users) and not fatal,
                    f"{users.get('requests', 0)} requests, errors by code: {users.get('errors_by_code') or 'none'}"))
     achieved = users.get("requests", 0) / args.duration
