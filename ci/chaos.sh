@@ -6,9 +6,11 @@
 #
 # Each case runs the main job on a small budget and SIGKILLs layers of its
 # supervised stack at seeded points (tools/chaos/chaos.py), then checks the loop's
-# decision, the restarts, layer 7's genome store, the grant and that every server
-# exited. The tests run one at a time (each starts eight servers) and print their
-# check lines; a failing case's report is under bazel-testlogs/tools/chaos/.
+# decision, the restarts, layer 7's genome store, layer 4's deployment record,
+# layer 5's experiment observations, the grant and that every server exited. The
+# tests run one at a time (each starts eight servers, about 55-95 s each here; all
+# ten took 474 + ~330 s at load 7-20 on 2 cores) and print their check lines; a
+# failing case's report is under bazel-testlogs/tools/chaos/.
 # Exit 0 when every case passed, 1 otherwise, 2 for an unknown case.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -8,6 +8,7 @@ load("//tools/rust:defs.bzl", "rust_library", "rust_test", "rust_wasm_module")
 END_TO_END = [
     "//bench:__subpackages__",
     "//layers/flow:__pkg__",
+    "//tools/load:__pkg__",
     "//tools/loop:__pkg__",
     "//tools/main:__pkg__",
 ]

@@ -14,6 +14,11 @@ is recorded. Then it checks, and prints one line per check:
   or duplicated in it: generations 0..G numbered without gaps, each with as
   many genomes as its recorded size, every genome of generation g > 0 with
   lineage rows, one deployment record per DeployBest;
+* layer 4's deployment record (``--state-dir``) holds every version the loop
+  deployed, once, without gaps, with the loop's genomes, and the active
+  version the loop ended on;
+* layer 5's experiment journal holds exactly the loop's A/B observations, in
+  order, per arm (none lost, none twice);
 * layer 8's grant was released (the job FINISHED through layer 7's EndRun);
 * every server the stack ever started has exited.
 
@@ -25,6 +30,7 @@ Exit status 0 when every check passed, 1 otherwise, 2 for bad flags (one line).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import random
@@ -40,19 +46,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 from chimera.framework.processes import pid_alive, runfile
+from chimera.v1 import refinement_pb2
 from tools.main.stack import LAYERS
 
+LOOP_FAMILY = "weibull"
+LOOP_MODULE = f"chaos-loop-{LOOP_FAMILY}"  # closed_loop: "<prefix>-<family>"
+LOOP_AGENT = f"{LOOP_MODULE}-agent"  # closed_loop: "<prefix>-<family>-agent"
 #: A small loop (tools/loop's test budget): Weibull instances of 500 items,
 #: 3 generations of 12 genomes on 8 training instances run by layer 7's GA (so
 #: its genome store, lineage and deployment record are exercised), a plan
 #: workload of 2 tasks per genome.
 SMALL_BUDGET = (
-    "--families", "weibull", "--items", "500", "--strategy", "layer7_ga", "--window", "8",
+    "--families", LOOP_FAMILY, "--items", "500", "--strategy", "layer7_ga", "--window", "8",
     "--population", "12", "--generations", "3", "--train-instances", "8", "--jobs", "30",
     "--tasks", "2", "--loop-module-prefix", "chaos-loop", "--generalisation-instances", "0",
 )
-LOOP_AGENT = "chaos-loop-weibull-agent"  # closed_loop: "<prefix>-<family>-agent"
 LAYER_NAMES = tuple(layer.name for layer in LAYERS)
 SERVING_LINE = "SERVING as subprocesses"
 DECISIONS = ("PROMOTE", "ROLL_BACK")
@@ -221,7 +232,7 @@ def check(report: Report, run_dir: Path, summary_path: Path, pids: set[int]) -> 
     except (OSError, ValueError) as exc:
         report.check("main job summary", False, f"{summary_path}: {exc}")
         job = {}
-    loop = job.get("closed_loop", {}).get("families", {}).get("weibull", {})
+    loop = job.get("closed_loop", {}).get("families", {}).get(LOOP_FAMILY, {})
     decision = loop.get("outcome", {}).get("decision", "")
     report.check("loop reached a decision", decision in DECISIONS,
                  decision or f"no decision: {job.get('reason', 'no summary')}")
@@ -242,6 +253,8 @@ def check(report: Report, run_dir: Path, summary_path: Path, pids: set[int]) -> 
                      f"job {grant.get('job_id')}: {grant.get('released', 'not released')}")
 
     report.checks.extend(store_checks(run_dir / "stack" / "genetics" / "genomes.sqlite", loop))
+    report.checks.extend(deployment_checks(run_dir / "stack" / "execution" / "deployments.json", loop))
+    report.checks.extend(experiment_checks(run_dir / "stack" / "refinement" / "experiments.jsonl", loop))
 
     alive = sorted(pid for pid in pids if pid_alive(pid))
     report.check("every server stopped", not alive and bool(pids),
@@ -292,6 +305,58 @@ def store_checks(path: Path, loop: dict[str, Any]) -> list[tuple[str, bool, str]
                     if "evolution" in loop else False,
                     f"store's last generation {numbers[-1] if numbers else None}, loop evolved {evolved}"))
     return out
+
+
+def deployment_checks(path: Path, loop: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """Layer 4's deployment record after the run: every deployment of the loop, once."""
+    try:
+        slot = json.loads(path.read_text())["slots"][LOOP_MODULE]
+    except (OSError, ValueError, KeyError) as exc:
+        return [("deployment record", False, f"{path}: no slot {LOOP_MODULE!r}: {exc!r}")]
+    versions = [d["version"] for d in slot["deployments"]]
+    genomes = {d["version"]: d["genome_id"] for d in slot["deployments"]}
+    out = [("deployment versions without gaps", versions == list(range(1, len(versions) + 1)),
+            f"slot {LOOP_MODULE}: versions {versions}")]
+    # What the loop was told it deployed: (version, genome id or "" for the module).
+    told = {
+        section: (loop[section]["version"], loop[section].get("genome_id", ""))
+        for section in ("kernel", "baseline", "canary") if section in loop
+    }
+    lost = {k: v for k, (v, genome) in told.items() if genomes.get(v, None) != genome}
+    extra = sorted(set(versions) - {v for v, _ in told.values()})
+    out.append(("deployments recorded once", not lost and not extra and bool(told),
+                f"loop deployed {told}; not in the record as told: {lost or 'none'}; "
+                f"recorded but never told: {extra or 'none'}"))
+    outcome = loop.get("outcome", {})
+    if "active_version" in outcome:
+        out.append(("active version recorded", slot["active"] == outcome["active_version"],
+                    f"record active v{slot['active']}, loop ended on v{outcome['active_version']}"))
+    return out
+
+
+def experiment_checks(path: Path, loop: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """Layer 5's journal after the run: exactly the loop's A/B observations, in order."""
+    ab = loop.get("ab_test")
+    if ab is None:
+        return [("experiment observations", False, "the loop ran no A/B test")]
+    recorded: dict[str, list[float]] = {}
+    try:
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            if "observed" not in event:
+                continue
+            observed = refinement_pb2.RecordObservationRequest.FromString(
+                base64.b64decode(event["observed"], validate=True)
+            )
+            if observed.experiment_id == ab["experiment_id"]:
+                recorded.setdefault(observed.variant_name, []).append(observed.value)
+    except (OSError, ValueError, DecodeError) as exc:
+        return [("experiment observations", False, f"{path}: {exc}")]
+    wanted = ab["observations"]
+    return [("experiment observations", recorded == wanted,
+             f"{ab['experiment_id']}: journal {({a: len(v) for a, v in recorded.items()})}, "
+             f"loop recorded {({a: len(v) for a, v in wanted.items()})}"
+             + ("" if recorded == wanted else " (values or order differ)"))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -101,14 +101,17 @@ LAYERS: tuple[Layer, ...] = (
         "layer4_execution",
         "chimera.v1.ExecutionService",
         upstreams=(("--validation-target", "layer3_validation"),),
+        # The deployment record: a restart re-deploys every slot's versions.
+        state=(("--state-dir", "execution"),),
         # Not EvaluateBatch: its KPI reports reach layer 5, and a repeat would count twice.
         repeatable=("ListVersions", "GetTask", "ListDeadLetters"),
     ),
-    # Layer 5's StreamKpis subscription.
+    # Layer 5's StreamKpis subscription; the journal resumes its experiments.
     Layer(
         "layer5_refinement",
         "chimera.v1.RefinementService",
         upstreams=(("--execution-target", "layer4_execution"),),
+        state=(("--state-dir", "refinement"),),
         repeatable=("DetectPatterns", "AnalyzeExperiment", "ShouldEvolve"),
     ),
     # The bandit's state lives in layer 7's genome store.
@@ -127,13 +130,15 @@ LAYERS: tuple[Layer, ...] = (
             ("--resources-target", "layer8_resources"),
         ),
         state=(("--run-dir", "genetics"),),
-        repeatable=("GetGenome", "ListGenomeHistory", "GetBanditState"),
+        # RunGeneration: a repeat of a committed one returns the stored generation.
+        repeatable=("RunGeneration", "GetGenome", "ListGenomeHistory", "GetBanditState"),
     ),
-    # The disk it pools is the run directory's filesystem.
+    # The disk it pools is the run directory's filesystem; the ledger keeps
+    # allocations and jobs (layer 7's grant) across a restart.
     Layer(
         "layer8_resources",
         "chimera.v1.ResourcesService",
-        state=(("--storage-path", "."),),
+        state=(("--storage-path", "."), ("--state-dir", "resources")),
         repeatable=(
             "GetInventory", "ListAllocations", "EstimateCost", "GetJob", "Release", "CancelJob"
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -20,7 +21,7 @@ from chimera.execution.service import SERVICE_NAME
 from chimera.execution.workload import BAD_GENOME, GOOD_GENOME, generate_instance
 from chimera.testing.helpers import free_port
 from chimera.v1 import common_pb2, execution_pb2, planning_pb2, validation_pb2
-from service_support import Harness, collect_kpis, running, wait_streams
+from service_support import FAST_OPTIONS, Harness, collect_kpis, running, wait_streams
 
 
 def slow_marker(marker: float) -> bytes:
@@ -356,3 +357,40 @@ def test_genome_hot_swap_while_tasks_run() -> None:
         assert all(versions[t] == 3 for t in after)  # submitted after the swap returned
         assert versions[pinned] == 2
         assert set(versions.values()) == {2, 3}
+
+
+def test_a_restart_on_the_state_dir_redeploys_every_slot(tmp_path) -> None:
+    """--state-dir: a new server on the same directory has every slot's versions, its
+    active version and the candidates after it, and rolls back as the old one would."""
+    options = dataclasses.replace(FAST_OPTIONS, state_dir=str(tmp_path / "state"))
+    with running(options) as h:
+        h.deploy("packer", kernel_wasm_bytes())
+        h.genome("packer", BAD_GENOME, "g-bad")
+        h.genome("packer", GOOD_GENOME, "g-good")  # the canary ...
+        h.stub.RollbackGenome(execution_pb2.RollbackGenomeRequest(module_name="packer"))  # ... rolled back
+        h.deploy("marker", guests.marker_guest(7.0))
+        before = {
+            name: h.stub.ListVersions(execution_pb2.ListVersionsRequest(module_name=name))
+            for name in ("packer", "marker")
+        }
+    assert before["packer"].active_version == 2 and len(before["packer"].deployments) == 3
+
+    with running(options) as h:
+        after = {
+            name: h.stub.ListVersions(execution_pb2.ListVersionsRequest(module_name=name))
+            for name in ("packer", "marker")
+        }
+        assert after == before  # versions, genomes, digests, verdicts, times, previous versions
+        rec = h.wait_terminal(h.submit("marker").task_id)
+        assert rec.module_version == 1 and rec.last_kpi.metrics["marker"] == 7.0
+        again = h.stub.RollbackGenome(execution_pb2.RollbackGenomeRequest(module_name="packer"))
+        assert again.version == 3 and again.genome.id == "g-good"  # the canary, from the record
+        nxt = h.genome("packer", GOOD_GENOME, "g-next")
+        assert nxt.version == 4  # numbering goes on; no version is reused
+
+    # A module whose bytes no longer match the record is refused at start-up.
+    digest = before["marker"].deployments[0].module_sha256
+    (tmp_path / "state" / "modules" / f"{digest}.wasm").write_bytes(b"\0asm tampered")
+    with pytest.raises(ValueError, match=f"{digest}.wasm: bytes hash to"):
+        with running(options):
+            pass

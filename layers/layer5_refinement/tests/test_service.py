@@ -401,3 +401,75 @@ def test_flags(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         parse_args(["--max-versions", "0"])
     assert exit_.value.code == 2 and "--max-versions must be at least 1" in capsys.readouterr().err
+
+
+def test_an_experiment_resumes_from_its_journal(stub: Stub, tmp_path) -> None:
+    """--state-dir: a server started on the journal of one that died has every
+    experiment with its observations in order, and decides as one that never stopped."""
+    rng = np.random.default_rng(7)
+    control, treatment = rng.normal(0.60, 0.05, 16), rng.normal(0.70, 0.05, 16)
+    options = Options(state_dir=tmp_path / "state")
+    config = ServerConfig(port=0, metrics_port=None)
+    with build_server(config, options) as first, grpc.insecure_channel(first.target) as channel:
+        before = refinement_pb2_grpc.RefinementServiceStub(channel)
+        exp = experiment(before, n=16)
+        record(before, exp.id, "control", control)
+        record(before, exp.id, "treatment", treatment[:9])
+    with open(tmp_path / "state" / "experiments.jsonl", "a") as journal:
+        journal.write('{"observed":"exp-000001","arm":"treat')  # a write the kill cut short
+    with build_server(config, options) as second, grpc.insecure_channel(second.target) as channel:
+        after = refinement_pb2_grpc.RefinementServiceStub(channel)
+        state = record(after, exp.id, "treatment", treatment[9:10])
+        assert (state.control_count, state.treatment_count) == (16, 10)
+        assert experiment(after, n=16).id == "exp-000002"  # ids go on after the recorded ones
+        record(after, exp.id, "treatment", treatment[10:])
+        resumed = analyse(after, exp.id)
+    # The same observations on a server that never stopped.
+    uninterrupted = experiment(stub, n=16)
+    record(stub, uninterrupted.id, "control", control)
+    record(stub, uninterrupted.id, "treatment", treatment)
+    expected = analyse(stub, uninterrupted.id)
+    expected.experiment_id = resumed.experiment_id
+    assert resumed == expected and resumed.samples_used_per_arm == 16
+
+
+def test_a_paired_experiment_resumes_with_its_units_pairs_and_guardrails(stub: Stub, tmp_path) -> None:
+    """--state-dir with a paired design: units, the order the pairs completed and the
+    guardrail values come back, and a repeated unit is still refused after the restart."""
+    rng = np.random.default_rng(11)
+    control, treatment = paired_units(rng, 12, 0.1)
+    order = rng.permutation(12)
+    options = Options(state_dir=tmp_path / "state")
+    config = ServerConfig(port=0, metrics_port=None)
+
+    def first_half(s: Stub, exp_id: str) -> None:
+        for i in order[:8]:  # the treatment arm out of order, so the pairs complete out of order
+            observe(s, exp_id, "treatment", f"inst-{i}", treatment[i], fuel_per_item=10.0)
+        for i in range(6):
+            observe(s, exp_id, "control", f"inst-{i}", control[i], fuel_per_item=10.2)
+
+    def second_half(s: Stub, exp_id: str) -> R.Experiment:
+        for i in order[8:]:
+            observe(s, exp_id, "treatment", f"inst-{i}", treatment[i], fuel_per_item=10.0)
+        for i in range(6, 12):
+            state = observe(s, exp_id, "control", f"inst-{i}", control[i], fuel_per_item=10.2)
+        return state
+
+    with build_server(config, options) as first, grpc.insecure_channel(first.target) as channel:
+        before = refinement_pb2_grpc.RefinementServiceStub(channel)
+        exp = fuel_guarded(before, design=SEQUENTIAL, n=12)
+        first_half(before, exp.id)
+    with build_server(config, options) as second, grpc.insecure_channel(second.target) as channel:
+        after = refinement_pb2_grpc.RefinementServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:  # the unit is in the journal
+            observe(after, exp.id, "control", "inst-0", 0.5, fuel_per_item=10.0)
+        assert err.value.details().startswith("field 'unit_id'"), err.value.details()
+        resumed_state = second_half(after, exp.id)
+        resumed = analyse(after, exp.id)
+    uninterrupted = fuel_guarded(stub, design=SEQUENTIAL, n=12)
+    first_half(stub, uninterrupted.id)
+    expected_state = second_half(stub, uninterrupted.id)
+    expected = analyse(stub, uninterrupted.id)
+    assert resumed_state.pair_count == expected_state.pair_count == 12
+    expected.experiment_id = resumed.experiment_id
+    assert resumed == expected and len(resumed.guardrails) == 1

@@ -4,6 +4,7 @@ population, refusals, the wall time running out, EndRun releasing the share."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -27,6 +28,7 @@ PER_CORE = 6
 class Stack:
     genetics: Stub
     resources: resources_pb2_grpc.ResourcesServiceStub
+    options: Options  # the layer-7 server's (its run directory, layer 8's address)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,7 @@ def stack() -> Iterator[Stack]:
         with build_server(LOOPBACK, options) as server, grpc.insecure_channel(
             server.target
         ) as channel, grpc.insecure_channel(layer8.target) as resources:
-            yield Stack(Stub(channel), resources_pb2_grpc.ResourcesServiceStub(resources))
+            yield Stack(Stub(channel), resources_pb2_grpc.ResourcesServiceStub(resources), options)
 
 
 def needs(cores: float = 1.0, seconds: int = 60, **kw: object) -> genetics_pb2.RunResources:
@@ -200,3 +202,29 @@ def test_bad_end_run_and_no_resources_target(stack: Stack, tmp_path: Path) -> No
         err = refused(Stub(channel).BeginRun, _begin())
         assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "--resources-target" in err.details()
         assert not start(Stub(channel), "free", population_size=PER_CORE).HasField("grant")
+
+
+def test_a_restarted_service_holds_the_grant_of_the_one_before(stack: Stack, tmp_path: Path) -> None:
+    """The grant is recorded in the genome store: a service started on the same store
+    breeds the next generation under the same layer-8 job and EndRun releases it."""
+    options = dataclasses.replace(stack.options, run_dir=tmp_path / "genetics")
+    with build_server(LOOPBACK, options) as server, grpc.insecure_channel(server.target) as channel:
+        status = Stub(channel).BeginRun(
+            genetics_pb2.BeginRunRequest(agent_id="restarted", resources=needs(population_size=8)),
+            timeout=30,
+        )
+        first = start(Stub(channel), "restarted", population_size=8, seed=2)
+    # The first server is gone without EndRun (as after a SIGKILL); the job still runs.
+    assert job_status(stack, status.job.id) == "JOB_STATUS_RUNNING"
+    with build_server(LOOPBACK, options) as server, grpc.insecure_channel(server.target) as channel:
+        genetics = Stub(channel)
+        second = advance(genetics, "restarted", list(first.population), seed=2)
+        assert second.generation == 1 and len(second.population) == PER_CORE
+        assert second.grant.job.id == status.job.id and not second.grant.released
+        assert 0 < second.grant.seconds_left <= status.seconds_left
+        ended = genetics.EndRun(genetics_pb2.EndRunRequest(agent_id="restarted"), timeout=30)
+        assert ended.released and job_status(stack, status.job.id) == "JOB_STATUS_FINISHED"
+    # Released grants are no longer recorded: a third start holds none.
+    with build_server(LOOPBACK, options) as server, grpc.insecure_channel(server.target) as channel:
+        err = refused(Stub(channel).EndRun, genetics_pb2.EndRunRequest(agent_id="restarted"))
+        assert err.code() == grpc.StatusCode.NOT_FOUND

@@ -268,3 +268,23 @@ def test_bad_bandit_states_name_the_field(stub: Stub, state: object, field: str)
     with pytest.raises(grpc.RpcError) as err:
         stub.GetBanditState(genetics_pb2.GetBanditStateRequest(), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'problem_class'" in err.value.details()
+
+
+def test_a_repeated_request_gets_the_stored_answer_not_another_generation(stub: Stub, run_dir: Path) -> None:
+    """RunGeneration is safe to send again (a client whose answer was lost in a restart)."""
+    first = start(stub, "again", population_size=SIZE, seed=4)
+    assert start(stub, "again", population_size=SIZE, seed=4) == first  # the first call, repeated
+    second = advance(stub, "again", list(first.population), seed=4)
+    repeated = advance(stub, "again", list(first.population), seed=4)
+    assert repeated == second and repeated.generation == 1
+    with GenomeStore.open(run_dir / "genomes.sqlite") as store:
+        assert store.generations("again") == [(0, SIZE), (1, SIZE)]
+    # The same generation scored differently is not a repeat.
+    other = [
+        genetics_pb2.GenomeEvaluation(genome_id=g.id, fitness=sphere_fitness(g) + 1.0)
+        for g in first.population
+    ]
+    with pytest.raises(grpc.RpcError) as err:
+        stub.RunGeneration(genetics_pb2.RunGenerationRequest(agent_id="again", evaluations=other), timeout=60)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already scored" in err.value.details()

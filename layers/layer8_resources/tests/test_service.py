@@ -427,3 +427,50 @@ def test_refresh_probes_the_host_again(core: ResourcesCore) -> None:
             code, text = code_of(stub.Allocate, req(cpu=2))
             assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "only 1 cores free" in text
             stub.Release(resources_pb2.ReleaseRequest(allocation_id=held.id), timeout=10)
+
+
+def test_a_restart_on_the_state_dir_keeps_allocations_and_jobs(
+    core: ResourcesCore, tmp_path: Path
+) -> None:
+    """--state-dir: a server started on the ledger of one that died holds the same
+    grants (a running job is still cancellable), queued jobs keep their place, and
+    what ran out while it was down expires on its first check."""
+    clock = FakeClock()
+    config = ServerConfig(port=0, metrics_port=None)
+    options = Options(state_dir=tmp_path / "state")
+
+    with build_server(config, options, core=core, probe=host, clock=clock) as server:
+        with grpc.insecure_channel(server.target) as channel:
+            stub = resources_pb2_grpc.ResourcesServiceStub(channel)
+            running = stub.ScheduleJob(resources_pb2.ScheduleJobRequest(
+                name="evolve", request=req(cpu=6, minutes=30), population_size=64), timeout=10)
+            queued = stub.ScheduleJob(resources_pb2.ScheduleJobRequest(
+                name="waits", request=req(cpu=4, minutes=30)), timeout=10)
+            short = stub.Allocate(req(cpu=1, minutes=1), timeout=10)
+            before = stub.ListAllocations(resources_pb2.ListAllocationsRequest(), timeout=10)
+    assert running.status == resources_pb2.JOB_STATUS_RUNNING
+    assert queued.status == resources_pb2.JOB_STATUS_QUEUED
+
+    clock.advance(90)  # the 1-minute allocation runs out while no server is up
+    with build_server(config, options, core=core, probe=host, clock=clock) as server:
+        with grpc.insecure_channel(server.target) as channel:
+            stub = resources_pb2_grpc.ResourcesServiceStub(channel)
+            job = stub.GetJob(resources_pb2.GetJobRequest(job_id=running.id), timeout=10)
+            assert job.status == resources_pb2.JOB_STATUS_RUNNING
+            assert job.allocation.id == running.allocation.id and job.grant == running.grant
+            assert stub.GetJob(resources_pb2.GetJobRequest(job_id=queued.id), timeout=10).status == (
+                resources_pb2.JOB_STATUS_QUEUED)
+            after = stub.ListAllocations(resources_pb2.ListAllocationsRequest(), timeout=10)
+            assert {a.id for a in after.allocations} == {a.id for a in before.allocations}
+            ended = next(a for a in after.allocations if a.id == short.id)
+            assert ended.status == resources_pb2.ALLOCATION_STATUS_EXPIRED
+            # The holder of the running job releases it through the new server ...
+            done = stub.CancelJob(resources_pb2.CancelJobRequest(job_id=running.id), timeout=10)
+            assert done.status == resources_pb2.JOB_STATUS_FINISHED
+            # ... and the queued one starts on the share it returned.
+            assert stub.GetJob(resources_pb2.GetJobRequest(job_id=queued.id), timeout=10).status == (
+                resources_pb2.JOB_STATUS_RUNNING)
+
+    (tmp_path / "state" / "ledger.json").write_text("{not json")
+    with pytest.raises(ValueError, match="ledger.json: not a valid state record"):
+        build_server(config, options, core=core, probe=host, clock=clock)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -42,6 +41,7 @@ from chimera.framework.config import ServerConfig
 from chimera.framework.interceptors import default_chain
 from chimera.framework.metrics import MetricsRegistry
 from chimera.framework.metrics_http import MetricsHttpServer
+from chimera.framework.statefile import write_atomically
 from chimera.framework.validation import Validator
 
 __all__ = ["ChimeraServer", "ServiceRegistration", "StopHooks", "serve"]
@@ -169,7 +169,7 @@ class ChimeraServer:
         for name in self._names:
             self._health.set(name, _SERVING)
         if self.config.port_file is not None:
-            _write_atomically(self.config.port_file, f"{self.port}\n")
+            write_atomically(self.config.port_file, f"{self.port}\n")
         self._log.info(
             json.dumps(
                 {
@@ -323,13 +323,6 @@ def serve(server: ChimeraServer, *, ready: Callable[[ChimeraServer], None] | Non
         ready(server)
     server.wait()
     return 0
-
-
-def _write_atomically(path: str, text: str) -> None:
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(partial, path)
 
 
 def _as_registration(item: Registration) -> ServiceRegistration:

@@ -18,16 +18,25 @@ Why the shape:
   with ``to_version = 0`` undoes the first.
 * Genomes are opaque here (the service stores its ``AgentGenome`` message);
   only their parameters, id and agent matter to running tasks.
+* A store made by :meth:`DeploymentStore.recorded` keeps a durable record
+  (:mod:`chimera.execution.deployment_record`): each admitted module's bytes
+  before a deployment refers to them, and the whole state (:class:`SlotState`
+  by slot) after every mutation, under the lock, so the record is written in
+  the order the changes happened; it starts from what the record held.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chimera.execution.sandbox import CompiledModule
+
+if TYPE_CHECKING:  # the record module imports this one
+    from chimera.execution.deployment_record import DeploymentRecord
 
 __all__ = [
     "Deployment",
@@ -37,6 +46,7 @@ __all__ = [
     "NoActiveDeployment",
     "NothingToRollBack",
     "SlotNotFound",
+    "SlotState",
     "VersionConflict",
     "VersionNotFound",
 ]
@@ -100,6 +110,16 @@ class DeploymentView:
     previous_version: int
 
 
+@dataclass(frozen=True)
+class SlotState:
+    """One slot as a value: its deployments (version ``i + 1`` at index ``i``),
+    the active version (0 = none) and each version's ``previous_version``."""
+
+    deployments: tuple[Deployment, ...]
+    active: int
+    previous_of: Mapping[int, int]
+
+
 @dataclass
 class _Slot:
     deployments: list[Deployment] = field(default_factory=list)
@@ -108,19 +128,66 @@ class _Slot:
 
 
 class DeploymentStore:
-    """All slots; every mutation and every read of the active version takes one lock."""
+    """All slots; every mutation and every read of the active version takes one lock.
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    With a ``record`` (see :meth:`recorded`), the state of every slot is written
+    to it after each mutation, under the lock (a failed write fails the
+    mutation's call, after the change).
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        record: DeploymentRecord | None = None,
+    ) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
+        self._record = record
+
+    @classmethod
+    def recorded(
+        cls,
+        record: DeploymentRecord,
+        compile_module: Callable[[bytes], CompiledModule],
+        clock: Callable[[], float] = time.time,
+    ) -> DeploymentStore:
+        """A store that keeps ``record`` and starts with every slot it recorded (the active
+        version and the canaries after it live again); ValueError names a bad record."""
+        store = cls(clock, record)
+        store._restore(record.read(compile_module))
+        return store
+
+    def _restore(self, slots: Mapping[str, SlotState]) -> None:
+        with self._lock:
+            for name, state in slots.items():
+                versions = [d.version for d in state.deployments]
+                if versions != list(range(1, len(versions) + 1)) or not 0 <= state.active <= len(versions):
+                    raise ValueError(
+                        f"slot {name!r}: versions {versions} with active {state.active} are inconsistent"
+                    )
+                self._slots[name] = _Slot(
+                    list(state.deployments), state.active, dict(state.previous_of)
+                )
 
     # -- mutations -------------------------------------------------------
 
     def add_module(
-        self, module_name: str, module: CompiledModule, verdict_id: str, *, activate: bool
+        self,
+        module_name: str,
+        module: CompiledModule,
+        verdict_id: str,
+        *,
+        activate: bool,
+        wasm: bytes = b"",
     ) -> DeploymentView:
-        """Stores a module (no genome) as the slot's next version, creating the slot."""
+        """Stores a module (no genome) as the slot's next version, creating the slot.
+
+        ``wasm`` (the module's bytes) is required when the store keeps a record."""
+        if self._record is not None:
+            if not wasm:
+                raise ValueError("add_module: a recorded store needs the module's bytes")
+            self._record.keep_module(module.digest, wasm)
         with self._lock:
             slot = self._slots.setdefault(module_name, _Slot())
             dep = Deployment(
@@ -133,6 +200,7 @@ class DeploymentStore:
             slot.deployments.append(dep)
             if activate:
                 self._activate(slot, dep.version)
+            self._changed()
             return self._view(slot, dep)
 
     def deploy_genome(
@@ -169,6 +237,7 @@ class DeploymentStore:
             )
             slot.deployments.append(dep)
             self._activate(slot, dep.version)
+            self._changed()
             return self._view(slot, dep)
 
     def rollback(self, module_name: str, to_version: int = 0) -> DeploymentView:
@@ -187,6 +256,7 @@ class DeploymentStore:
                 target = to_version
             if target != slot.active:
                 self._activate(slot, target)
+                self._changed()
             return self._view(slot, slot.deployments[target - 1])
 
     # -- reads -----------------------------------------------------------
@@ -231,6 +301,16 @@ class DeploymentStore:
             return sum(1 for s in self._slots.values() if s.active)
 
     # -- internals -------------------------------------------------------
+
+    def _states(self) -> dict[str, SlotState]:
+        return {
+            name: SlotState(tuple(slot.deployments), slot.active, dict(slot.previous_of))
+            for name, slot in self._slots.items()
+        }
+
+    def _changed(self) -> None:
+        if self._record is not None:
+            self._record.write(self._states())
 
     def _slot(self, module_name: str) -> _Slot:
         slot = self._slots.get(module_name)

@@ -121,6 +121,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ServerConfig, argpars
     )
     p.add_argument("--cache-dir", help="private directory for compiled modules (.cwasm)")
     p.add_argument(
+        "--state-dir",
+        help="directory of the deployment record; a restart on it re-deploys every slot's versions",
+    )
+    p.add_argument(
         "--kpi-buffer", type=int, default=d.kpi_buffer, help="reports buffered per KPI stream"
     )
     p.add_argument(
@@ -144,6 +148,7 @@ def options_from_args(args: argparse.Namespace) -> ExecutionOptions:
         retry=RetryPolicy(base_delay_s=args.retry_base_delay_s, max_delay_s=args.retry_max_delay_s),
         tick_ms=args.tick_ms,
         cache_dir=args.cache_dir,
+        state_dir=args.state_dir,
         kpi_buffer=args.kpi_buffer,
         max_kpi_streams=args.max_kpi_streams,
     )
@@ -171,7 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
 
-    return serve(build_server(config, options, gate), ready=announce)
+    try:
+        server = build_server(config, options, gate)
+    except ValueError as exc:  # an unreadable deployment record under --state-dir
+        print(f"layer4-execution: {exc}", file=sys.stderr)
+        return 1
+    return serve(server, ready=announce)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ class ExecutionOptions:
     retry: RetryPolicy = RetryPolicy()
     tick_ms: float = 5.0
     cache_dir: str | None = None
+    #: Where the deployment record lives (modules and slots); None = in memory only.
+    state_dir: str | None = None
     kpi_buffer: int = 1024
     max_kpi_streams: int = 16
     kpi_retained: int = 10_000

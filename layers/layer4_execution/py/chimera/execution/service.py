@@ -55,6 +55,7 @@ from chimera.execution.convert import (
     attempt_kpi, deployment_to_proto, from_timestamp, kpi_to_proto, outcome_name, run_outcome,
     task_record, task_status, timestamp,
 )
+from chimera.execution.deployment_record import DeploymentRecord
 from chimera.execution.deployments import (
     Deployment, DeploymentStore, DeploymentView, ModuleNotInSlot, NoActiveDeployment,
     NothingToRollBack, SlotNotFound, VersionConflict, VersionNotFound,
@@ -101,7 +102,12 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
             cache_dir=options.cache_dir,
             default_limits=options.default_limits,
         )
-        self.store = DeploymentStore()
+        # With --state-dir the store records every change and a restart resumes each slot.
+        self.store = (
+            DeploymentStore.recorded(DeploymentRecord(options.state_dir), self.sandbox.compile)
+            if options.state_dir
+            else DeploymentStore()
+        )
         self._run_attempt = make_executor(self.store, self.sandbox)
         self.hub = KpiHub(
             options.kpi_buffer,
@@ -164,7 +170,11 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
                 self.sandbox.modules.discard(compiled.digest)  # refused bytes hold no memory
             raise
         view = self.store.add_module(
-            request.module_name, compiled, request.verdict_id, activate=request.activate
+            request.module_name,
+            compiled,
+            request.verdict_id,
+            activate=request.activate,
+            wasm=request.wasm,
         )
         return self._deployed(
             "module",

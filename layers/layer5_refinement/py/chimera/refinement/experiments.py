@@ -8,6 +8,11 @@ makes repeated analysis safe. Paired observations are keyed by unit; a pair
 counts from the moment its second arm arrives, and the rule takes pairs in
 that completion order (the first ``planned`` for a fixed design, pair by pair
 for the sequential one). The statistics all live in the core.
+
+With an :class:`ExperimentJournal` (``--state-dir``) every creation and
+observation is journalled before it is answered, and a store built on the
+same journal replays them in order, so it starts with every experiment as it
+was: arms, units, pairs and their completion order.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chimera.framework import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from chimera.refinement.experiment_journal import ExperimentJournal
 from chimera.refinement.core import (
     ArmSummary,
     CoreError,
@@ -70,9 +76,24 @@ class _Experiment:
     pairs: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @classmethod
+    def empty(cls, proto: refinement_pb2.Experiment) -> _Experiment:
+        arms = (proto.control.name, proto.treatment.name)
+        return cls(proto, {a: [] for a in arms}, {a: {} for a in arms})
+
     @property
     def paired(self) -> bool:
         return self.proto.design in _PAIRED
+
+    def add(self, arm_name: str, unit: str, observation: _Observation) -> None:
+        """Records an admitted observation (see :func:`_admit`); the caller holds ``lock``."""
+        self.arms[arm_name].append(observation)
+        if self.paired:
+            self.units[arm_name][unit] = observation
+            control, treatment = self.proto.control.name, self.proto.treatment.name
+            other = treatment if arm_name == control else control
+            if unit in self.units[other]:
+                self.pairs.append(unit)
 
     def series(self) -> tuple[list[_Observation], list[_Observation]]:
         """The observations the rule sees, control then treatment."""
@@ -93,6 +114,7 @@ class ExperimentStore:
         core: RefinementCore,
         capacity: int = 10_000,
         on_decision: Callable[[Decision], None] | None = None,
+        journal: ExperimentJournal | None = None,
     ) -> None:
         self._core = core
         self._capacity = capacity
@@ -100,6 +122,20 @@ class ExperimentStore:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._on_decision = on_decision
+        self._journal = journal
+        if journal is not None:
+            self._replay(journal)
+
+    def _replay(self, journal: ExperimentJournal) -> None:
+        """Re-applies the journal's events in their order (each was admitted when recorded)."""
+        for event in journal.replay():
+            if isinstance(event, refinement_pb2.Experiment):
+                self._experiments[event.id] = _Experiment.empty(event)
+            else:
+                exp = self._experiments[event.experiment_id]
+                exp.add(event.variant_name, event.unit_id, _admit(exp, event))
+        numbers = [int(exp_id.removeprefix("exp-")) for exp_id in self._experiments]
+        self._ids = itertools.count(max(numbers, default=0) + 1)
 
     def create(self, request: refinement_pb2.CreateExperimentRequest) -> refinement_pb2.Experiment:
         control, treatment = request.control.name, request.treatment.name
@@ -165,9 +201,9 @@ class ExperimentStore:
                 guardrails=request.guardrails,
                 mixture_scale=mixture_scale,
             )
-            entry = self._experiments[exp_id] = _Experiment(
-                proto, {control: [], treatment: []}, {control: {}, treatment: {}}
-            )
+            if self._journal is not None:
+                self._journal.created(proto)
+            entry = self._experiments[exp_id] = _Experiment.empty(proto)
         return self._snapshot(entry)
 
     def _get(self, experiment_id: str) -> _Experiment:
@@ -182,38 +218,10 @@ class ExperimentStore:
     ) -> refinement_pb2.Experiment:
         exp = self._get(request.experiment_id)
         with exp.lock:
-            arm_name = request.variant_name
-            arm = exp.arms.get(arm_name)
-            if arm is None:
-                raise InvalidArgument(
-                    "variant_name", f"must be one of {sorted(exp.arms)} of this experiment"
-                )
-            observation = _Observation(request.value, _guardrail_values(exp.proto, request))
-            unit = request.unit_id
-            if exp.paired:
-                if not unit:
-                    raise InvalidArgument(
-                        "unit_id",
-                        "is required: the experiment's design "
-                        f"{refinement_pb2.ExperimentDesign.Name(exp.proto.design)} pairs the "
-                        "arms by unit",
-                    )
-                if unit in exp.units[arm_name]:
-                    raise InvalidArgument(
-                        "unit_id", f"unit {unit!r} is already recorded for arm {arm_name!r}"
-                    )
-            if len(arm) >= MAX_OBSERVATIONS_PER_ARM:
-                raise ResourceExhausted(
-                    f"arm {arm_name!r} holds {len(arm)} observations (the limit)"
-                )
-            arm.append(observation)
-            if exp.paired:
-                exp.units[arm_name][unit] = observation
-                other = exp.proto.treatment.name if arm_name == exp.proto.control.name else (
-                    exp.proto.control.name
-                )
-                if unit in exp.units[other]:
-                    exp.pairs.append(unit)
+            observation = _admit(exp, request)
+            if self._journal is not None:
+                self._journal.observed(request)
+            exp.add(request.variant_name, request.unit_id, observation)
             return self._snapshot(exp)
 
     def _snapshot(self, exp: _Experiment) -> refinement_pb2.Experiment:
@@ -261,6 +269,34 @@ class ExperimentStore:
         if self._on_decision is not None:
             self._on_decision(verdict.decision)
         return _analysis(p, verdict)
+
+
+def _admit(
+    exp: _Experiment, request: refinement_pb2.RecordObservationRequest
+) -> _Observation:
+    """The request's observation, if the experiment may take it (INVALID_ARGUMENT naming
+    the field, RESOURCE_EXHAUSTED at the arm's limit); the caller holds ``exp.lock``."""
+    arm_name = request.variant_name
+    arm = exp.arms.get(arm_name)
+    if arm is None:
+        raise InvalidArgument("variant_name", f"must be one of {sorted(exp.arms)} of this experiment")
+    observation = _Observation(request.value, _guardrail_values(exp.proto, request))
+    unit = request.unit_id
+    if exp.paired:
+        if not unit:
+            raise InvalidArgument(
+                "unit_id",
+                "is required: the experiment's design "
+                f"{refinement_pb2.ExperimentDesign.Name(exp.proto.design)} pairs the "
+                "arms by unit",
+            )
+        if unit in exp.units[arm_name]:
+            raise InvalidArgument(
+                "unit_id", f"unit {unit!r} is already recorded for arm {arm_name!r}"
+            )
+    if len(arm) >= MAX_OBSERVATIONS_PER_ARM:
+        raise ResourceExhausted(f"arm {arm_name!r} holds {len(arm)} observations (the limit)")
+    return observation
 
 
 def _guardrail_values(

@@ -15,6 +15,7 @@ import argparse
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from chimera.framework import (
     ChimeraServer,
@@ -27,6 +28,7 @@ from chimera.framework import (
 from chimera.framework.flags import add_server_flags, server_config_from_flags
 from chimera.refinement.buffers import KpiBuffers
 from chimera.refinement.core import RefinementCore
+from chimera.refinement.experiment_journal import ExperimentJournal
 from chimera.refinement.service import SERVICE_NAME, RefinementMetrics, RefinementServicer
 from chimera.refinement.subscription import Backoff, KpiSubscription
 from chimera.v1 import common_pb2, refinement_pb2_grpc
@@ -46,6 +48,8 @@ class Options:
     buffer_capacity: int = 1000
     max_versions: int = 256
     experiment_capacity: int = 10_000
+    #: Where the experiments' journal lives; None = in memory only.
+    state_dir: Path | None = None
     backoff: Backoff = Backoff()
 
 
@@ -58,6 +62,11 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
     parser.add_argument("--buffer-capacity", type=int, default=1000, help="reports kept per version")
     parser.add_argument("--max-versions", type=int, default=256, help="module versions kept")
     parser.add_argument("--experiment-capacity", type=int, default=10_000, help="experiments kept")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="directory of the experiments' journal; a restart on it resumes every experiment",
+    )
     args = parser.parse_args(list(argv))
 
     def check() -> None:
@@ -72,6 +81,7 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
         buffer_capacity=args.buffer_capacity,
         max_versions=args.max_versions,
         experiment_capacity=args.experiment_capacity,
+        state_dir=args.state_dir,
     )
 
 
@@ -83,7 +93,8 @@ def build_server(
     registry = MetricsRegistry()
     metrics = RefinementMetrics(registry)
     buffers = KpiBuffers(options.buffer_capacity, options.max_versions)
-    servicer = RefinementServicer(core, buffers, metrics, options.experiment_capacity)
+    journal = ExperimentJournal(options.state_dir) if options.state_dir is not None else None
+    servicer = RefinementServicer(core, buffers, metrics, options.experiment_capacity, journal)
     subscription = None
     if options.execution_target:
 
@@ -109,7 +120,10 @@ def build_server(
             )
         ],
         metrics=registry,
-        on_stop=StopHooks(before_drain=[subscription.stop] if subscription is not None else []),
+        on_stop=StopHooks(
+            before_drain=[subscription.stop] if subscription is not None else [],
+            after_drain=[journal.close] if journal is not None else [],
+        ),
         after_start=[subscription.start] if subscription is not None else [],
     )
 

@@ -8,6 +8,7 @@ from chimera.framework import MetricsRegistry
 from chimera.refinement import optimizer, patterns
 from chimera.refinement.buffers import KpiBuffers
 from chimera.refinement.core import Decision, RefinementCore
+from chimera.refinement.experiment_journal import ExperimentJournal
 from chimera.refinement.experiments import ExperimentStore
 from chimera.v1 import refinement_pb2, refinement_pb2_grpc
 
@@ -59,11 +60,12 @@ class RefinementServicer(refinement_pb2_grpc.RefinementServiceServicer):
         buffers: KpiBuffers,
         metrics: RefinementMetrics,
         experiment_capacity: int = 10_000,
+        journal: ExperimentJournal | None = None,
     ) -> None:
         self._core = core
         self._buffers = buffers
         self._metrics = metrics
-        self._experiments = ExperimentStore(core, experiment_capacity, metrics.decision)
+        self._experiments = ExperimentStore(core, experiment_capacity, metrics.decision, journal)
 
     @property
     def buffers(self) -> KpiBuffers:

@@ -5,6 +5,13 @@ each later call records the fitness of members of the agent's newest
 generation and breeds the next one from it (:mod:`chimera.genetics.breeding`).
 Genome checks, diversity and the default fitness formula come from the Rust
 core; the fitness and the new generation are stored in one transaction.
+
+A call is safe to send again: when its answer was lost (the service died
+after the commit), the same request scores a generation that already has a
+successor, and the answer is that stored successor, not another generation.
+The same fitness values are required (anything else is FAILED_PRECONDITION);
+a repeated first call (same bounds, agent still at generation 0) returns
+generation 0.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from chimera.framework.errors import (
 from chimera.genetics.breeding import CROSSOVERS, Operators, breed, initial_population
 from chimera.genetics.convert import genome_proto
 from chimera.genetics.core import STATUS_BAD_BOUNDS, CoreError, GeneticsCore, KpiInputs
-from chimera.genetics.store import GenomeRecord, GenomeStore, NewGenome, StoreConflict
+from chimera.genetics.store import AgentState, GenomeRecord, GenomeStore, NewGenome, StoreConflict
 from chimera.v1 import common_pb2, genetics_pb2
 
 __all__ = ["Breeder", "BreederLimits"]
@@ -82,6 +89,9 @@ class Breeder:
         agent = self._store.agent(request.agent_id)
         if agent is None:
             return self._first_generation(request, max_population)
+        repeated = self._repeated(request, agent)
+        if repeated is not None:
+            return repeated
         space = _Space.from_json(agent.settings["bounds"])
         stored_size = int(agent.settings["population_size"])
         size = _clipped(stored_size, max_population)
@@ -114,21 +124,66 @@ class Breeder:
         records = self._commit(
             request.agent_id, agent.generation + 1, new, space, ops, stored_size, fitness
         )
+        summary = self._summary(request.agent_id, agent.generation, space, genes, merged)
+        response = self._response(request.agent_id, agent.generation + 1, records, ops, summary)
+        response.population_clipped_from = stored_size if size < stored_size else 0
+        return response
+
+    def _repeated(
+        self, request: genetics_pb2.RunGenerationRequest, agent: AgentState
+    ) -> genetics_pb2.RunGenerationResponse | None:
+        """The stored answer when ``request`` repeats one already committed, else None."""
+        space = _Space.from_json(agent.settings["bounds"])
+        ops = Operators.from_json(agent.settings["operators"])
+        stored_size = int(agent.settings["population_size"])
+        if not request.evaluations:
+            if agent.generation != 0 or not request.bounds or _Space(
+                tuple(b.name for b in request.bounds),
+                np.array([b.lower for b in request.bounds], dtype=np.float64),
+                np.array([b.upper for b in request.bounds], dtype=np.float64),
+            ).to_json() != space.to_json():
+                return None
+            records = self._store.population(request.agent_id, 0)
+            response = self._response(request.agent_id, 0, records, ops, None)
+            response.population_clipped_from = stored_size if len(records) < stored_size else 0
+            return response
+        first = self._store.get(request.evaluations[0].genome_id)
+        scored = agent.generation - 1
+        if first is None or first.agent_id != request.agent_id or first.generation != scored:
+            return None
+        previous = self._store.population(request.agent_id, scored)
+        fitness = self._fitness(request, previous)
+        stored = {g.id: g.fitness for g in previous}
+        differ = sorted(gid for gid, value in fitness.items() if stored[gid] != value)
+        if differ:
+            raise FailedPrecondition(
+                f"evaluations: generation {scored} of agent {request.agent_id!r} was already scored "
+                f"and bred into generation {agent.generation}, with other fitness for {differ[0]}"
+            )
+        genes = np.array([g.parameters for g in previous], dtype=np.float64)
+        merged = np.array([np.nan if g.fitness is None else g.fitness for g in previous])
+        summary = self._summary(request.agent_id, scored, space, genes, merged)
+        records = self._store.population(request.agent_id, agent.generation)
+        response = self._response(request.agent_id, agent.generation, records, ops, summary)
+        response.population_clipped_from = stored_size if len(records) < stored_size else 0
+        return response
+
+    def _summary(
+        self, agent_id: str, generation: int, space: _Space, genes: np.ndarray, merged: np.ndarray
+    ) -> common_pb2.GenerationSummary:
+        """The scored generation's summary (its evaluated members' fitness, its diversity)."""
         evaluated = merged[~np.isnan(merged)]
         diversity = self._core.check_population(space.bounds, genes.tolist())
-        summary = common_pb2.GenerationSummary(
-            generation=agent.generation,
+        return common_pb2.GenerationSummary(
+            generation=generation,
             best_fitness=float(evaluated.max()),
             mean_fitness=float(evaluated.mean()),
             diversity=common_pb2.DiversityStats(
                 mean_pairwise_distance=diversity.mean_pairwise_distance,
                 mean_dimension_stddev=diversity.mean_dimension_stddev,
             ),
-            evaluations=self._store.evaluated_count(request.agent_id),
+            evaluations=self._store.evaluated_count(agent_id),
         )
-        response = self._response(request.agent_id, agent.generation + 1, records, ops, summary)
-        response.population_clipped_from = stored_size if size < stored_size else 0
-        return response
 
     def _first_generation(
         self, request: genetics_pb2.RunGenerationRequest, max_population: int

@@ -4,13 +4,19 @@
 until it is granted or refused) and holds the grant for the agent; each
 ``RunGeneration`` of the agent asks :meth:`RunGrants.bound` for the largest
 population it may breed, which refuses once the run's wall time has run out
-(and releases the grant). ``EndRun`` releases it (``CancelJob``). Grants live
-in this process: a restarted service holds none, and layer 8's expiry of the
-allocation returns the share of a run whose caller never ended it.
+(and releases the grant). ``EndRun`` releases it (``CancelJob``).
+
+With a genome store, every grant held is also recorded there (``run_grants``)
+from BeginRun until it is released, and a service started on the same store
+re-adopts them: the run goes on under the same layer-8 job, within the wall
+time it had left, and its EndRun releases that job. Layer 8 keeps its jobs
+across its own restarts (its ledger), and its expiry of the allocation still
+returns the share of a run whose caller never ended it.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 import threading
 import time
@@ -26,6 +32,7 @@ from chimera.framework.errors import (
     ResourceExhausted,
     UpstreamError,
 )
+from chimera.genetics.store import GenomeStore, StoredGrant
 from chimera.v1 import common_pb2, genetics_pb2, resources_pb2, resources_pb2_grpc
 
 __all__ = ["DEFAULT_WAIT_SECONDS", "Held", "RunGrants"]
@@ -68,13 +75,41 @@ class RunGrants:
         timeout_s: float = 10.0,
         poll_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        store: GenomeStore | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._resources = resources
         self._timeout_s = timeout_s
         self._poll_s = poll_s
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._store = store
         self._lock = threading.Lock()
         self._held: dict[str, Held] = {}
+        for stored in store.grants() if store is not None else ():
+            self._held[stored.agent_id] = self._adopted(stored)
+
+    def _adopted(self, stored: StoredGrant) -> Held:
+        """A recorded grant, its wall time counted on from the record (a restart's downtime included)."""
+        job = resources_pb2.ScheduledJob.FromString(base64.b64decode(stored.job))
+        left = stored.ends_at - self._wall_clock()
+        return Held(stored.agent_id, job, stored.max_population, stored.wall_time_seconds, self._clock() + left)
+
+    def _record(self, held: Held) -> None:
+        if self._store is not None:
+            self._store.save_grant(
+                StoredGrant(
+                    held.agent_id,
+                    base64.b64encode(held.job.SerializeToString()).decode("ascii"),
+                    held.max_population,
+                    held.wall_time_seconds,
+                    self._wall_clock() + (held.ends_at - self._clock()),
+                )
+            )
+
+    def _forget(self, agent_id: str) -> None:
+        if self._store is not None:
+            self._store.drop_grant(agent_id)
 
     def begin(self, request: genetics_pb2.BeginRunRequest) -> genetics_pb2.RunGrantStatus:
         agent = request.agent_id
@@ -87,6 +122,9 @@ class RunGrants:
                 )
         if current is not None:
             self._release(current)
+            with self._lock:
+                self._held.pop(agent, None)
+                self._forget(agent)
         needs = request.resources
         amounts = needs.requirements
         if not (amounts.cpu_cores or amounts.memory_bytes or amounts.gpu_count or amounts.storage_bytes):
@@ -121,14 +159,19 @@ class RunGrants:
         held = Held(agent, job, job.grant.max_population, wall, self._clock() + wall)
         with self._lock:
             self._held[agent] = held
+            self._record(held)
         return held.status(self._clock())
 
     def end(self, agent_id: str) -> genetics_pb2.RunGrantStatus:
-        with self._lock:
-            held = self._held.pop(agent_id, None)
+        """Releases the agent's grant; it stays held (and EndRun can be sent again) until layer 8 answers."""
+        held = self.held(agent_id)
         if held is None:
             raise NotFound(f"agent {agent_id!r} holds no grant (BeginRun was not called)")
         self._release(held)
+        with self._lock:
+            if self._held.get(agent_id) is held:
+                del self._held[agent_id]
+                self._forget(agent_id)
         return held.status(self._clock())
 
     def status(self, held: Held) -> genetics_pb2.RunGrantStatus:
@@ -149,6 +192,7 @@ class RunGrants:
         if self._clock() >= held.ends_at:
             with self._lock:
                 self._held.pop(agent_id, None)
+                self._forget(agent_id)
             self._release(held)
             raise ResourceExhausted(
                 f"grant: the run's wall time of {held.wall_time_seconds} s (job {held.job.id}) "
@@ -168,6 +212,7 @@ class RunGrants:
         """One layer-8 call; a failure keeps its status (e.g. INVALID_ARGUMENT naming
         layer 8's field, UNAVAILABLE) with the RPC named."""
         try:
-            return rpc(request, timeout=self._timeout_s)
+            # wait_for_ready: a layer 8 that is restarting is waited for (within the timeout).
+            return rpc(request, timeout=self._timeout_s, wait_for_ready=True)
         except grpc.RpcError as exc:
             raise UpstreamError.from_rpc(exc, f"resources {name}") from exc

@@ -98,7 +98,10 @@ def build_server(
         else None
     )
     grants = (
-        RunGrants(client.stub(resources_pb2_grpc.ResourcesServiceStub, options.resources_target))
+        RunGrants(
+            client.stub(resources_pb2_grpc.ResourcesServiceStub, options.resources_target),
+            store=store,  # grants recorded there are held again after a restart
+        )
         if options.resources_target
         else None
     )

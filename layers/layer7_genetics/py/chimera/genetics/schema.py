@@ -86,6 +86,21 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             )""",
         ),
     ),
+    (
+        3,
+        (
+            # The run grants agents hold (BeginRun .. EndRun), so a restarted
+            # service still holds them: layer 8's job (its ScheduledJob message,
+            # base64), the bounds, and when the run's wall time ends (Unix time).
+            """CREATE TABLE run_grants (
+                agent_id TEXT PRIMARY KEY,
+                job TEXT NOT NULL,
+                max_population INTEGER NOT NULL,
+                wall_time_seconds INTEGER NOT NULL,
+                ends_at {real} NOT NULL
+            )""",
+        ),
+    ),
 )
 
 #: The schema version this code writes.

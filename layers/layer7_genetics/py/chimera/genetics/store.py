@@ -28,6 +28,7 @@ __all__ = [
     "GenomeRecord",
     "GenomeStore",
     "NewGenome",
+    "StoredGrant",
     "StoreConflict",
 ]
 
@@ -100,6 +101,17 @@ class Deployment:
     genome_id: str
     replaced_version: int
     deployed_at: float
+
+
+@dataclass(frozen=True)
+class StoredGrant:
+    """A run grant an agent holds (see :mod:`chimera.genetics.grants`)."""
+
+    agent_id: str
+    job: str  # layer 8's ScheduledJob, serialized and base64-encoded
+    max_population: int
+    wall_time_seconds: int
+    ends_at: float  # Unix time
 
 
 class GenomeStore:
@@ -245,7 +257,30 @@ class GenomeStore:
                 (family, state, time.time()),
             )
 
+    def save_grant(self, grant: StoredGrant) -> None:
+        """Records the grant an agent holds (replacing any earlier one of the agent)."""
+        with self._db.transaction() as tx:
+            tx.run(
+                "INSERT INTO run_grants VALUES (?, ?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET"
+                " job = excluded.job, max_population = excluded.max_population,"
+                " wall_time_seconds = excluded.wall_time_seconds, ends_at = excluded.ends_at",
+                (grant.agent_id, grant.job, grant.max_population, grant.wall_time_seconds, grant.ends_at),
+            )
+
+    def drop_grant(self, agent_id: str) -> None:
+        with self._db.transaction() as tx:
+            tx.run("DELETE FROM run_grants WHERE agent_id = ?", (agent_id,))
+
     # --- reads ------------------------------------------------------------
+
+    def grants(self) -> list[StoredGrant]:
+        """Every recorded run grant, by agent."""
+        with self._db.transaction() as tx:
+            rows = tx.run(
+                "SELECT agent_id, job, max_population, wall_time_seconds, ends_at FROM run_grants"
+                " ORDER BY agent_id"
+            )
+        return [StoredGrant(str(a), str(j), int(m), int(w), float(e)) for a, j, m, w, e in rows]
 
     def agent(self, agent_id: str) -> AgentState | None:
         with self._db.transaction() as tx:

@@ -24,6 +24,7 @@ import itertools
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from chimera.framework import NotFound
@@ -85,8 +86,10 @@ class JobQueue:
         clock: Clock,
         metrics: ResourceMetrics,
         retention: int = 1000,
+        on_change: Callable[[Pool, JobQueue], None] | None = None,
     ) -> None:
         self._pool = pool
+        self._on_change = on_change
         self._limits = limits
         self._clock = clock
         self._metrics = metrics
@@ -181,6 +184,30 @@ class JobQueue:
                         )
                         self._metrics.jobs.labels(status="RUNNING").inc()
             self._metrics.queued.set(len(self._queued()))
+            self.record()
+
+    def record(self) -> None:
+        """Hands the pool and the jobs to ``on_change`` (the ledger), under the lock."""
+        if self._on_change is not None:
+            with self._lock:
+                self._on_change(self._pool, self)
+
+    def export(self) -> tuple[list[Job], list[Job]]:
+        """(queued and running, retained finished) jobs, for the ledger."""
+        with self._lock:
+            return list(self._jobs.values()), list(self._done.values())
+
+    def restore(self, jobs: Sequence[Job]) -> None:
+        """Puts recorded jobs back (at start-up, before any call); sequence numbers go on after them."""
+        with self._lock:
+            if self._jobs or self._done:
+                raise ValueError("restore: the queue already holds jobs")
+            for job in sorted(jobs, key=lambda j: j.seq):
+                if job.status in (QUEUED, RUNNING):
+                    self._jobs[job.id] = job
+                else:
+                    self._done[job.id] = job
+            self._seq = itertools.count(max((j.seq for j in jobs), default=-1) + 1)
 
     def allocation(self, job: Job) -> Allocation | None:
         if not job.allocation_id or not self._pool.status(job.allocation_id):

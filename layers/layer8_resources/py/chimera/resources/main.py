@@ -33,6 +33,7 @@ from chimera.resources.config import ResourcesConfig
 from chimera.resources.core import ResourcesCore
 from chimera.resources.inventory import InventorySource, probe_host
 from chimera.resources.jobs import JobQueue, Reaper
+from chimera.resources.ledger import Ledger
 from chimera.resources.metrics import ResourceMetrics
 from chimera.resources.pool import Clock, Pool
 from chimera.resources.service import SERVICE_NAME, ResourcesServicer
@@ -50,6 +51,8 @@ class Options:
 
     config: Path | None = None
     storage_path: Path = Path(".")
+    #: Where the ledger of allocations and jobs lives; None = in memory only.
+    state_dir: Path | None = None
     use_jax: bool = True
     #: How often leases are checked when no call arrives; None: only on calls
     #: (tests that move a fake clock and want no second thread to see it).
@@ -65,6 +68,11 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
         "--storage-path", type=Path, default=Path("."), help="filesystem whose free space is pooled"
     )
     parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="directory of the allocations' and jobs' ledger; a restart on it keeps every grant",
+    )
+    parser.add_argument(
         "--no-jax", action="store_true", help="do not ask JAX for devices (nvidia-smi only)"
     )
     args = parser.parse_args(list(argv))
@@ -74,7 +82,7 @@ def parse_args(argv: Sequence[str]) -> tuple[ServerConfig, Options]:
             parser.error(f"--storage-path {args.storage_path} is not a directory")
 
     config = server_config_from_flags(parser, args, ENV_PREFIX, ServerConfig(port=DEFAULT_PORT), check)
-    return config, Options(args.config, args.storage_path, not args.no_jax)
+    return config, Options(args.config, args.storage_path, args.state_dir, not args.no_jax)
 
 
 def build_server(
@@ -99,7 +107,15 @@ def build_server(
     pool = Pool(
         core, settings.rates, probe(), clock, metrics, settings.retention.ended_allocations
     )
-    queue = JobQueue(pool, settings.grants, clock, metrics, settings.retention.finished_jobs)
+    ledger = Ledger(options.state_dir) if options.state_dir is not None else None
+    queue = JobQueue(
+        pool, settings.grants, clock, metrics, settings.retention.finished_jobs,
+        on_change=ledger.save if ledger is not None else None,
+    )
+    if ledger is not None:
+        # A restart on the same state directory: the grants it held, then expiry on wall time.
+        ledger.restore(pool, queue)
+        queue.sync()
     servicer = ResourcesServicer(pool, queue, probe)
     registration = ServiceRegistration(
         resources_pb2_grpc.add_ResourcesServiceServicer_to_server, servicer, SERVICE_NAME

@@ -182,6 +182,20 @@ class Pool:
         ]
         return chosen[:limit]
 
+    def export(self) -> tuple[list[Allocation], list[Allocation]]:
+        """(active, retained ended) allocations, for the ledger."""
+        with self.lock:
+            return list(self._active.values()), list(self._ended.values())
+
+    def restore(self, allocations: Sequence[Allocation]) -> None:
+        """Puts recorded allocations back (at start-up, before any call)."""
+        with self.lock:
+            if self._active or self._ended:
+                raise ValueError("restore: the pool already holds allocations")
+            for a in allocations:
+                (self._active if a.status == ACTIVE else self._ended)[a.id] = a
+            self._publish()
+
     # --- pricing and placing --------------------------------------------------
 
     def price(self, amounts: Amounts, duration_minutes: int) -> Cost:

@@ -57,6 +57,7 @@ class ResourcesServicer(resources_pb2_grpc.ResourcesServiceServicer):
             if err.reason == "max_cost":
                 raise FailedPrecondition(err.message) from None
             raise ResourceExhausted(err.message) from None
+        self._queue.record()
         return allocation_pb(allocation, self._pool.rates)
 
     def Release(
@@ -70,7 +71,9 @@ class ResourcesServicer(resources_pb2_grpc.ResourcesServiceServicer):
         self, request: resources_pb2.RenewLeaseRequest, context: grpc.ServicerContext
     ) -> resources_pb2.ResourceAllocation:
         self._queue.sync()
-        return allocation_pb(self._pool.renew(request.allocation_id), self._pool.rates)
+        renewed = self._pool.renew(request.allocation_id)
+        self._queue.record()
+        return allocation_pb(renewed, self._pool.rates)
 
     def ListAllocations(
         self, request: resources_pb2.ListAllocationsRequest, context: grpc.ServicerContext
