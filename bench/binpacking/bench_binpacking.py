@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-import harness
 import main_job
+from bench.layer4 import harness
 from chimera.binpacking import genome, twin
 from chimera.binpacking.instances import generate
 from chimera.execution.artifacts import binpacking_wasm_bytes
