@@ -200,6 +200,49 @@ pub fn export_result_len() -> i32 {
     with_arena(|a| a.result_len())
 }
 
+/// Defines a kernel's guest ABI exports in the calling (face) crate:
+/// `chimera_abi_version`, `chimera_alloc`, `chimera_run` over `$kernel`
+/// (`fn(&[f64], &[u8]) -> Result<GuestOutput, KernelError>`),
+/// `chimera_result_ptr` and `chimera_result_len`.
+///
+/// Each export forwards to the safe arena above. `#[no_mangle]` counts as
+/// unsafe code to rustc, so the face crate allows `unsafe_code`; this crate
+/// stays `forbid(unsafe_code)`.
+#[macro_export]
+macro_rules! export_guest_abi {
+    ($kernel:path) => {
+        /// `chimera_abi_version() -> i32`.
+        #[no_mangle]
+        pub extern "C" fn chimera_abi_version() -> i32 {
+            $crate::ABI_VERSION
+        }
+
+        /// `chimera_alloc(len) -> i32`: a fresh buffer's address, 0 on failure.
+        #[no_mangle]
+        pub extern "C" fn chimera_alloc(len: i32) -> i32 {
+            $crate::guest::export_alloc(len)
+        }
+
+        /// `chimera_run(params_ptr, params_len, input_ptr, input_len) -> status`.
+        #[no_mangle]
+        pub extern "C" fn chimera_run(p_ptr: i32, p_len: i32, i_ptr: i32, i_len: i32) -> i32 {
+            $crate::guest::export_run(p_ptr, p_len, i_ptr, i_len, $kernel)
+        }
+
+        /// `chimera_result_ptr() -> i32`.
+        #[no_mangle]
+        pub extern "C" fn chimera_result_ptr() -> i32 {
+            $crate::guest::export_result_ptr()
+        }
+
+        /// `chimera_result_len() -> i32`.
+        #[no_mangle]
+        pub extern "C" fn chimera_result_len() -> i32 {
+            $crate::guest::export_result_len()
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
