@@ -44,6 +44,10 @@ def _is_deliverable(kind, tags):
     return DELIVERABLE_TAG in tags or kind in DELIVERABLE_KINDS
 
 def _metrics_aspect_impl(target, ctx):
+    # Analysis tests (analysistest) may not register actions, and build
+    # nothing to measure: their pass/fail comes through the BEP like any test's.
+    if AnalysisTestResultInfo in target:
+        return [TargetMetricsInfo(json = None, layer = layer_of(target.label))]
     kind = ctx.rule.kind
     tags = getattr(ctx.rule.attr, "tags", []) or []
     layer = layer_of(target.label)
