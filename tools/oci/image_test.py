@@ -31,9 +31,9 @@ ROOT = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE
 IMAGES = sorted(p.parent for p in (ROOT / "tools/oci").glob("*/oci-layout"))
 NAME = os.environ.get("CHIMERA_IMAGE", "")
 UMOCI, SKOPEO = shutil.which("umoci"), shutil.which("skopeo")
-_umoci_and_skopeo = optional.every_test_requires(
-    None if UMOCI and SKOPEO else
-    "Debian's umoci and skopeo are not installed (apt-get install umoci skopeo); CI installs them")
+MISSING_TOOLS = (None if UMOCI and SKOPEO else
+                 "Debian's umoci and skopeo are not installed (apt-get install umoci skopeo); CI installs them")
+_umoci_and_skopeo = optional.every_test_requires(MISSING_TOOLS)
 APP_ROOT = "/app/runfiles"
 # Layer 4 refuses to start without its layer-3 gate; no layer 3 runs here.
 RUN_FLAGS = {"layer4_execution": ["--trust-unvalidated-modules"]}
@@ -74,6 +74,8 @@ def bundle(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A runtime bundle: `umoci raw unpack` (the rootfs) and `umoci raw runtime-config`
     (its config.json), which is `umoci unpack` without the mtree of every file's
     sha256 that only `umoci repack` reads (half the time for a JAX image)."""
+    # Module fixtures are set up before the autouse requirement: check it here too.
+    optional.require(MISSING_TOOLS)
     unpacked = tmp_path_factory.mktemp("unpacked")
     rootfs = unpacked / "rootfs"
     source = ["--rootless", "--image", f"{image}:latest"]
