@@ -151,7 +151,7 @@ def measure(layers: dict[str, LayerTests], profdata: str, cov: str, workspace: P
         # Source paths are relative (the rules remap the sandbox to "."): from the workspace.
         lcov = _run([cov, "export", "-format=lcov", "-instr-profile", str(merged), *objects], cwd=workspace)
         out[layer] = layer_figures(layer, parse_lcov(lcov), workspace)
-        out[layer]["tests"] = sorted(tests.labels)
+        out[layer]["test_targets"] = sorted(tests.labels)
         out[layer]["profiles"] = len(tests.profiles)
     return out
 
@@ -189,7 +189,7 @@ def main(argv: list[str]) -> int:
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     for name, entry in sorted(figures.items()):
         print(f"{name}: Rust {entry['coverage_percent']:.2f}% of {entry['lines']} lines in {entry['files']} files "
-              f"({entry['test_module_lines_excluded']} test-module lines left out; {', '.join(entry['tests'])})")
+              f"({entry['test_module_lines_excluded']} test-module lines left out; {', '.join(entry['test_targets'])})")
     return 0
 
 
