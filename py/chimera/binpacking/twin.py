@@ -19,7 +19,6 @@ only the First Fit baseline uses):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -95,7 +94,7 @@ def _pack(ranks: jax.Array, items: jax.Array) -> jax.Array:
     return bins
 
 
-@partial(jax.jit, static_argnames=())
+@jax.jit
 def _bins(ranks: jax.Array, items: jax.Array) -> jax.Array:
     per_instance = jax.vmap(_pack, in_axes=(None, 0))
     return jax.vmap(per_instance, in_axes=(0, None))(ranks, items)
