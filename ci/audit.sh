@@ -24,7 +24,9 @@ venv="${CHIMERA_AUDIT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/chimera-audit/$(sha2
 if [[ ! -x "$venv/bin/pip-audit" ]]; then
   echo "audit: installing pip-audit (hash-locked: $tool_lock) into $venv"
   "$python" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --require-hashes --only-binary=:all: -r "$tool_lock"
+  # --no-deps: the lock is the whole closure (pip-compile), and pip re-resolving an extra
+  # such as CacheControl[filecache] would reach past it and refuse the unpinned result.
+  "$venv/bin/pip" install --quiet --no-deps --require-hashes --only-binary=:all: -r "$tool_lock"
 fi
 
 rust_status=0
