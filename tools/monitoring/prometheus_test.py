@@ -11,12 +11,13 @@ import pytest
 
 from tools.main import main_job, stack
 from tools.monitoring import check
-from tools.monitoring.prometheus import HANDLED, Prometheus, find_binary
+from tools.host_tools.host_tool import recorded
+from tools.monitoring.prometheus import HANDLED, Prometheus
 from tools.testing import optional
 
-BINARY = find_binary()
-_prometheus = optional.every_test_requires(
-    "Debian's prometheus is not installed (apt-get install prometheus); CI installs it" if BINARY is None else None)
+PROMETHEUS = recorded("prometheus")
+BINARY = PROMETHEUS.path
+_prometheus = optional.every_test_requires(PROMETHEUS.missing)
 ALL = sorted(layer.name for layer in stack.LAYERS)
 
 

@@ -25,14 +25,15 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tools.host_tools.host_tool import recorded
 from tools.testing import optional
 
 ROOT = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera")
 IMAGES = sorted(p.parent for p in (ROOT / "tools/oci").glob("*/oci-layout"))
 NAME = os.environ.get("CHIMERA_IMAGE", "")
-UMOCI, SKOPEO = shutil.which("umoci"), shutil.which("skopeo")
-MISSING_TOOLS = (None if UMOCI and SKOPEO else
-                 "Debian's umoci and skopeo are not installed (apt-get install umoci skopeo); CI installs them")
+_UMOCI, _SKOPEO = recorded("umoci"), recorded("skopeo")
+UMOCI, SKOPEO = _UMOCI.path, _SKOPEO.path
+MISSING_TOOLS = "; ".join(filter(None, (_UMOCI.missing, _SKOPEO.missing))) or None
 _umoci_and_skopeo = optional.every_test_requires(MISSING_TOOLS)
 APP_ROOT = "/app/runfiles"
 # Layer 4 refuses to start without its layer-3 gate; no layer 3 runs here.

@@ -22,16 +22,19 @@ from pathlib import Path
 
 import pytest
 
+from tools.host_tools.host_tool import recorded
 from tools.testing import optional
 
-PG_BIN = Path(os.environ.get("CHIMERA_PG_BIN", "/usr/lib/postgresql/15/bin"))
+_POSTGRES = recorded("postgresql")
+#: initdb and pg_ctl beside the recorded server binary (@host_tools//:postgresql hashes all three).
+PG_BIN = Path(_POSTGRES.path).parent if _POSTGRES.path else None
 
 __all__ = ["PG_BIN", "fresh_database", "postgres_url"]
 
 
 def _missing() -> str | None:
-    if not (PG_BIN / "initdb").exists():
-        return f"PostgreSQL is not installed ({PG_BIN}/initdb missing; apt-get install postgresql-15)"
+    if _POSTGRES.missing:
+        return _POSTGRES.missing
     if importlib.util.find_spec("psycopg") is None:
         return "psycopg 3 is not installed"
     if os.geteuid() == 0 and shutil.which("setpriv") is None:

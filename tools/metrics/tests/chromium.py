@@ -6,18 +6,18 @@ every page gets (images load, no console error)."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tools.host_tools.host_tool import recorded
 from tools.testing import optional
 
-CHROMIUM = shutil.which("chromium") or shutil.which("/usr/bin/chromium")
+_RECORD = recorded("chromium")
+CHROMIUM = _RECORD.path
 OUTPUTS = Path(os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR", "."))
-MISSING = (None if CHROMIUM else
-           "Debian's chromium is not installed (apt-get install chromium); Playwright's download is unreachable")
+MISSING = _RECORD.missing
 
 
 def requires_chromium():  # noqa: ANN201 (a pytest fixture)
