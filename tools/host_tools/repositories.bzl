@@ -40,6 +40,11 @@ HOST_TOOLS = {
         "version_args": ["--version"],
         "install": "apt-get install prometheus",
     },
+    "promtool": {
+        "executable": "/usr/bin/promtool",
+        "version_args": ["--version"],
+        "install": "apt-get install prometheus",
+    },
     "skopeo": {
         "executable": "/usr/bin/skopeo",
         "version_args": ["--version"],

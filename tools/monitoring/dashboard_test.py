@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from tools.main import stack
 from tools.monitoring import exported, grafana, panels, prometheus
+from tools.host_tools.host_tool import recorded
 from tools.testing import optional
 
 ROOT = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera")
@@ -73,14 +73,14 @@ def test_every_query_names_a_metric_its_layer_exports(owners: dict[str, set[str]
 
 def test_every_query_parses(tmp_path: Path) -> None:
     """Prometheus's own parser (promtool check rules, offline), each query as a recording rule."""
-    promtool = shutil.which("promtool")
-    optional.require("Debian's prometheus (promtool) is not installed; CI installs it" if promtool is None else None)
-    assert promtool is not None
+    promtool = recorded("promtool")
+    optional.require(promtool.missing)
+    assert promtool.path is not None
     rules = [{"record": f"dashboard:query{i}", "expr": expr.replace(panels.RATE_WINDOW, "1m")}
              for i, (_, expr) in enumerate(grafana.queries(grafana.dashboard()))]
     file = tmp_path / "dashboard_rules.yml"
     file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))  # JSON is YAML
-    result = subprocess.run([promtool, "check", "rules", str(file)], capture_output=True, text=True)
+    result = subprocess.run([promtool.path, "check", "rules", str(file)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout
 
