@@ -26,7 +26,7 @@
 #                                     layers -> build-metrics/main_job_summary.json (keys
 #                                     closed_loop, monitoring; logs and the loop's genome
 #                                     store: main_job_run/)
-# 4. bazel run //tools/metrics/report:loop_page  the summary's closed_loop ->
+# 4. bazel run //tools/loop:loop_page  the summary's closed_loop ->
 #                                     dashboard/loop.html + PNGs, linked from dashboard/index.html
 #
 # Stops at the first step that fails, with that step's exit status. A failed build
@@ -82,8 +82,8 @@ else
 fi
 step "main job: eight layers, the plan, the closed loop (//tools/main:main_job)" \
   "$BAZEL" "${startup[@]}" run "$@" //tools/main:main_job -- "${main_job_flags[@]}"
-step "closed loop page (//tools/metrics/report:loop_page)" \
-  "$BAZEL" "${startup[@]}" run "$@" //tools/metrics/report:loop_page -- \
+step "closed loop page (//tools/loop:loop_page)" \
+  "$BAZEL" "${startup[@]}" run "$@" //tools/loop:loop_page -- \
   --summary "$summary" --out "$out/dashboard"
 
 for file in "$out/build_metrics.json" "$out/dashboard/index.html" "$summary" \

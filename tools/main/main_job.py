@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import os
 import signal
 import sys
@@ -85,6 +84,8 @@ from chimera.v1 import (
     validation_pb2,
     validation_pb2_grpc,
 )
+from tools.loop import loop_summary
+from tools.loop.loop_summary import SummaryError
 from tools.main import stack as stack_mod
 
 DEFAULT_GOAL = "Deploy and run the packer module"
@@ -470,7 +471,7 @@ def run_on_stack(
         except JobFailed as exc:
             reasons.append(str(exc))
             summary["closed_loop"] = {
-                "ok": False, "reason": "not run: the plan failed", "phases_s": {}
+                "ok": False, "reason": "not run: the plan failed", "families": {}, "phases_s": {}
             }
         else:
             observer = None if on_loop_phase is None else (lambda name: on_loop_phase(name, layers))
@@ -628,8 +629,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     print_summary(outcome)
     if args.summary_out is not None:
-        args.summary_out.parent.mkdir(parents=True, exist_ok=True)
-        args.summary_out.write_text(json.dumps(outcome.summary, indent=2, sort_keys=True) + "\n")
+        try:
+            loop_summary.write(args.summary_out, outcome.summary)
+        except SummaryError as exc:
+            print(f"main_job: the closed loop's summary breaks its schema: {exc}", file=sys.stderr)
+            return 1
         print(f"\nSummary JSON: {args.summary_out}")
     table = outcome.summary.get("closed_loop", {}).get("scoreboard")
     if args.scoreboard_out is not None and table is not None:

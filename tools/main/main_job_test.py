@@ -195,3 +195,21 @@ def test_bad_targets_exit_2(
         main_job.parse_args(flags)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_loop_summary_that_breaks_its_schema_is_not_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run itself is replaced (no servers): what matters is the writer's check.
+    out = tmp_path / "main_job_summary.json"
+    out.write_text('{"ok": true}\n')  # the last good summary
+    broken = {"ok": True, "reason": "", "elapsed_s": 1.0, "layers": {},
+              "closed_loop": {"ok": True, "reason": "", "families": {"or": {"phases_s": {"evolve": "fast"}}}}}
+    monkeypatch.setattr(main_job, "run", lambda args: main_job.Outcome(0, broken))
+    assert main_job.main(["--summary-out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("main_job: the closed loop's summary breaks its schema: "
+                          "closed_loop.families.or.phases_s.evolve: expected a number, got 'fast'")
+    assert "\n" not in err and "Traceback" not in err
+    assert out.read_text() == '{"ok": true}\n'
+    assert json.loads((tmp_path / "main_job_summary.invalid.json").read_text()) == broken

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import grpc
 import pytest
 
 import guests
@@ -16,6 +17,7 @@ from chimera.execution.deployments import (
     NoActiveDeployment,
     NothingToRollBack,
     SlotNotFound,
+    VersionConflict,
     VersionNotFound,
 )
 from chimera.execution.runner import AttemptOutcome, TaskPayload, classify, make_executor
@@ -28,6 +30,7 @@ from chimera.execution.sandbox import (
     Sandbox,
 )
 from chimera.execution.scheduler import CompletionRecord, Scheduler, TaskState
+from chimera.framework import ServiceError
 
 SLOT = "slot"
 
@@ -171,3 +174,26 @@ def test_concurrent_deploys_and_reads_are_consistent(sandbox: Sandbox) -> None:
     # Every snapshot is internally consistent: version n carries genome n - 2.
     assert seen and all(params == float(version - 2) for version, params in seen)
     assert store.resolve(SLOT).version == 201
+
+
+def test_refusals_are_the_frameworks_errors_with_their_status(sandbox: Sandbox) -> None:
+    # The servicer lets the store's refusals pass: each must carry its own gRPC status.
+    store = DeploymentStore()
+    with pytest.raises(SlotNotFound) as unknown:
+        store.resolve(SLOT)
+    deploy(store, sandbox, guests.marker_guest(1.0), activate=False)
+    with pytest.raises(NoActiveDeployment) as inactive:
+        store.resolve(SLOT)
+    with pytest.raises(VersionNotFound) as missing:
+        store.resolve(SLOT, 7)
+    module_sha256 = store.list(SLOT, 1)[0][0].deployment.module_sha256
+    store.deploy_genome(SLOT, [0.5], module_sha256=module_sha256)  # v2, active
+    with pytest.raises(VersionConflict) as raced:
+        store.deploy_genome(SLOT, [0.6], expected_active_version=1)
+    assert [e.value.code for e in (unknown, inactive, missing, raced)] == [
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ABORTED,
+    ]
+    assert isinstance(unknown.value, ServiceError) and unknown.value.message == str(unknown.value)

@@ -94,3 +94,25 @@ def test_drops_are_reported_when_they_happen_and_subscribers_are_capped() -> Non
     with pytest.raises(HubClosed):
         hub.subscribe()
 
+
+
+def test_follow_yields_backlog_then_live_and_stops_when_closed_or_inactive() -> None:
+    published: list[int] = []
+    hub = KpiHub(retain=10, on_publish=lambda: published.append(1))
+    hub.publish(rec(0))
+    sub, backlog = hub.subscribe_since(0.0)
+    hub.publish(rec(1))
+    followed = sub.follow(backlog, active=lambda: True, poll_s=0.01)
+    assert [next(followed).task_id, next(followed).task_id] == ["t0", "t1"]
+    sub.close()
+    assert list(followed) == []  # closed and drained: the stream ends
+    assert len(published) == 2
+    inactive = hub.subscribe()
+    hub.publish(rec(2))
+    assert list(inactive.follow([], active=lambda: False)) == []  # the caller went away
+
+
+def test_matches_filters_by_slot_and_agent_empty_matches_any() -> None:
+    record = KpiRecord("t", "agent-a", "1", 1.0, 1, 1, "OK", module_name="slot-a")
+    assert record.matches("", "") and record.matches("slot-a", "agent-a")
+    assert not record.matches("slot-b", "") and not record.matches("", "agent-b")

@@ -18,7 +18,7 @@ _TEST = pages.ORANGE
 _CACHED = pages.GREEN
 _OTHER = pages.GREY
 _save = pages.save_png
-#: The closed loop's page (tools/metrics/report/loop_page.py), linked when it lies beside index.html.
+#: The closed loop's page (tools/loop/loop_page.py), linked when it lies beside index.html.
 LOOP_PAGE = "loop.html"
 #: The specification's per-layer coverage target ("> 80%"), drawn on the coverage trend.
 COVERAGE_TARGET_PERCENT = 80.0

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from tools.metrics.report import dashboard, loop_page, main
+from tools.loop import loop_page
+from tools.metrics.report import dashboard, main
 from tools.metrics.tests.chromium import browser_type_launch_args, images, record_errors, requires_chromium, screenshot
 
 RUNFILES = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera")
-FIXTURE = RUNFILES / "tools/metrics/testdata/loop/closed_loop_summary_fixture.json"
+FIXTURE = RUNFILES / "tools/loop/testdata/closed_loop_summary_fixture.json"
 SAMPLE = RUNFILES / "tools/metrics/testdata/sample/local"
 _chromium = requires_chromium()
 __all__ = ["browser_type_launch_args"]  # the fixture, imported so pytest uses Debian's chromium

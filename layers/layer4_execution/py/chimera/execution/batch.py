@@ -17,14 +17,15 @@ cannot know a kernel's genome length, so a genome the kernel refuses
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from chimera.execution.cancel import CancelToken
 from chimera.execution.convert import kpi_to_proto, run_kpi
-from chimera.execution.deployments import Deployment
+from chimera.execution.deployments import Deployment, DeploymentStore
 from chimera.execution.kpi import KpiRecord
 from chimera.execution.sandbox import (
     RUN_EXPORT,
@@ -35,12 +36,14 @@ from chimera.execution.sandbox import (
     Sandbox,
     has_entrypoint,
 )
-from chimera.framework import InvalidArgument
+from chimera.execution.options import ExecutionOptions
+from chimera.framework import InvalidArgument, Unavailable
 from chimera.v1 import common_pb2, execution_pb2
 from chimera.wasm.guest import encode_params
 
 __all__ = [
     "DEFAULT_BATCH_TIMEOUT_MS",
+    "Batches",
     "MAX_BATCH_INPUT_BYTES",
     "MAX_BATCH_PAIRS",
     "check_batch_entrypoint",
@@ -164,3 +167,53 @@ def evaluate_batch(
         if report.status == common_pb2.RUN_OUTCOME_SUCCESS:
             response.succeeded += 1
     return response, records
+
+
+class Batches:
+    """Runs ``EvaluateBatch`` requests on the store's modules; :meth:`close` stops the
+    batches still running (each at its next epoch tick) and refuses new ones."""
+
+    def __init__(
+        self, sandbox: Sandbox, store: DeploymentStore, options: ExecutionOptions
+    ) -> None:
+        self._sandbox = sandbox
+        self._store = store
+        self._options = options
+        self._lock = threading.Lock()
+        self._running: set[CancelToken] = set()
+        self._closed = False
+
+    def evaluate(
+        self,
+        request: execution_pb2.EvaluateBatchRequest,
+        on_cancel: Callable[[Callable[[], None]], object],
+    ) -> tuple[execution_pb2.EvaluateBatchResponse, list[KpiRecord]]:
+        """Checks and runs one request (:func:`evaluate_batch`); ``on_cancel`` registers
+        what stops the batch when the caller goes away (``context.add_callback``)."""
+        check_batch_size(request)
+        limits = self._options.limits(request.limits if request.HasField("limits") else None)
+        source = self._store.module_source(request.module_name, request.module_sha256)
+        entrypoint = check_batch_entrypoint(request, source)
+        timeout_ms = request.batch_timeout_ms or DEFAULT_BATCH_TIMEOUT_MS
+        token = CancelToken(time.monotonic() + timeout_ms / 1000.0)
+        on_cancel(lambda: token.cancel("the caller cancelled the batch"))
+        with self._lock:
+            if self._closed:
+                raise Unavailable("the execution service is shutting down")
+            self._running.add(token)
+        try:
+            return evaluate_batch(
+                self._sandbox, source, request, limits, token,
+                workers=self._options.concurrency, entrypoint=entrypoint,
+            )  # fmt: skip
+        finally:
+            with self._lock:
+                self._running.discard(token)
+
+    def close(self) -> None:
+        """Cancels the running batches; later requests are UNAVAILABLE. Idempotent."""
+        with self._lock:
+            self._closed = True
+            running = list(self._running)
+        for token in running:
+            token.cancel("the execution service is shutting down")

@@ -23,6 +23,8 @@ Why the shape:
   before a deployment refers to them, and the whole state (:class:`SlotState`
   by slot) after every mutation, under the lock, so the record is written in
   the order the changes happened; it starts from what the record held.
+* Its refusals are the framework's errors (NOT_FOUND, FAILED_PRECONDITION,
+  ABORTED), so a handler lets them pass and the caller gets the store's message.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chimera.execution.sandbox import CompiledModule
+from chimera.framework import Aborted, FailedPrecondition, NotFound
 
 if TYPE_CHECKING:  # the record module imports this one
     from chimera.execution.deployment_record import DeploymentRecord
@@ -52,27 +55,27 @@ __all__ = [
 ]
 
 
-class SlotNotFound(LookupError):
+class SlotNotFound(NotFound, LookupError):
     """No module was ever deployed under this name."""
 
 
-class VersionNotFound(LookupError):
+class VersionNotFound(NotFound, LookupError):
     """The slot has no deployment with this version number."""
 
 
-class ModuleNotInSlot(LookupError):
+class ModuleNotInSlot(NotFound, LookupError):
     """No deployment of the slot uses a module with this digest."""
 
 
-class NoActiveDeployment(RuntimeError):
+class NoActiveDeployment(FailedPrecondition, RuntimeError):
     """The slot holds modules but none is active yet."""
 
 
-class NothingToRollBack(RuntimeError):
+class NothingToRollBack(FailedPrecondition, RuntimeError):
     """The active deployment has no previous version."""
 
 
-class VersionConflict(RuntimeError):
+class VersionConflict(Aborted, RuntimeError):
     """``expected_active_version`` no longer matches the active version."""
 
     def __init__(self, expected: int, actual: int) -> None:

@@ -4,7 +4,8 @@ Execution must never wait for a reader (a stalled gRPC stream to layer 5 must
 not slow tasks down), so :meth:`KpiHub.publish` never blocks: when a
 subscriber's queue is full the report is dropped *for that subscriber only*
 and its drop counter goes up, which the service can expose so loss is visible
-(``on_drop`` is told at once, even while that subscriber's reader is blocked).
+(``on_drop`` is told at once, even while that subscriber's reader is blocked;
+``on_publish`` counts every report).
 
 The hub also owns the KPI history a late subscriber may ask for: the newest
 ``retain`` reports, kept under the same lock as the fan-out, so a subscriber
@@ -17,7 +18,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -40,6 +41,12 @@ class KpiRecord:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))
+
+    def matches(self, module_name: str, agent_id: str) -> bool:
+        """True when the report is of this slot and agent (an empty one matches any)."""
+        return (not module_name or self.module_name == module_name) and (
+            not agent_id or self.agent_id == agent_id
+        )
 
 
 class TooManySubscribers(Exception):
@@ -89,6 +96,19 @@ class Subscription:
                 return None
             return self._items.popleft() if self._items else None
 
+    def follow(
+        self, backlog: Iterable[KpiRecord], active: Callable[[], bool], poll_s: float = 0.25
+    ) -> Iterator[KpiRecord]:
+        """Yields ``backlog`` (from :meth:`KpiHub.subscribe_since`), then live records
+        until the subscription is closed or ``active()`` (checked every ``poll_s``) is false."""
+        yield from backlog
+        while active():
+            live = self.get(timeout=poll_s)
+            if live is not None:
+                yield live
+            elif self._closed:
+                return
+
     def __iter__(self) -> Iterator[KpiRecord]:
         """Yields records until the subscription is closed and drained."""
         while True:
@@ -131,12 +151,14 @@ class KpiHub:
         retain: int = 0,
         max_subscribers: int | None = None,
         on_drop: Callable[[int], object] | None = None,
+        on_publish: Callable[[], object] | None = None,
     ) -> None:
         if retain < 0:
             raise ValueError("retain must be >= 0")
         self.default_queue_size = default_queue_size
         self.max_subscribers = max_subscribers
         self._on_drop = on_drop
+        self._on_publish = on_publish
         self._lock = threading.Lock()
         self._subs: list[Subscription] = []
         self._retained: collections.deque[KpiRecord] = collections.deque(maxlen=retain or None)
@@ -183,6 +205,8 @@ class KpiHub:
                 self._retained.append(record)
             self.published += 1
             offers = [s._offer(record) for s in self._subs]
+        if self._on_publish is not None:
+            self._on_publish()
         drops = offers.count(False)
         if drops and self._on_drop is not None:
             self._on_drop(drops)

@@ -1,8 +1,14 @@
-"""Layer 4's ``layer4_*`` Prometheus metrics."""
+"""Layer 4's ``layer4_*`` Prometheus metrics and the events that move them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from chimera.execution.convert import outcome_name, run_outcome, task_status
+from chimera.execution.sandbox import RunResult
+from chimera.execution.scheduler import CompletionRecord
 from chimera.framework import MetricsRegistry
+from chimera.v1 import common_pb2, execution_pb2
 
 __all__ = ["ExecutionMetrics"]
 
@@ -56,3 +62,34 @@ class ExecutionMetrics:
         self.batch_pairs = registry.counter(
             "layer4_batch_pairs_total", "EvaluateBatch pairs run, by run outcome.", ("outcome",)
         )
+
+    def attempt_finished(self, result: RunResult) -> None:
+        """Counts one finished task attempt and its sandbox wall time, by run outcome."""
+        label = _outcome_label(run_outcome(result))
+        self.attempts.labels(outcome=label).inc()
+        self.attempt_seconds.labels(outcome=label).observe(result.latency_ms / 1000.0)
+
+    def task_finished(self, record: CompletionRecord) -> None:
+        """Counts a task's terminal status and its time from submission, by status."""
+        label = common_pb2.TaskStatus.Name(task_status(record.state))
+        label = label.removeprefix("TASK_STATUS_").lower()
+        self.tasks.labels(status=label).inc()
+        self.task_latency.labels(status=label).observe(
+            max(record.finished_at - record.submitted_at, 0.0)
+        )
+
+    def batch_finished(self, response: execution_pb2.EvaluateBatchResponse) -> None:
+        """Counts a batch's pairs by run outcome."""
+        for report in response.reports:
+            self.batch_pairs.labels(outcome=_outcome_label(report.status)).inc()
+
+    def set_load(self, scheduler_stats: Mapping[str, int], active_modules: int) -> None:
+        """Sets the queue, running and active-module gauges (``Scheduler.stats()``)."""
+        self.queue_depth.set(scheduler_stats["waiting"])
+        self.running.set(scheduler_stats["running"])
+        self.active_modules.set(active_modules)
+
+
+def _outcome_label(outcome: int) -> str:
+    """``trap`` for RUN_OUTCOME_TRAP: the ``outcome`` label's value."""
+    return outcome_name(outcome).removeprefix("RUN_OUTCOME_").lower()

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from tools.metrics.report import dashboard, loop_page, pages
+from tools.loop import loop_page
+from tools.metrics.report import dashboard, pages
 
-TESTDATA = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera") / "tools/metrics/testdata/loop"
+TESTDATA = Path(os.environ.get("TEST_SRCDIR", ".")) / os.environ.get("TEST_WORKSPACE", "chimera") / "tools/loop/testdata"
 FIXTURE = TESTDATA / "closed_loop_summary_fixture.json"
 ROLLBACK_FIXTURE = TESTDATA / "closed_loop_rollback_summary_fixture.json"
 PNG = b"\x89PNG\r\n\x1a\n"

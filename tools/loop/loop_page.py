@@ -2,7 +2,7 @@
 from the main job's summary, which carries the loop's under `closed_loop` (or from a
 file holding the loop's summary alone, like the test fixtures).
 
-    bazel run //tools/metrics/report:loop_page -- --summary build-metrics/main_job_summary.json \\
+    bazel run //tools/loop:loop_page -- --summary build-metrics/main_job_summary.json \\
         --out build-metrics/dashboard
 
 When OUT holds the build dashboard (index.html), its navigation gets a link to
@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from chimera.binpacking.instances import FAMILIES
-from tools.metrics.report import loop_plots, pages
-from tools.metrics.report.loop_summary import SummaryError, load
+from tools.loop import loop_plots
+from tools.loop.loop_summary import SummaryError, load
+from tools.metrics.report import pages
 
 PAGE = "loop.html"
 TITLE = "Chimera closed loop on online bin packing: last run"
