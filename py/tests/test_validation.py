@@ -170,3 +170,26 @@ def test_timestamps_and_durations_are_range_checked_without_rules(
 def test_pattern_on_a_number_is_a_contract_error() -> None:
     with pytest.raises(ValueError, match="pattern needs a string field"):
         Validator().prepare(echo_pb2.MisappliedPattern.DESCRIPTOR)
+
+
+@pytest.mark.parametrize(
+    ("members", "expected"),
+    [
+        (echo_pb2.MemberRules(labels={"k": "v"}, values=[1.0, 2.0], names=["a", "b"]), None),
+        (echo_pb2.MemberRules(values=[1.0], names=[]), None),
+        (echo_pb2.MemberRules(labels={"": "v"}), "field 'labels' keys must have 1..4 characters (got one of 0)"),
+        (echo_pb2.MemberRules(labels={"toolong": "v"}), "field 'labels' keys must have 1..4 characters (got one of 7)"),
+        (echo_pb2.MemberRules(labels={"k": "long"}), """field 'labels["k"]' must have at most 3 characters (got 4)"""),
+        (echo_pb2.MemberRules(values=[1.0, 2.0], names=["a"]),
+         "field 'names' must be empty or have one element for each of the 2 values (got 1)"),
+        (echo_pb2.MemberRules(values=[1.0], names=["sixsix"]), "field 'names[0]' must have at most 5 characters (got 6)"),
+    ],
+)
+def test_rules_on_the_members_of_collections(members: Message, expected: str | None) -> None:
+    violation = Validator().first_violation(members)
+    assert (None if violation is None else str(violation)) == expected
+
+
+def test_len_matches_must_name_a_repeated_sibling() -> None:
+    with pytest.raises(ValueError, match="len_matches needs a repeated field and the name of a repeated sibling"):
+        Validator().prepare(echo_pb2.MisappliedMemberRules.DESCRIPTOR)

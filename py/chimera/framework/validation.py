@@ -184,19 +184,33 @@ class Validator:
             path = f"{prefix}{plan.field.name}"
             value = getattr(message, plan.field.name)
             if plan.is_repeated:
-                found = self._check_collection(plan, path, value)
+                found = self._check_collection(plan, path, message, value)
             else:
                 found = self._check_single(plan, path, message, value)
             if found is not None:
                 return found
         return None
 
-    def _check_collection(self, plan: _FieldPlan, path: str, value: Any) -> Violation | None:
+    def _check_collection(
+        self, plan: _FieldPlan, path: str, message: Message, value: Any
+    ) -> Violation | None:
         rules = plan.rules
         unit = "entries" if plan.is_map else "elements"
         found = _check_length(rules, path, len(value), unit)
         if found is not None:
             return found
+        if rules.len_matches and value:
+            expected = len(getattr(message, rules.len_matches))
+            if len(value) != expected:
+                return Violation(
+                    path, f"must be empty or have one element for each of the {expected} "
+                    f"{rules.len_matches} (got {len(value)})"
+                )
+        if plan.is_map and (rules.HasField("key_min_len") or rules.HasField("key_max_len")):
+            for key in sorted(value):
+                found = _check_key(rules, path, key)
+                if found is not None:
+                    return found
         if plan.is_map:
             items = ((f"{path}[{_format_key(key)}]", value[key]) for key in sorted(value))
         else:
@@ -222,6 +236,8 @@ class Validator:
             if plan.value.enum_type.values_by_number.get(value) is None:
                 return Violation(path, f"must be a defined {plan.value.enum_type.name} (got {value})")
             return _check_number(plan.rules, path, value)
+        if plan.is_repeated and plan.rules.HasField("item_max_len") and len(value) > plan.rules.item_max_len:
+            return Violation(path, f"must have at most {_count(plan.rules.item_max_len, 'characters')} (got {len(value)})")
         if plan.pattern is not None and isinstance(value, str) and value:
             if plan.pattern.fullmatch(value) is None:
                 # The value itself is never quoted back: it may be a secret.
@@ -268,6 +284,15 @@ def _check_applicable(
         raise ValueError(f"{where}: pattern needs a string field")
     if rules.defined_only and value.cpp_type != FieldDescriptor.CPPTYPE_ENUM:
         raise ValueError(f"{where}: defined_only needs an enum field")
+    string_keys = is_map(field) and field.message_type.fields_by_name["key"].type == FieldDescriptor.TYPE_STRING
+    if (rules.HasField("key_min_len") or rules.HasField("key_max_len")) and not string_keys:
+        raise ValueError(f"{where}: key_min_len/key_max_len need a map field with string keys")
+    if rules.HasField("item_max_len") and not (is_repeated(field) and value.type == FieldDescriptor.TYPE_STRING):
+        raise ValueError(f"{where}: item_max_len needs a repeated or map field of strings")
+    if rules.len_matches:
+        sibling = field.containing_type.fields_by_name.get(rules.len_matches)
+        if not is_repeated(field) or is_map(field) or sibling is None or not is_repeated(sibling):
+            raise ValueError(f"{where}: len_matches needs a repeated field and the name of a repeated sibling")
 
 
 def _compile(field: FieldDescriptor, pattern: str) -> re.Pattern[str]:
@@ -286,6 +311,16 @@ def _check_length(
         return Violation(path, f"must have at least {_count(rules.min_len, unit)} (got {length})")
     if rules.HasField("max_len") and length > rules.max_len:
         return Violation(path, f"must have at most {_count(rules.max_len, unit)} (got {length})")
+    return None
+
+
+def _check_key(rules: validate_pb2.FieldRules, path: str, key: str) -> Violation | None:
+    low = rules.key_min_len if rules.HasField("key_min_len") else 0
+    high = rules.key_max_len if rules.HasField("key_max_len") else None
+    if len(key) < low or (high is not None and len(key) > high):
+        bounds = f"{low}..{high}" if high is not None else f"at least {low}"
+        # The key itself is not quoted back: an over-long one would flood the message.
+        return Violation(path, f"keys must have {bounds} characters (got one of {len(key)})")
     return None
 
 

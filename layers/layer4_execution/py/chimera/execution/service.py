@@ -51,8 +51,6 @@ _log = logging.getLogger("chimera.execution.service")
 
 SERVICE_NAME = "chimera.v1.ExecutionService"
 DEFAULT_LIST_LIMIT = 100
-_MAX_LABEL_KEY = 128
-_MAX_LABEL_VALUE = 1024
 
 
 class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
@@ -147,13 +145,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self, request: execution_pb2.DeployGenomeRequest, context: grpc.ServicerContext
     ) -> execution_pb2.Deployment:
         genome = request.genome
-        names = len(genome.parameter_names)
-        if names and names != len(genome.parameters):
-            raise InvalidArgument(
-                "genome.parameter_names",
-                f"must be empty or name each of the {len(genome.parameters)} parameters "
-                f"(got {names} names)",
-            )
         stored = common_pb2.AgentGenome()
         stored.CopyFrom(genome)
         view = self.store.deploy_genome(
@@ -196,7 +187,6 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
     def SubmitTask(
         self, request: execution_pb2.TaskSpec, context: grpc.ServicerContext
     ) -> execution_pb2.TaskHandle:
-        _check_labels(request.labels)
         return self.tasks.submit(request)
 
     def GetTask(
@@ -273,13 +263,3 @@ class ExecutionServicer(execution_pb2_grpc.ExecutionServiceServicer):
         self.tasks.refresh_load()
         _log.info(message, *args)
         return deployment_to_proto(view)
-
-
-def _check_labels(labels: Any) -> None:
-    for key, value in labels.items():
-        if not key or len(key) > _MAX_LABEL_KEY:
-            raise InvalidArgument("labels", f"keys must be 1..{_MAX_LABEL_KEY} characters")
-        if len(value) > _MAX_LABEL_VALUE:
-            raise InvalidArgument(
-                f"labels[{key}]", f"must be at most {_MAX_LABEL_VALUE} characters"
-            )
