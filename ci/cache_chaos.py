@@ -73,20 +73,19 @@ def log(message: str) -> None:
     print(f"cache chaos: {message}", flush=True)
 
 
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_loopback_ports(count: int) -> list[int]:
+    """Distinct free 127.0.0.1 ports (all held until each is picked)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # Neither process is this one's child (bazel's server daemonizes, and
+    # ci/buildbarn.sh starts bb_storage with setsid), so no zombie lingers in /proc.
+    return Path(f"/proc/{pid}").exists()
 
 
 # --- Buildbarn -------------------------------------------------------------------------
@@ -98,8 +97,7 @@ class Buildbarn:
 
     def __init__(self, data: Path):
         self.data = data
-        self.port = free_loopback_port()
-        self.metrics_port = free_loopback_port()
+        self.port, self.metrics_port = free_loopback_ports(2)
         self.env = dict(
             os.environ,
             BUILDBARN_DATA=str(data),
@@ -621,6 +619,9 @@ def run(args: argparse.Namespace) -> int:
         error = f"{type(failure).__name__}: {failure}"
         log(f"aborted: {error}")
     finally:
+        # A second SIGTERM must not cut the clean-up short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         bazel.interrupt()
         server = bazel.server_pid()
         bazel.shutdown()
