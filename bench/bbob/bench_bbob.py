@@ -4,8 +4,9 @@ Every solver runs on the real suite through `cocoex` (24 noiseless functions),
 in the same process and run: the engine's CMA-ES (float64 and float32 states,
 IPOP/BIPOP restarts), pycma 4.5 without restarts and with BIPOP, evosax's
 CMA_ES (no restarts), and layer 6's portfolio (the UCB1 bandit over the
-engine's strategies, its memory carried across the problems of one BBOB
-function class) against each of its arms run alone.
+engine's strategies, one per BBOB function class and dimension, trained on
+instances that are never measured and then committed to its best arm on the
+measured ones) against each of its arms run alone on the same problems.
 
 Every evaluation is counted here, by the wrapper every solver calls (cocoex
 does not count NaN evaluations); a run stops at its budget (d x the budget
@@ -104,22 +105,66 @@ def arm_solver(arm: str):
     return solve
 
 
-class PortfolioSolver:
-    """Layer 6's meta-solver: UCB1 over the engine's arms; the bandit state
-    is carried from problem to problem within a BBOB class (as layer 7's
-    store carries it within a problem family)."""
+def function_class(function: int) -> str:
+    return next(name for name, functions in CLASSES.items() if function in functions)
 
-    def __init__(self):
+
+class HeldOutPortfolio:
+    """Layer 6's portfolio as a meta-solver: one UCB1 bandit over the arms per
+    BBOB function class and dimension (layer 6 keeps one per problem class),
+    its statistics carried from episode to episode.
+
+    Training (`train`, on instances never measured): each episode runs the arm
+    UCB1 picks (`bandit.choose`) for the whole budget and rewards it with the
+    run's ECDF area, the benchmark's own measure (it needs f_opt, which is
+    known on training instances). Measurement (`__call__`, on held-out
+    instances): the bandit commits the budget to the arm of highest mean
+    reward (`bandit.exploit`) and learns nothing from the outcome. The
+    measured run uses its arm's own seed (common random numbers), so it
+    differs from that arm's row only by the choice."""
+
+    def __init__(self, train_instances: tuple[int, ...]):
+        self.train_instances = train_instances
         self.memory: dict[tuple[str, int], bandit.BanditState] = {}
+        self.training: list[dict] = []
+        self.choices: list[dict] = []
+
+    def train(self, functions: tuple[int, ...], dim: int, budget: int) -> None:
+        """One episode per (training instance, function), in a seeded random
+        order so no arm is tried first on the same function every time."""
+        episodes = [(i, f) for i in self.train_instances for f in functions]
+        for index in np.random.default_rng(dim).permutation(len(episodes)):
+            instance, function = episodes[index]
+            problem = load_problem(function, dim, instance)
+            family = (function_class(function), dim)
+            state = self.memory.get(family) or bandit.new_bandit(tuple(portfolio.DEFAULT_ARMS))
+            arm, reason = bandit.choose(state)
+            outcome = run_one(arm_solver(arm), problem, budget, f"arm:{arm}")
+            reward = ecdf_area([{"dim": dim, "first_hits": first_hits(outcome)}], budget / dim)
+            self.memory[family] = bandit.update(state, arm, reward)
+            self.training.append({"function": function, "instance": instance, "dim": dim, "class": family[0],
+                                  "arm": arm, "reason": reason, "reward": round(reward, 4),
+                                  "solved": outcome.solved, "evaluations": outcome.evaluations})
+            print(f"portfolio training f{function} i{instance} d={dim}: {arm} reward {reward:.3f}", flush=True)
 
     def __call__(self, problem: Problem, recorder: Recorder, seed: int) -> None:
-        family = (next(name for name, fs in CLASSES.items() if problem.function in fs), problem.dim)
-        slices = host.Slices(recorder.rows, recorder.budget, target=problem.f_opt + FINAL_PRECISION)
-        result = portfolio.run_portfolio(
-            jax.random.key(seed), space(problem, "float64"), None, pulls=1_000_000,
-            state=self.memory.get(family), advance=slices,
-        )
-        self.memory[family] = result.bandit
+        family = (function_class(problem.function), problem.dim)
+        if family not in self.memory:
+            raise RuntimeError(f"portfolio: no training episodes for {family}; train before measuring")
+        arm, reason = bandit.exploit(self.memory[family])
+        self.choices.append({"function": problem.function, "instance": problem.instance, "dim": problem.dim,
+                             "class": family[0], "arm": arm, "reason": reason})
+        arm_solver(arm)(problem, recorder, seed_of(problem, f"arm:{arm}"))
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "train_instances": self.train_instances,
+            "reward": "the training run's ECDF area (f_opt known on training instances only)",
+            "measurement": "the arm of highest mean training reward per (class, dimension); no learning on measured instances",
+            "bandits": {f"{cls}/d{dim}": dict(zip(state.arms, zip(state.pulls, (round(r, 4) for r in state.reward_sums))))
+                        for (cls, dim), state in self.memory.items()},
+            "choices": self.choices, "training": self.training,
+        }
 
 
 ANCHORS = ("pycma", "pycma-bipop", "evosax-cmaes")
@@ -127,16 +172,18 @@ ENGINE = ("engine-bipop-float64", "engine-bipop-float32", "engine-ipop-float64",
 ARMS = tuple(f"arm:{name}" for name in portfolio.DEFAULT_ARMS)
 SOLVERS = ENGINE + ANCHORS + ("portfolio",) + ARMS
 QUICK_SOLVERS = ("engine-bipop-float64", "engine-bipop-float32")
+# The portfolio's training instances: apart from the measured default 1-5.
+TRAIN_INSTANCES = (6, 7, 8, 9, 10)
 
 
-def make_solver(name: str):
+def make_solver(name: str, train_instances: tuple[int, ...] = TRAIN_INSTANCES):
     if name.startswith("engine-"):
         _, restarts, dtype = name.split("-")
         return engine_cmaes(restarts, dtype)
     if name.startswith("arm:"):
         return arm_solver(name[4:])
     return {"pycma": pycma(False), "pycma-bipop": pycma(True), "evosax-cmaes": evosax_cmaes,
-            "portfolio": PortfolioSolver()}[name]
+            "portfolio": HeldOutPortfolio(train_instances)}[name]
 
 
 def run_one(solver: Callable, problem: Problem, budget: int, name: str) -> Outcome:
@@ -198,6 +245,12 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     unknown = [s for s in args.solvers if s not in SOLVERS]
     if unknown:
         parser.error(f"--solvers: unknown {unknown}; known: {', '.join(SOLVERS)}")
+    if not args.train_instances or any(i < 1 or i > 15 for i in args.train_instances):
+        parser.error("--train-instances: instances are 1-15")
+    measured = set(args.instances) | (set(args.instances_d20) if any(d >= 20 for d in args.dims) else set())
+    if "portfolio" in args.solvers and measured & set(args.train_instances):
+        parser.error(f"--train-instances: {sorted(measured & set(args.train_instances))} are also measured; "
+                     "the portfolio's training instances must be held apart")
 
 
 def machine() -> dict[str, Any]:
@@ -257,18 +310,23 @@ def summarise(records: list[dict], solvers: list[str], dims: list[int], budgets:
                 "ecdf_area": round(ecdf_area(rows, budgets[dim] / dim), 4),
             }
     comparison = {}
-    if "portfolio" in solvers:
-        for cls, functions in CLASSES.items():
+    arms = [s for s in solvers if s.startswith("arm:")]
+    if "portfolio" in solvers and arms:
+        # Over the measured problems only (training runs are not records), all
+        # dimensions together on one grid; "all" is the aggregate.
+        max_multiplier = max(budgets[d] / d for d in dims)
+        for group, functions in {**CLASSES, "all": FUNCTIONS}.items():
             rows = [r for r in records if r["function"] in functions]
-            budget_mult = max(budgets.values()) / min(dims) if dims else 1
-            areas = {s: ecdf_area([r for r in rows if r["solver"] == s], budget_mult)
-                     for s in solvers if (s == "portfolio" or s.startswith("arm:")) and any(r["solver"] == s for r in rows)}
-            arms = {s: a for s, a in areas.items() if s != "portfolio"}
-            if "portfolio" in areas and arms:
-                best = max(arms, key=arms.get)
-                comparison[cls] = {"portfolio_ecdf_area": round(areas["portfolio"], 4), "best_arm": best,
-                                   "best_arm_ecdf_area": round(arms[best], 4),
-                                   "portfolio_over_best_arm": round(areas["portfolio"] / max(arms[best], 1e-12), 3)}
+            if not any(r["solver"] == "portfolio" for r in rows):
+                continue
+            areas = {s: ecdf_area([r for r in rows if r["solver"] == s], max_multiplier) for s in ["portfolio", *arms]}
+            best = max(arms, key=areas.get)
+            comparison[group] = {
+                "portfolio_ecdf_area": round(areas["portfolio"], 4), "best_arm": best,
+                "best_arm_ecdf_area": round(areas[best], 4),
+                "portfolio_over_best_arm": round(areas["portfolio"] / max(areas[best], 1e-12), 3),
+                "portfolio_over_arm": {s: round(areas["portfolio"] / max(areas[s], 1e-12), 3) for s in arms},
+            }
     return {"solved": table, "portfolio_vs_best_arm": comparison}
 
 
@@ -278,9 +336,9 @@ def print_table(summary: dict, dims: list[int]) -> None:
         cells = [f"{by_dim[str(d)]['solved']:>6}/{by_dim[str(d)]['functions']:<3}nan={by_dim[str(d)]['nan_runs']:<2}"
                  if str(d) in by_dim else f"{'-':>16}" for d in dims]
         print(f"{solver:<28}" + "".join(f"{c:>16}" for c in cells))
-    for cls, row in summary["portfolio_vs_best_arm"].items():
-        print(f"portfolio on {cls}: ECDF area {row['portfolio_ecdf_area']} vs best arm {row['best_arm']} "
-              f"{row['best_arm_ecdf_area']} (ratio {row['portfolio_over_best_arm']})")
+    for group, row in summary["portfolio_vs_best_arm"].items():
+        print(f"portfolio on {group} (held-out instances): ECDF area {row['portfolio_ecdf_area']} vs best arm "
+              f"{row['best_arm']} {row['best_arm_ecdf_area']} (ratio {row['portfolio_over_best_arm']})")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -300,6 +358,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="instances at d >= 20 (the costly ones)")
     parser.add_argument("--budget", type=int, default=MAX_BUDGET_MULTIPLIER, help="evaluations per dimension")
     parser.add_argument("--budget-d20", type=int, default=1_000, help="evaluations per dimension at d >= 20")
+    parser.add_argument("--train-instances", type=lambda t: parse_ints(t, "--train-instances"), default=TRAIN_INSTANCES,
+                        help="instances the portfolio learns on (never measured)")
     parser.add_argument("--solvers", type=lambda t: tuple(t.split(",")), default=SOLVERS)
     parser.add_argument("--quick", action="store_true", help="the CI check (see the module docstring)")
     parser.add_argument("--baseline", type=Path, help="--quick: JSON of the functions each solver must solve")
@@ -323,11 +383,13 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     load_before = os.getloadavg()
     budgets = {d: (args.budget_d20 if d >= 20 else args.budget) * d for d in args.dims}
-    solvers = {name: make_solver(name) for name in args.solvers}
+    solvers = {name: make_solver(name, args.train_instances) for name in args.solvers}
     records = []
     start = time.perf_counter()
     for dim in args.dims:
         instances = args.instances_d20 if dim >= 20 else args.instances
+        if "portfolio" in solvers:
+            solvers["portfolio"].train(args.functions, dim, budgets[dim])
         for function in args.functions:
             for instance in instances:
                 problem = load_problem(function, dim, instance)
@@ -348,7 +410,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     result = {
         "benchmark": "bbob", "quick": args.quick,
         "settings": {"dims": args.dims, "functions": args.functions, "instances": args.instances,
-                     "instances_d20": args.instances_d20, "budget_per_dim": args.budget,
+                     "instances_d20": args.instances_d20,
+                     "portfolio_train_instances": args.train_instances if "portfolio" in args.solvers else None,
+                     "budget_per_dim": args.budget,
                      "budget_per_dim_d20": args.budget_d20, "final_precision": FINAL_PRECISION,
                      "target_exponents": TARGET_EXPONENTS, "init": [INIT_LOW, INIT_HIGH], "sigma0": SIGMA0},
         "same_work": True,
@@ -357,6 +421,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         "wall_s": round(time.perf_counter() - start, 1),
         **summary, "runs": records,
     }
+    if "portfolio" in solvers:
+        result["portfolio"] = solvers["portfolio"].report()
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         plot(records, list(args.solvers), list(args.dims), max(budgets[d] / d for d in args.dims),

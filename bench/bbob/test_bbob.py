@@ -33,6 +33,7 @@ def test_float32_state_reaches_what_float64_reaches(function):
         (["--instances", "x"], "--instances"),
         (["--solvers", "nelder-mead"], "--solvers"),
         (["--quick"], "--baseline"),
+        (["--solvers", "portfolio", "--instances", "1-2", "--train-instances", "2-5"], "--train-instances"),
     ],
 )
 def test_bad_input_exits_2_with_one_message(argv, message, capsys):

@@ -81,6 +81,18 @@ def choose(state: BanditState) -> tuple[str, str]:
     )
 
 
+def exploit(state: BanditState) -> tuple[str, str]:
+    """The arm of highest mean reward over the arms tried (ties: first listed)
+    and a sentence saying why: the choice once the statistics are learnt and
+    the budget is committed, without UCB1's exploration bonus."""
+    tried = [i for i, n in enumerate(state.pulls) if n > 0]
+    if not tried:
+        raise ValueError("state: no arm has been pulled, so no mean reward to exploit")
+    best = max(tried, key=lambda i: (state.reward_sums[i] / state.pulls[i], -i))
+    arm = state.arms[best]
+    return arm, f"{arm}: highest mean reward {state.mean(arm):.4f} over {state.pulls[best]} of {state.total_pulls} pulls"
+
+
 def update(state: BanditState, arm: str, reward: float) -> BanditState:
     if arm not in state.arms:
         raise ValueError(f"arm: unknown arm {arm!r}")

@@ -35,6 +35,17 @@ def test_state_round_trips_through_json_and_rejects_bad_input():
         bandit.new_bandit([])
 
 
+def test_exploit_takes_the_highest_mean_without_exploring():
+    state = bandit.new_bandit(["a", "b", "c"])
+    with pytest.raises(ValueError, match="no arm"):
+        bandit.exploit(state)
+    state = bandit.update(bandit.update(state, "a", 0.3), "b", 0.6)
+    state = bandit.update(state, "b", 0.2)  # b's mean 0.4 still beats a's 0.3
+    arm, reason = bandit.exploit(state)
+    assert arm == "b" and "0.4000" in reason
+    assert bandit.choose(state)[0] == "c"  # UCB1 itself would still try the untried arm
+
+
 def test_improvement_reward_is_per_evaluation():
     assert bandit.improvement_reward(10.0, 5.0, 100, 100) == pytest.approx(0.5)
     assert bandit.improvement_reward(10.0, 5.0, 200, 100) == pytest.approx(0.25)
