@@ -55,13 +55,16 @@ from tools.main.stack import LAYERS
 LOOP_FAMILY = "weibull"
 LOOP_MODULE = f"chaos-loop-{LOOP_FAMILY}"  # closed_loop: "<prefix>-<family>"
 LOOP_AGENT = f"{LOOP_MODULE}-agent"  # closed_loop: "<prefix>-<family>-agent"
-#: A small loop (tools/loop's test budget): Weibull instances of 500 items,
-#: 3 generations of 12 genomes on 8 training instances run by layer 7's GA (so
-#: its genome store, lineage and deployment record are exercised), a plan
-#: workload of 2 tasks per genome.
+#: A small loop: Weibull instances of 500 items, 24 generations of 12 genomes on
+#: 8 training instances run by layer 7's GA (so its genome store, lineage and
+#: deployment record are exercised), a plan workload of 2 tasks per genome. The
+#: generations are what keeps the loop running for longer than the kill window
+#: plus a restart: on an idle 2-core machine 3 generations ended the loop ~5 s
+#: after SERVING, before a kill drawn in a 20 s window (the main job ended first);
+#: 24 take ~25 s there, and a loaded machine only makes the loop longer.
 SMALL_BUDGET = (
     "--families", LOOP_FAMILY, "--items", "500", "--strategy", "layer7_ga", "--window", "8",
-    "--population", "12", "--generations", "3", "--train-instances", "8", "--jobs", "30",
+    "--population", "12", "--generations", "24", "--train-instances", "8", "--jobs", "30",
     "--tasks", "2", "--loop-module-prefix", "chaos-loop", "--generalisation-instances", "0",
 )
 LAYER_NAMES = tuple(layer.name for layer in LAYERS)
@@ -114,7 +117,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--kill", action="append", required=True, metavar="LAYER",
                    help=f"a layer to SIGKILL (repeatable; one of {', '.join(LAYER_NAMES)})")
     p.add_argument("--seed", type=int, default=1, help="draws the kill points")
-    p.add_argument("--kill-window", type=float, default=20.0,
+    p.add_argument("--kill-window", type=float, default=8.0,
                    help="seconds after SERVING within which each kill falls")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds the main job may take")
     p.add_argument("--run-dir", type=Path, help="the main job's run directory (default: a new one)")

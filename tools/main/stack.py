@@ -103,8 +103,9 @@ LAYERS: tuple[Layer, ...] = (
         upstreams=(("--validation-target", "layer3_validation"),),
         # The deployment record: a restart re-deploys every slot's versions.
         state=(("--state-dir", "execution"),),
-        # Not EvaluateBatch: its KPI reports reach layer 5, and a repeat would count twice.
-        repeatable=("ListVersions", "GetTask", "ListDeadLetters"),
+        # EvaluateBatch: the loop names each batch (batch_id), so a repeat's KPI reports
+        # carry the same task ids, and layer 5's windows keep each id once.
+        repeatable=("EvaluateBatch", "ListVersions", "GetTask", "ListDeadLetters"),
     ),
     # Layer 5's StreamKpis subscription; the journal resumes its experiments.
     Layer(

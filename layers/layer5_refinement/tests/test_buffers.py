@@ -60,3 +60,15 @@ def test_filters_and_time_order() -> None:
     assert [r.task_id for r in buffers.reports()] == ["t1", "t3", "t5"]
     assert [r.task_id for r in buffers.reports("a")] == ["t1", "t3"]
     assert buffers.reports("c") == []
+
+
+def test_a_report_repeated_by_task_id_is_kept_once() -> None:
+    buffers = KpiBuffers(capacity_per_version=3, max_versions=10)
+    first = buffers.ingest([report(1), report(2)])
+    again = buffers.ingest([report(2), report(1), report(3)])  # a batch re-run after a restart
+    assert (first.accepted, first.duplicates) == (2, 0)
+    assert (again.accepted, again.duplicates, again.buffered) == (1, 2, 3)
+    assert [r.task_id for r in buffers.reports("packer", 1)] == ["t1", "t2", "t3"]
+    # Once evicted from its window, an id is new again; another version has its own ids.
+    buffers.ingest([report(4)])
+    assert buffers.ingest([report(1), report(1, version=2)]).accepted == 2

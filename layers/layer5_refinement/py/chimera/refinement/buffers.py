@@ -53,10 +53,18 @@ class IngestResult:
     evicted: int
     rejected_non_finite: int
     buffered: int
+    #: Reports whose task id the version's window already holds: a batch layer 4
+    #: ran again after a restart (the caller's batch_id makes the ids repeat).
+    duplicates: int = 0
 
 
 class KpiBuffers:
-    """Thread-safe windows of KPI reports, one per (module, version)."""
+    """Thread-safe windows of KPI reports, one per (module, version).
+
+    A window keeps each task id once: a report whose id it already holds is
+    counted as a duplicate and dropped, so an evaluation repeated after layer 4
+    restarted (same batch_id, so the same task ids) is not counted twice.
+    """
 
     def __init__(self, capacity_per_version: int = 1000, max_versions: int = 256) -> None:
         if capacity_per_version < 1 or max_versions < 1:
@@ -64,6 +72,7 @@ class KpiBuffers:
         self._capacity = capacity_per_version
         self._max_versions = max_versions
         self._windows: OrderedDict[SeriesKey, deque[common_pb2.KpiReport]] = OrderedDict()
+        self._task_ids: dict[SeriesKey, set[str]] = {}
         self._buffered = 0
         self._lock = threading.Lock()
 
@@ -72,7 +81,7 @@ class KpiBuffers:
         return self._capacity
 
     def ingest(self, reports: Iterable[common_pb2.KpiReport]) -> IngestResult:
-        accepted = evicted = rejected = 0
+        accepted = evicted = rejected = duplicates = 0
         with self._lock:
             for report in reports:
                 if not is_finite(report):
@@ -82,20 +91,27 @@ class KpiBuffers:
                 window = self._windows.get(key)
                 if window is None:
                     window = self._windows[key] = deque()
+                    self._task_ids[key] = set()
                     if len(self._windows) > self._max_versions:
-                        _, dropped = self._windows.popitem(last=False)
+                        dropped_key, dropped = self._windows.popitem(last=False)
+                        del self._task_ids[dropped_key]
                         evicted += len(dropped)
                         self._buffered -= len(dropped)
                 else:
                     self._windows.move_to_end(key)
+                ids = self._task_ids[key]
+                if report.task_id in ids:
+                    duplicates += 1
+                    continue
                 window.append(report)
+                ids.add(report.task_id)
                 accepted += 1
                 self._buffered += 1
                 if len(window) > self._capacity:
-                    window.popleft()
+                    ids.discard(window.popleft().task_id)
                     evicted += 1
                     self._buffered -= 1
-            return IngestResult(accepted, evicted, rejected, self._buffered)
+            return IngestResult(accepted, evicted, rejected, self._buffered, duplicates)
 
     def buffered(self) -> int:
         with self._lock:

@@ -102,6 +102,7 @@ def build_server(
             result = buffers.ingest(reports)
             metrics.ingested.labels(source="stream").inc(result.accepted)
             metrics.rejected.labels(reason="non_finite").inc(result.rejected_non_finite)
+            metrics.rejected.labels(reason="duplicate_task_id").inc(result.duplicates)
             metrics.evicted.inc(result.evicted)
             metrics.buffered.set(result.buffered)
 

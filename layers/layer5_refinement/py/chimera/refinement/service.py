@@ -78,6 +78,7 @@ class RefinementServicer(refinement_pb2_grpc.RefinementServiceServicer):
         # The contract's rules have already refused non-finite values.
         result = self._buffers.ingest(request.reports)
         self._metrics.ingested.labels(source="rpc").inc(result.accepted)
+        self._metrics.rejected.labels(reason="duplicate_task_id").inc(result.duplicates)
         self._metrics.evicted.inc(result.evicted)
         self._metrics.buffered.set(result.buffered)
         return refinement_pb2.IngestKpisResponse(
