@@ -71,6 +71,14 @@ mirror="$(awk -v suite="$suite" '
   }' <<<"$sources")"
 [[ -n "$mirror" ]] || die "no Debian $suite entry in /etc/apt/sources.list.d/*.sources to take the mirror from"
 
+# A cold `bazel test //...` inside the root, with its toolchains, takes about
+# 20 GB; a full disk shows up mid-build as an unrelated-looking action failure
+# (build-runfiles, a sandbox), so the space is checked here, by name.
+min_free_gb="${FRESH_MACHINE_MIN_FREE_GB:-25}"
+free_gb="$(df --output=avail -BG /var/tmp | tail -1 | tr -dc 0-9)"
+((free_gb >= min_free_gb)) ||
+  die "needs ${min_free_gb} GB free under /var/tmp for the root and its cold build; $free_gb GB are free (FRESH_MACHINE_MIN_FREE_GB)"
+
 root="$(mktemp -d /var/tmp/chimera-fresh-root.XXXXXX)"
 container_pid=""
 cleanup() {
@@ -167,6 +175,7 @@ run_inside() {
   if ((status != 0)); then
     echo "fresh_machine: FAILED: '$*' exited $status inside the fresh root; its last lines:" >&2
     tail -40 "$log" >&2
+    echo "fresh_machine: disk at the failure: $(df -h --output=avail,pcent /var/tmp | tail -1) free/used under /var/tmp" >&2
     rm -f "$log"
     exit 1
   fi
