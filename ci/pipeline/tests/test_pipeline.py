@@ -64,7 +64,9 @@ def fake_tree(tmp_path: Path, missing: str = "") -> Path:
     """The workflows, executable stand-ins for the scripts they call, and the eight layer packages."""
     root = tmp_path / "tree"
     (root / ".github").mkdir(parents=True)
-    shutil.copytree(WORKFLOWS, root / ".github" / "workflows", ignore=shutil.ignore_patterns("BUILD"))
+    # Contents only: a remote executor's inputs are read-only files, and the tests edit the copies.
+    shutil.copytree(WORKFLOWS, root / ".github" / "workflows", ignore=shutil.ignore_patterns("BUILD"),
+                    copy_function=shutil.copyfile)
     for script in SCRIPTS + ["ci/pipeline/cli.py"]:
         if script != missing:
             (root / script).parent.mkdir(parents=True, exist_ok=True)
