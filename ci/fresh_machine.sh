@@ -71,8 +71,9 @@ mirror="$(awk -v suite="$suite" '
   }' <<<"$sources")"
 [[ -n "$mirror" ]] || die "no Debian $suite entry in /etc/apt/sources.list.d/*.sources to take the mirror from"
 
-# A cold `bazel test //...` inside the root, with its toolchains, takes about
-# 20 GB; a full disk shows up mid-build as an unrelated-looking action failure
+# The root, its toolchains and a cold `bazel test //...` took 10-12 GB at their
+# peak (measured in .ci/run with df); 25 GB leaves room for the main job after it.
+# A full disk shows up mid-build as an unrelated-looking action failure
 # (build-runfiles, a sandbox), so the space is checked here, by name.
 min_free_gb="${FRESH_MACHINE_MIN_FREE_GB:-25}"
 free_gb="$(df --output=avail -BG /var/tmp | tail -1 | tr -dc 0-9)"
