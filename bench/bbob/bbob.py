@@ -29,6 +29,10 @@ TARGET_EXPONENTS = tuple(np.round(np.linspace(2, -8, 51), 1))
 FINAL_PRECISION = 1e-8
 INIT_LOW, INIT_HIGH, SIGMA0 = -4.0, 4.0, 2.0  # COCO's usual start: uniform in [-4, 4]^d, step 2
 MAX_BUDGET_MULTIPLIER = 10_000
+# COCO instance ids the benchmark accepts. cocoex's default "bbob" suite has
+# only 15 instance *indices* (ids 1-5 and 71-80); the suite option
+# "instances: N" selects instance id N itself, so an id here is COCO's id.
+MAX_INSTANCE = 1_000
 
 
 class Problem(NamedTuple):
@@ -88,15 +92,17 @@ class Recorder:
 
 
 def load_problem(function: int, dim: int, instance: int) -> Problem:
-    """One BBOB problem and its f_opt (from cocoex's x_opt, evaluated on a
-    second copy of the problem so the measured one is untouched)."""
+    """One BBOB problem (`instance` is COCO's instance id) and its f_opt (from
+    cocoex's x_opt, evaluated on a second copy of the problem so the measured
+    one is untouched)."""
     import cocoex
 
     def fetch():
-        options = f"function_indices:{function} dimensions:{dim} instance_indices:{instance}"
-        return next(iter(cocoex.Suite("bbob", "", options)))
+        return next(iter(cocoex.Suite("bbob", f"instances: {instance}", f"function_indices:{function} dimensions:{dim}")))
 
     problem, reference = fetch(), fetch()
+    if problem.id_instance != instance:  # the records name the instance: it must be the one evaluated
+        raise ValueError(f"instance: cocoex gave instance {problem.id_instance} for {instance}")
     here = os.getcwd()
     with tempfile.TemporaryDirectory() as scratch:  # cocoex writes x_opt to a file in the cwd
         os.chdir(scratch)
