@@ -13,6 +13,16 @@ In the spirit of rules_python's hub + whl_library:
 Bazel fetches a wheel's repository only when a build reaches it, and a changed
 pin changes only that wheel's `requirement`, so only that wheel is fetched
 again. Use `requirement("name")` from //tools/python:defs.bzl to refer to one.
+
+Installed wheels are cached outside the output base, as Bazel's repository
+cache keeps downloads: installing and byte-compiling the 88 locked wheels is
+most of a new output base's first minute (a second clone, a CI runner). An
+entry is a tar of the repository (site-packages and BUILD) named by the
+wheel's locked sha256, the interpreter's version and a digest of this rule
+and its generator, so it is only ever reused for exactly what it would
+install. The cache lives in $CHIMERA_WHEEL_CACHE (default
+~/.cache/chimera/installed-wheels; `off` disables it) and may be deleted at
+any time.
 """
 
 _LOCK_COMMAND = "tools/python/lock.sh"
@@ -43,8 +53,54 @@ pip_parse = repository_rule(
     },
 )
 
+# Bump when the installed layout changes in a way the key below does not see.
+_INSTALL_FORMAT = "1"
+
+def _wheel_cache_entry(rctx, python):
+    """The cache tar for this requirement and interpreter, or None when the
+    cache is off. Its name holds everything the installed tree depends on."""
+    environ = rctx.os.environ
+    root = environ.get("CHIMERA_WHEEL_CACHE", "")
+    if root == "off":
+        return None
+    if not root:
+        home = environ.get("XDG_CACHE_HOME") or (environ.get("HOME", "") + "/.cache")
+        root = home + "/chimera/installed-wheels"
+    version = rctx.execute([python, "-c", "import sys; print(sys.version.split()[0])"])
+    if version.return_code != 0:
+        return None
+    hashes = [part.split(":", 1)[1] for part in rctx.attr.requirement.split(" ") if part.startswith("--hash=sha256:")]
+    if not hashes:
+        return None  # pip fails on the missing pin below, with its own message
+    inputs = "\n".join([
+        _INSTALL_FORMAT,
+        rctx.attr.requirement,
+        " ".join(rctx.attr.pip_options),
+        rctx.attr.distribution,
+        rctx.attr.hub,
+        rctx.attr.lock_label,
+        rctx.read(rctx.attr._build_generator),
+    ])
+    return "%s/%s-%s-py%s-%d.tar" % (root, rctx.attr.distribution, hashes[0][:24], version.stdout.strip(), hash(inputs) % 4294967296)
+
 def _whl_library_impl(rctx):
     python = rctx.path(rctx.attr.python_interpreter_target).realpath
+    rctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % rctx.name)
+    entry = _wheel_cache_entry(rctx, python)
+    if entry and rctx.path(entry).exists:
+        rctx.report_progress("installed %s from %s" % (rctx.attr.distribution, entry))
+        rctx.extract(entry)
+        return
+    _install(rctx, python)
+    if entry:
+        # Written beside the entry and renamed into place: a concurrent fetch
+        # never reads half an entry. A failure to store is not a build failure.
+        stored = rctx.execute([python, rctx.path(rctx.attr._cache_writer), entry, "site-packages", "BUILD"], quiet = True)
+        if stored.return_code != 0:
+            print("Python packages: not cached (%s): %s" % (entry, _tail(stored.stderr, 2)))
+
+def _install(rctx, python):
+    """pip install, byte-compile and generate the BUILD file of the wheel."""
     rctx.file("requirement.txt", "\n".join(rctx.attr.pip_options + [rctx.attr.requirement]) + "\n")
     rctx.report_progress("pip install %s" % rctx.attr.requirement.split(" ")[0])
     result = rctx.execute(
@@ -94,7 +150,7 @@ def _whl_library_impl(rctx):
     if generated.return_code != 0:
         fail("\n\nPython packages: generating the BUILD file of %s failed: %s\n" % (rctx.attr.distribution, generated.stderr.strip()))
     rctx.file("BUILD", generated.stdout)
-    rctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % rctx.name)
+    rctx.delete("requirement.txt")  # a repository from the cache has only site-packages and BUILD
 
 def _fail_install(rctx, result):
     lock = rctx.attr.lock_label
@@ -125,5 +181,6 @@ whl_library = repository_rule(
         "requirement": attr.string(mandatory = True, doc = "`name==version --hash=sha256:... ...`, as locked."),
         "timeout": attr.int(default = 900, doc = "Seconds allowed for downloading and installing the wheel."),
         "_build_generator": attr.label(default = "//tools/python/private:pip_build.py", allow_single_file = True),
+        "_cache_writer": attr.label(default = "//tools/python/private:wheel_cache_store.py", allow_single_file = True),
     },
 )
