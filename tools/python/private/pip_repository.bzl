@@ -18,9 +18,11 @@ Installed wheels are cached outside the output base, as Bazel's repository
 cache keeps downloads: installing and byte-compiling the 88 locked wheels is
 most of a new output base's first minute (a second clone, a CI runner). An
 entry is a tar of the repository (site-packages and BUILD) named by the
-wheel's locked sha256, the interpreter's version and a digest of this rule
-and its generator, so it is only ever reused for exactly what it would
-install. The cache lives in $CHIMERA_WHEEL_CACHE (default
+wheel's locked sha256, the interpreter's version and a digest of the
+requirement, the BUILD generator and `_INSTALL_FORMAT` (bumped when the
+install steps below change), so it is only reused for exactly what it would
+install. Like pip's own cache it is trusted as written: nothing re-verifies
+an entry. It lives in $CHIMERA_WHEEL_CACHE (default
 ~/.cache/chimera/installed-wheels; `off` disables it) and may be deleted at
 any time.
 """
