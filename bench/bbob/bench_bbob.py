@@ -137,11 +137,6 @@ class HeldOutPortfolio:
         self.training: list[dict] = []
         self.choices: list[dict] = []
 
-    def area(self, arm: str, problem: Problem, budget: int) -> float:
-        """The ECDF area of one run of `arm` on `problem` with its own seed."""
-        outcome = run_one(arm_solver(arm), problem, budget, f"arm:{arm}")
-        return ecdf_area([{"dim": problem.dim, "first_hits": first_hits(outcome)}], budget / problem.dim)
-
     def train(self, functions: tuple[int, ...], dim: int, budget: int) -> None:
         """One episode per (training instance, function)."""
         for instance, function in itertools.product(self.train_instances, functions):
@@ -149,8 +144,8 @@ class HeldOutPortfolio:
             problem_class = (function_class(function), dim)
             state = self.memory.get(problem_class) or bandit.new_bandit(tuple(portfolio.DEFAULT_ARMS))
             arm, reason = bandit.choose(state)
-            area = self.area(arm, problem, budget)
-            reference_area = area if arm == self.reference else self.area(self.reference, problem, budget)
+            area = arm_ecdf_area(arm, problem, budget)
+            reference_area = area if arm == self.reference else arm_ecdf_area(self.reference, problem, budget)
             reward = 0.5 + (area - reference_area) / 2
             self.memory[problem_class] = bandit.update(state, arm, reward)
             self.training.append({"function": function, "instance": instance, "dim": dim, "class": problem_class[0],
@@ -231,6 +226,12 @@ def ecdf_area(records: list[dict], max_multiplier: float) -> float:
     be every target at the first evaluation."""
     grid = np.logspace(0, math.log10(max_multiplier), 200)
     return float(np.mean(ecdf(records, grid)))
+
+
+def arm_ecdf_area(arm: str, problem: Problem, budget: int) -> float:
+    """The ECDF area of one run of portfolio arm `arm` on `problem`, with the arm's own seed."""
+    outcome = run_one(arm_solver(arm), problem, budget, f"arm:{arm}")
+    return ecdf_area([{"dim": problem.dim, "first_hits": first_hits(outcome)}], budget / problem.dim)
 
 
 def parse_ints(text: str, name: str) -> tuple[int, ...]:

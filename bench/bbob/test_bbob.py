@@ -1,8 +1,7 @@
 """BBOB through cocoex: a float32 CMA-ES state reaches the 1e-8 targets its
 float64 sibling reaches (f1, f2, f10 at d = 10), an instance is COCO's
 instance id, the portfolio rewards an arm against its reference on the same
-problem, and
-the benchmark's CLI rejects bad input with exit 2 and one line."""
+problem, and the benchmark's CLI rejects bad input with exit 2 and one line."""
 
 import jax
 
